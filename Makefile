@@ -1,0 +1,30 @@
+# Two set-up-free entry points (see README): `make demo` and `make test`.
+# Each creates .venv with everything it needs on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed
+
+.PHONY: demo test lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "deploytune needs Python >= 3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev,gp]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/deploytune bench --problems crashy-branin,deploy-sim --samplers random,ctpe,tba-tpe \
+		--seeds 3 --budget 25 --jobs 2 --out results/demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/python -m pytest -q -n 2 tests
+
+clean:
+	rm -rf $(VENV) results .pytest_cache .mypy_cache .ruff_cache

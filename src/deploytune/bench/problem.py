@@ -1,0 +1,125 @@
+"""A DeployBench problem: space, objective, constraints, evaluator, known optimum, cost model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from deploytune.outcome import Constraint, CrashKind, Objective, Status, parse_constraints
+from deploytune.space import Config, Space
+
+__all__ = ["CostModel", "Problem"]
+
+SimEvaluate = Callable[[Config, np.random.Generator], Mapping[str, float]]
+"""A problem's evaluation: (config, rng) -> metrics; raising = crash (see ``crash_kind_of``)."""
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """Simulated seconds one evaluation costs, by outcome.
+
+    Attributes:
+        feasible_s: A full evaluation that ran (feasible).
+        infeasible_s: A full evaluation that ran but violated a constraint.
+        aborted_s: An evaluation stopped early by the tuner.
+        crash_s: Crash kind -> seconds until the crash was detected.
+        scale: Optional ``config -> factor`` that scales every cost (bigger models cost more).
+    """
+
+    feasible_s: float = 60.0
+    infeasible_s: float = 60.0
+    aborted_s: float = 15.0
+    crash_s: Mapping[str, float] = field(default_factory=lambda: {
+        CrashKind.INVALID_CONFIG.value: 5.0, CrashKind.OOM.value: 20.0,
+        CrashKind.TIMEOUT.value: 120.0, CrashKind.RUNTIME_ERROR.value: 10.0,
+        CrashKind.TRANSIENT.value: 5.0})
+    scale: Callable[[Config], float] | None = None
+
+    def seconds(self, config: Config, status: Status, crash_kind: CrashKind | None) -> float:
+        """Simulated cost of an evaluation of ``config`` that ended with ``status``."""
+        if status is Status.CRASHED:
+            base = self.crash_s.get(crash_kind.value if crash_kind else "runtime_error", 10.0)
+        elif status is Status.ABORTED:
+            base = self.aborted_s
+        elif status is Status.INFEASIBLE:
+            base = self.infeasible_s
+        else:
+            base = self.feasible_s
+        return float(base * (self.scale(config) if self.scale else 1.0))
+
+
+@dataclass
+class Problem:
+    """A benchmark problem of DeployBench.
+
+    Attributes:
+        name: Registry name (``crashy-branin``, ``deploy-sim-edge``, ...).
+        space: The search space.
+        objective: Metric and direction.
+        constraints: Hard constraints.
+        simulate: ``(config, rng) -> metrics``; raises to crash (``MemoryError`` -> oom, ...).
+        optimum: The best feasible objective value (noise-free), for regret.
+        reference: A poor feasible value (regret is normalised so that ``reference`` -> 1 and
+            ``optimum`` -> 0); by convention the median value of random feasible samples.
+        cost: Simulated seconds per evaluation, by outcome.
+        description: One paragraph: what it models and its measured crash / infeasible /
+            feasible rates under random sampling.
+    """
+
+    name: str
+    space: Space
+    objective: Objective
+    constraints: list[Constraint]
+    simulate: SimEvaluate
+    optimum: float
+    reference: float
+    cost: CostModel = field(default_factory=CostModel)
+    description: str = ""
+    families: tuple[str, ...] = ()
+    """Top-level categorical parameters whose values count for "discovery" (e.g. model)."""
+
+    @classmethod
+    def build(cls, name: str, space: Space | Mapping[str, Any], objective: str, direction: str,
+              constraints: list[str], simulate: SimEvaluate, optimum: float, reference: float,
+              **kw: Any) -> Problem:
+        """Convenience constructor from plain values."""
+        sp = space if isinstance(space, Space) else Space.from_dict(space)
+        return cls(name, sp, Objective(objective, direction), parse_constraints(constraints),
+                   simulate, optimum, reference, **kw)
+
+    def evaluator(self, seed: int) -> Callable[[Config], Mapping[str, float]]:
+        """An evaluate function for ``optimize()`` with noise seeded by ``seed``.
+
+        Noise depends on (seed, configuration, how often that configuration was evaluated),
+        never on the order in which a sampler visits configurations.
+        """
+        counts: dict[tuple[tuple[str, Any], ...], int] = {}
+
+        def evaluate(config: Config) -> Mapping[str, float]:
+            key = self.space.key(config)
+            n = counts.get(key, 0)
+            counts[key] = n + 1
+            digest = _stable_hash(repr(key))
+            rng = np.random.default_rng([seed, digest, n])
+            return self.simulate(dict(config), rng)
+
+        return evaluate
+
+    def regret(self, best_value: float | None) -> float:
+        """Normalised regret of a run's best feasible value; 1.0 when nothing was feasible
+        (capped at 1 from above: a run that found nothing is as bad as the reference)."""
+        if best_value is None:
+            return 1.0
+        gap = self.objective.sign * (self.optimum - best_value)
+        span = self.objective.sign * (self.optimum - self.reference)
+        return float(min(1.0, max(0.0, gap / span))) if span > 0 else float(gap > 0)
+
+
+def _stable_hash(text: str) -> int:
+    """A process-independent 63-bit hash (Python's ``hash`` is salted per process)."""
+    import hashlib
+
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big") >> 1

@@ -1,0 +1,164 @@
+"""How outcomes live on an Optuna study, and how samplers read them back.
+
+Recording (:func:`record`):
+
+* feasible / infeasible -> ``COMPLETE`` with the objective value and, per constraint, the
+  normalised signed violation through Optuna 5's constraint API (``trial.set_constraint``);
+* aborted -> ``PRUNED`` with its partial constraint values;
+* crashed -> ``FAIL``.
+
+Every trial also carries user attributes (prefix ``dt.``): status, crash kind, metrics, error
+message and cost in seconds. Nothing else is stored anywhere: samplers rebuild all their state
+from this history (:func:`observations`), which is what makes resume, shared PostgreSQL studies
+and Ray Tune's ``OptunaSearch`` work without extra code.
+
+Trials written by plain Optuna code (no ``dt.`` attributes) are read as well: ``COMPLETE``
+without violated constraints is feasible, ``COMPLETE`` with a positive constraint infeasible,
+``FAIL`` a runtime error and ``PRUNED`` aborted.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from optuna.trial import FrozenTrial, TrialState
+
+from deploytune.outcome import CrashKind, Outcome, Status
+
+if TYPE_CHECKING:
+    import optuna
+
+__all__ = [
+    "ATTR_COST",
+    "ATTR_CRASH_KIND",
+    "ATTR_ERROR",
+    "ATTR_METRICS",
+    "ATTR_STATUS",
+    "Observation",
+    "observation_of",
+    "observations",
+    "record",
+]
+
+ATTR_STATUS = "dt.status"
+ATTR_CRASH_KIND = "dt.crash_kind"
+ATTR_METRICS = "dt.metrics"
+ATTR_ERROR = "dt.error"
+ATTR_COST = "dt.cost_s"
+
+_ERROR_MAX_CHARS = 2000
+_FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One finished trial as the samplers see it.
+
+    Attributes:
+        number: The Optuna trial number.
+        config: The evaluated configuration (the trial's params).
+        status: feasible, infeasible, crashed or aborted.
+        crash_kind: For crashed trials.
+        value: The objective value (measured even when infeasible), if any.
+        violations: Constraint label -> normalised signed violation (> 0 violated).
+        cost_s: Seconds spent on the evaluation.
+    """
+
+    number: int
+    config: dict[str, Any]
+    status: Status
+    crash_kind: CrashKind | None = None
+    value: float | None = None
+    violations: dict[str, float] = field(default_factory=dict)
+    cost_s: float = 0.0
+
+    @property
+    def feasible(self) -> bool:
+        """Whether the evaluation ran and met every constraint."""
+        return self.status is Status.FEASIBLE
+
+    @property
+    def crashed(self) -> bool:
+        """Whether the evaluation crashed (any kind, transient included)."""
+        return self.status is Status.CRASHED
+
+    @property
+    def transient(self) -> bool:
+        """Whether it was a transient failure that says nothing about the configuration."""
+        return self.crash_kind is CrashKind.TRANSIENT
+
+    @property
+    def bad(self) -> bool:
+        """Crashed (not transiently), infeasible or aborted."""
+        return not self.feasible and not self.transient
+
+    @property
+    def total_violation(self) -> float:
+        """Sum of positive normalised violations (0 for feasible trials)."""
+        return sum(v for v in self.violations.values() if v > 0)
+
+
+def record(study: optuna.Study, trial: optuna.Trial, outcome: Outcome) -> FrozenTrial:
+    """Write ``outcome`` onto the running ``trial`` and finish it."""
+    trial.set_user_attr(ATTR_STATUS, outcome.status.value)
+    trial.set_user_attr(ATTR_COST, round(float(outcome.cost_s), 6))
+    trial.set_user_attr(ATTR_METRICS, {k: _json_float(v) for k, v in outcome.metrics.items()})
+    if outcome.crash_kind is not None:
+        trial.set_user_attr(ATTR_CRASH_KIND, outcome.crash_kind.value)
+    if outcome.error:
+        trial.set_user_attr(ATTR_ERROR, outcome.error[-_ERROR_MAX_CHARS:])
+    if outcome.status is Status.CRASHED:
+        return study.tell(trial, state=TrialState.FAIL, skip_if_finished=False)
+    for label, v in outcome.violations.items():
+        trial.set_constraint(label, float(v))
+    if outcome.status is Status.ABORTED:
+        return study.tell(trial, state=TrialState.PRUNED)
+    assert outcome.value is not None
+    return study.tell(trial, outcome.value)
+
+
+def _json_float(v: float) -> float | str:
+    """Standard JSON has no infinities or NaN: store those as strings."""
+    return v if math.isfinite(v) else str(v)
+
+
+def observation_of(t: FrozenTrial) -> Observation | None:
+    """The :class:`Observation` of a finished trial; ``None`` for running or waiting ones."""
+    if t.state not in _FINISHED:
+        return None
+    attrs = t.user_attrs
+    raw_status = attrs.get(ATTR_STATUS)
+    violations = {k: float(v) for k, v in t.constraints.items()}
+    cost = float(attrs.get(ATTR_COST, 0.0) or 0.0)
+    if raw_status is not None:
+        status = Status(raw_status)
+        kind_raw = attrs.get(ATTR_CRASH_KIND)
+        kind = CrashKind(kind_raw) if kind_raw else None
+        if status is Status.CRASHED and kind is None:
+            kind = CrashKind.RUNTIME_ERROR
+    elif t.state is TrialState.FAIL:
+        status, kind = Status.CRASHED, CrashKind.RUNTIME_ERROR
+    elif t.state is TrialState.PRUNED:
+        status, kind = Status.ABORTED, None
+    else:
+        feasible = all(v <= 0 for v in violations.values())
+        status, kind = (Status.FEASIBLE if feasible else Status.INFEASIBLE), None
+    value = t.value if t.state is TrialState.COMPLETE and t.values is not None else None
+    if value is None and status is Status.ABORTED:
+        steps = t.intermediate_values
+        value = steps[max(steps)] if steps else None
+    return Observation(t.number, dict(t.params), status, kind, value, violations, cost)
+
+
+def observations(
+    study: optuna.Study, trials: Sequence[FrozenTrial] | None = None
+) -> list[Observation]:
+    """All finished trials of ``study`` (or of ``trials``) as observations, by trial number."""
+    if trials is None:
+        trials = study._get_trials(deepcopy=False, states=_FINISHED, use_cache=True)
+    out = [o for o in (observation_of(t) for t in trials) if o is not None]
+    out.sort(key=lambda o: o.number)
+    return out

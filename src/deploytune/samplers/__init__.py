@@ -1,0 +1,85 @@
+"""deploytune's samplers: all Optuna ``BaseSampler``s, registered by name.
+
+=============  ==========================================================================
+``random``     uniform random search (:class:`UniformSampler`)
+``tpe``        Optuna's TPE with defaults; crashes are FAIL and ignored, constraints unseen
+``ctpe``       Optuna's TPE told about constraints; crashes become graded infeasible trials
+``gp``         Optuna's GP sampler with constraints (needs the ``gp`` extra: PyTorch)
+``tba``        Thermal Budget Annealing: feasible-first, crash-aware simulated annealing
+``tba-tpe``    TBA, then a handoff of the whole history to TPE (:class:`TBATPESampler`)
+``tba-tpe-paper``  ``tba-tpe`` with the original research code's settings
+``default``    the best sampler we have (currently ``tba-tpe``)
+=============  ==========================================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from optuna.samplers import BaseSampler
+
+from deploytune.samplers._base import SpaceSampler, trial_rng
+from deploytune.samplers.random import UniformSampler
+from deploytune.space import Space
+
+__all__ = [
+    "SpaceSampler",
+    "UniformSampler",
+    "available",
+    "make_sampler",
+    "register",
+    "trial_rng",
+]
+
+DEFAULT_SAMPLER = "tba-tpe"
+
+_Factory = Callable[..., BaseSampler]
+_REGISTRY: dict[str, _Factory] = {}
+
+
+def register(name: str, factory: _Factory) -> None:
+    """Register ``factory(space=..., seed=..., budget=..., **options)`` under ``name``."""
+    _REGISTRY[name] = factory
+
+
+def available() -> list[str]:
+    """Registered sampler names (``default`` included)."""
+    _load_builtin()
+    return sorted([*_REGISTRY, "default"])
+
+
+def make_sampler(
+    name: str | None = "default",
+    *,
+    space: Space,
+    seed: int | None = None,
+    budget: int | None = None,
+    **options: Any,
+) -> BaseSampler:
+    """Build the sampler registered as ``name`` for ``space``.
+
+    Raises:
+        ValueError: for an unknown name, listing the known ones.
+    """
+    _load_builtin()
+    key = DEFAULT_SAMPLER if name in (None, "default") else name
+    if key not in _REGISTRY:
+        raise ValueError(f"sampler: unknown name {name!r}; choose one of "
+                         f"{', '.join(available())}")
+    return _REGISTRY[key](space=space, seed=seed, budget=budget, **options)
+
+
+def _load_builtin() -> None:
+    if _REGISTRY:
+        return
+    register("random", lambda space, seed=None, budget=None, **kw: UniformSampler(space, seed))
+    try:
+        from deploytune.samplers import baselines
+    except ImportError:  # pragma: no cover - during bootstrap
+        return
+    baselines.register_all(register)
+    from deploytune.samplers import annealing, hybrid
+
+    annealing.register_all(register)
+    hybrid.register_all(register)

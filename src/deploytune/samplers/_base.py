@@ -1,0 +1,75 @@
+"""The common base of deploytune's samplers: space-aware, seeded per trial, history-derived."""
+
+from __future__ import annotations
+
+import abc
+import zlib
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from optuna.samplers import BaseSampler
+
+from deploytune.space import Config, Space
+
+if TYPE_CHECKING:
+    from optuna import Study
+    from optuna.distributions import BaseDistribution
+    from optuna.trial import FrozenTrial
+
+__all__ = ["SpaceSampler", "trial_rng"]
+
+
+def trial_rng(seed: int, number: int, salt: str = "") -> np.random.Generator:
+    """A generator that depends only on (seed, trial number, salt): no hidden state."""
+    return np.random.default_rng([seed & 0xFFFFFFFF, number, zlib.crc32(salt.encode())])
+
+
+class SpaceSampler(BaseSampler, abc.ABC):
+    """An Optuna sampler that proposes whole configurations of a :class:`Space`.
+
+    Subclasses implement :meth:`propose`, which must derive everything from the study's history
+    and ``self.seed`` (plus the trial number), so that a resumed or shared study behaves the
+    same. The whole configuration is returned from ``sample_relative``; Optuna then hands each
+    parameter to the trial as it is suggested (define-by-run, declaration order).
+
+    Args:
+        space: The search space.
+        seed: Seed; ``None`` draws one at random (the run is then not reproducible).
+    """
+
+    def __init__(self, space: Space, seed: int | None = None) -> None:
+        self.space = space
+        self.seed = int(np.random.SeedSequence().entropy % (2**31)) if seed is None else int(seed)
+
+    def reseed_rng(self) -> None:
+        """Called by Optuna in forked workers: give this worker its own seed."""
+        self.seed = int(np.random.SeedSequence().entropy % (2**31))
+
+    @abc.abstractmethod
+    def propose(self, study: Study, trial: FrozenTrial) -> Config:
+        """Return the configuration to evaluate as ``trial``."""
+
+    def infer_relative_search_space(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        """Every parameter of the space (inactive ones are simply never suggested)."""
+        return self.space.distributions()
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        """The configuration from :meth:`propose` (active parameters only)."""
+        if not search_space:
+            return {}
+        return self.propose(study, trial)
+
+    def sample_independent(
+        self, study: Study, trial: FrozenTrial, param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        """Fallback for parameters outside the space: uniform, seeded by trial and name."""
+        from optuna.samplers import RandomSampler
+
+        rs = RandomSampler(seed=int(trial_rng(self.seed, trial.number, param_name)
+                                    .integers(2**31)))
+        return rs.sample_independent(study, trial, param_name, param_distribution)
