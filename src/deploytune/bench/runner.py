@@ -1,0 +1,552 @@
+"""DeployBench runner: every (problem, sampler, seed) run in its own process.
+
+:func:`run_one` runs one sampler on one problem with one seed, in the calling process.
+:func:`run_bench` runs the whole grid, each run in a freshly spawned process (so no run, and no
+order of runs, can influence another through module state, caches or random generators), and
+writes::
+
+    out/runs/{problem}/{sampler}/seed_{s}.jsonl   one line per trial
+    out/summary.json                              aggregated rows, every run, failures
+    out/summary.md                                the summary as a markdown table
+    out/figures/*.png                             regret curves and waste bars
+
+Every file is standard JSON (no ``NaN`` or ``Infinity``: those become ``null``).
+
+Problems are named as in :mod:`deploytune.bench.registry`; a name of the form
+``"package.module:factory"`` names a zero-argument callable returning a
+:class:`~deploytune.bench.problem.Problem` instead (for custom problems and tests).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import enum
+import importlib
+import json
+import math
+import multiprocessing
+import os
+import re
+import time
+import traceback
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from deploytune.bench.metrics import Aggregate, RunMetrics, aggregate, run_metrics
+from deploytune.bench.problem import Problem
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from deploytune.tuner import TrialRecord
+
+__all__ = [
+    "BenchResult",
+    "dumps_strict",
+    "expand_problems",
+    "jsonable",
+    "resolve_problem",
+    "run_bench",
+    "run_one",
+    "summary_markdown",
+    "summary_rows",
+    "summary_table",
+]
+
+
+# ------------------------------------------------------------------------------- JSON helpers
+def jsonable(obj: Any) -> Any:
+    """Convert ``obj`` to plain, standard-JSON data.
+
+    Non-finite floats become ``None``; numpy scalars and arrays become Python numbers and lists;
+    enums become their values; tuples and sets become lists; mapping keys become strings;
+    anything else unknown becomes its ``str``.
+
+    Args:
+        obj: Any value.
+
+    Returns:
+        A value that ``json.dumps(..., allow_nan=False)`` accepts.
+    """
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj.value if isinstance(obj, enum.Enum) else obj
+    if isinstance(obj, enum.Enum):
+        return jsonable(obj.value)
+    if isinstance(obj, int):
+        return int(obj)
+    if isinstance(obj, float):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, Mapping):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        items = sorted(obj, key=repr) if isinstance(obj, (set, frozenset)) else obj
+        return [jsonable(v) for v in items]
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "tolist"):  # numpy scalars and arrays
+        return jsonable(obj.tolist())
+    return str(obj)
+
+
+def dumps_strict(obj: Any, **kw: Any) -> str:
+    """``json.dumps`` of :func:`jsonable` ``(obj)`` that refuses NaN and infinities.
+
+    Args:
+        obj: Any value.
+        **kw: Passed to :func:`json.dumps` (``indent``, ``sort_keys``, ...).
+
+    Returns:
+        Standard JSON text.
+    """
+    return json.dumps(jsonable(obj), allow_nan=False, **kw)
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write atomically: a reader never sees a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
+
+
+def _safe(name: str) -> str:
+    """A file-name-safe form of a problem or sampler name."""
+    return _UNSAFE.sub("_", name).strip("._") or "_"
+
+
+def run_path(out_dir: str | Path, problem: str, sampler: str, seed: int) -> Path:
+    """Where :func:`run_bench` writes the JSON-lines file of one run.
+
+    Args:
+        out_dir: The bench's output folder.
+        problem: Problem name.
+        sampler: Sampler name.
+        seed: Seed.
+
+    Returns:
+        ``out_dir/runs/{problem}/{sampler}/seed_{seed}.jsonl``.
+    """
+    return Path(out_dir) / "runs" / _safe(problem) / _safe(sampler) / f"seed_{seed}.jsonl"
+
+
+# ----------------------------------------------------------------------------------- problems
+def resolve_problem(name: str) -> Problem:
+    """The :class:`Problem` named ``name``.
+
+    Args:
+        name: A registry name (``crashy-branin``), or ``"module:factory"`` naming a
+            zero-argument callable that returns a Problem.
+
+    Returns:
+        The problem.
+
+    Raises:
+        ValueError: For an unknown name or a factory that does not return a Problem.
+    """
+    if ":" in name:
+        module_name, _, attr = name.partition(":")
+        try:
+            factory = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ValueError(f"problem {name!r}: cannot import {attr!r} from "
+                             f"{module_name!r} ({exc})") from exc
+        problem = factory()
+        if not isinstance(problem, Problem):
+            raise ValueError(f"problem {name!r}: the factory returned "
+                             f"{type(problem).__name__}, not a Problem")
+        return problem
+    from deploytune.bench.registry import get_problem
+
+    return get_problem(name)
+
+
+def expand_problems(names: Sequence[str]) -> list[str]:
+    """Expand group names (``all``, ``deploy-sim``) and check every problem name.
+
+    ``"module:factory"`` names are kept as they are.
+
+    Args:
+        names: Problem names or groups.
+
+    Returns:
+        The problem names, in order, without duplicates.
+
+    Raises:
+        ValueError: Naming the unknown names and listing the known ones.
+    """
+    from deploytune.bench.registry import expand_problem_names, problem_names
+
+    known = list(problem_names())
+    out: list[str] = []
+    unknown: list[str] = []
+    for name in names:
+        if ":" in name:
+            expanded = [name]
+        else:
+            try:
+                expanded = list(expand_problem_names([name]))
+            except (KeyError, ValueError):
+                expanded = []
+            if not expanded or any(e not in known for e in expanded):
+                unknown.append(name)
+                continue
+        out += [e for e in expanded if e not in out]
+    if unknown:
+        raise ValueError(f"unknown problem name(s) {', '.join(map(repr, unknown))}; choose from "
+                         f"{', '.join(known)}, a group such as 'all', or 'module:factory'")
+    return out
+
+
+# ------------------------------------------------------------------------------------ one run
+def _trial_rows(trials: Sequence[TrialRecord], metrics: RunMetrics, problem: Problem,
+                wall: Mapping[int, float]) -> list[dict[str, Any]]:
+    from deploytune.outcome import Status
+
+    rows: list[dict[str, Any]] = []
+    wasted = total = 0.0
+    for i, t in enumerate(sorted(trials, key=lambda t: t.number)):
+        sim = problem.cost.seconds(t.config, t.status, t.crash_kind)
+        total += sim
+        if t.status is not Status.FEASIBLE:
+            wasted += sim
+        rows.append(jsonable({
+            "trial": i + 1,
+            "number": t.number,
+            "config": t.config,
+            "status": t.status.value,
+            "crash_kind": t.crash_kind.value if t.crash_kind else None,
+            "value": t.value,
+            "metrics": t.metrics,
+            "violations": t.violations,
+            "error": t.error,
+            "best_feasible_so_far": metrics.best_so_far[i],
+            "regret_so_far": metrics.regret_curve[i],
+            "sim_cost_s": sim,
+            "cum_wasted_s": wasted,
+            "cum_sim_s": total,
+            "eval_s": t.cost_s,
+            "wall_s": wall.get(t.number),
+        }))
+    return rows
+
+
+def run_one(problem_name: str, sampler_name: str, seed: int, budget: int) -> dict[str, Any]:
+    """Run ``sampler_name`` on ``problem_name`` with ``seed`` for ``budget`` trials.
+
+    Runs in the calling process. The evaluator's noise is seeded by ``seed`` as well.
+
+    Args:
+        problem_name: A problem name (see :func:`resolve_problem`).
+        sampler_name: A registered sampler name.
+        seed: Seed of the sampler and of the problem's noise.
+        budget: Number of trials.
+
+    Returns:
+        A dict with ``problem``, ``sampler``, ``seed``, ``budget``, ``wall_s`` (seconds of the
+        whole run), ``metrics`` (:meth:`RunMetrics.to_dict`) and ``rows`` (one JSON-ready dict
+        per trial: ``trial`` (1-based index), ``number``, ``config``, ``status``,
+        ``crash_kind``, ``value``, ``metrics``, ``violations``, ``error``,
+        ``best_feasible_so_far``, ``regret_so_far``, ``sim_cost_s``, ``cum_wasted_s``,
+        ``cum_sim_s``, ``eval_s`` and ``wall_s`` (seconds from the previous trial's end,
+        sampling included)).
+    """
+    import optuna
+
+    import deploytune
+
+    problem = resolve_problem(problem_name)
+    wall: dict[int, float] = {}
+    last = start = time.perf_counter()
+
+    def on_trial(rec: TrialRecord) -> None:
+        nonlocal last
+        now = time.perf_counter()
+        wall[rec.number] = now - last
+        last = now
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        result = deploytune.optimize(
+            problem.evaluator(seed), problem.space,
+            objective=problem.objective.metric, direction=problem.objective.direction,
+            constraints=[str(c) for c in problem.constraints], budget=budget,
+            sampler=sampler_name, seed=seed, callbacks=[on_trial])
+    elapsed = time.perf_counter() - start
+    metrics = run_metrics(result.trials, problem)
+    return {
+        "problem": problem_name,
+        "sampler": sampler_name,
+        "seed": seed,
+        "budget": budget,
+        "wall_s": elapsed,
+        "metrics": jsonable(metrics.to_dict()),
+        "rows": _trial_rows(result.trials, metrics, problem, wall),
+    }
+
+
+@dataclass(frozen=True)
+class _Task:
+    problem: str
+    sampler: str
+    seed: int
+    budget: int
+    path: str
+
+
+def _run_task(task: _Task) -> dict[str, Any]:
+    """Worker entry point: run one task, write its JSON-lines file, return its summary."""
+    try:
+        run = run_one(task.problem, task.sampler, task.seed, task.budget)
+    except Exception:  # noqa: BLE001 - reported as a failed run, never fatal to the bench
+        return {"problem": task.problem, "sampler": task.sampler, "seed": task.seed,
+                "error": traceback.format_exc()}
+    rows = run.pop("rows")
+    _write_text(Path(task.path), "".join(dumps_strict(r) + "\n" for r in rows))
+    run["path"] = task.path
+    return run
+
+
+def _run_isolated(task: _Task) -> dict[str, Any]:
+    """Run ``task`` in a freshly spawned process of its own; failures become error records."""
+    ctx = multiprocessing.get_context("spawn")
+    try:
+        with cf.ProcessPoolExecutor(max_workers=1, mp_context=ctx,
+                                    max_tasks_per_child=1) as pool:
+            return pool.submit(_run_task, task).result()
+    except Exception as exc:  # noqa: BLE001 - e.g. the worker process died (BrokenProcessPool)
+        return {"problem": task.problem, "sampler": task.sampler, "seed": task.seed,
+                "error": f"the worker process failed: {type(exc).__name__}: {exc}"}
+
+
+# ------------------------------------------------------------------------------------ summary
+@dataclass
+class BenchResult:
+    """What :func:`run_bench` produced.
+
+    Attributes:
+        out_dir: The output folder.
+        rows: One aggregated row per (problem, sampler) (see :func:`summary_rows`).
+        runs: One summary per successful run (``problem``, ``sampler``, ``seed``, ``budget``,
+            ``wall_s``, ``path``, ``metrics``).
+        failures: One record per failed run (``problem``, ``sampler``, ``seed``, ``error``).
+        figures: Paths of the figures written.
+    """
+
+    out_dir: Path
+    rows: list[dict[str, Any]]
+    runs: list[dict[str, Any]]
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    figures: list[Path] = field(default_factory=list)
+
+
+def summary_rows(runs: Sequence[Mapping[str, Any]], problems: Sequence[str],
+                 samplers: Sequence[str],
+                 failures: Sequence[Mapping[str, Any]] = ()) -> list[dict[str, Any]]:
+    """Aggregate run summaries into one row per (problem, sampler).
+
+    Args:
+        runs: Run summaries, each with ``problem``, ``sampler`` and ``metrics``.
+        problems: Problems, in row order.
+        samplers: Samplers, in row order.
+        failures: Failed runs, counted per row as ``n_failed``.
+
+    Returns:
+        Dicts with ``problem``, ``sampler``, ``n_failed`` and the fields of
+        :meth:`Aggregate.to_dict`.
+    """
+    rows = []
+    for p in problems:
+        for s in samplers:
+            ms = [RunMetrics.from_dict(r["metrics"]) for r in runs
+                  if r["problem"] == p and r["sampler"] == s]
+            agg: Aggregate = aggregate(ms)
+            n_failed = sum(f["problem"] == p and f["sampler"] == s for f in failures)
+            rows.append({"problem": p, "sampler": s, "n_failed": n_failed, **agg.to_dict()})
+    return rows
+
+
+def _pm(mean: float | None, std: float | None, fmt: str = ".4g") -> str:
+    if mean is None:
+        return "—"
+    return f"{mean:{fmt}} ± {std or 0.0:{fmt}}"
+
+
+def _num(x: float | None, fmt: str = ".3g") -> str:
+    return "—" if x is None else f"{x:{fmt}}"
+
+
+_COLUMNS = ("problem", "sampler", "best value", "regret", "median regret", "waste %",
+            "trials to 1st feasible", "wasted sim. s", "nothing feasible", "discovery", "failed")
+
+
+def _cells(row: Mapping[str, Any]) -> list[str]:
+    waste = row["waste_mean"]
+    return [
+        row["problem"], row["sampler"],
+        _pm(row["best_value_mean"], row["best_value_std"]),
+        _pm(row["regret_mean"], row["regret_std"], ".3f"),
+        _num(row["regret_median"], ".3f"),
+        "—" if waste is None else f"{100 * waste:.0f}",
+        _num(row["ttff_mean"], ".1f"),
+        _num(row["wasted_seconds_mean"], ".0f"),
+        f"{row['n_nothing_feasible']}/{row['n_runs']}",
+        _num(row["discovery_mean"], ".2g"),
+        str(row["n_failed"]),
+    ]
+
+
+def summary_markdown(rows: Sequence[Mapping[str, Any]],
+                     failures: Sequence[Mapping[str, Any]] = (),
+                     title: str = "DeployBench summary") -> str:
+    """The summary as a markdown document (one table, then the failed runs if any).
+
+    Args:
+        rows: Rows from :func:`summary_rows`.
+        failures: Failed runs.
+        title: The heading.
+
+    Returns:
+        Markdown text.
+    """
+    lines = [f"# {title}", "",
+             "Mean ± population std over seeds. Best value: over runs that found a feasible "
+             "configuration. Regret: normalised (0 = optimum, 1 = reference or nothing "
+             "feasible). Trials to 1st feasible: mean over runs that found one. Discovery: "
+             "distinct family values evaluated.", "",
+             "| " + " | ".join(_COLUMNS) + " |",
+             "|" + "|".join("---" for _ in _COLUMNS) + "|"]
+    lines += ["| " + " | ".join(_cells(r)) + " |" for r in rows]
+    if failures:
+        lines += ["", "## Failed runs", ""]
+        for f in failures:
+            last = str(f["error"]).strip().splitlines()[-1:] or [""]
+            lines.append(f"- {f['problem']} / {f['sampler']} / seed {f['seed']}: `{last[0]}`")
+    return "\n".join(lines) + "\n"
+
+
+def summary_table(rows: Sequence[Mapping[str, Any]],
+                  title: str = "DeployBench summary") -> Table:
+    """The summary as a rich table.
+
+    Args:
+        rows: Rows from :func:`summary_rows`.
+        title: The table's title.
+
+    Returns:
+        A :class:`rich.table.Table`.
+    """
+    from rich.table import Table
+
+    table = Table(title=title)
+    for i, col in enumerate(_COLUMNS):
+        table.add_column(col, justify="left" if i < 2 else "right")
+    for r in rows:
+        table.add_row(*_cells(r))
+    return table
+
+
+# -------------------------------------------------------------------------------------- bench
+def run_bench(
+    problems: Sequence[str],
+    samplers: Sequence[str],
+    seeds: Sequence[int],
+    budget: int,
+    jobs: int | None = None,
+    out_dir: str | Path = "results/bench",
+    *,
+    figures: bool = True,
+    console: Console | None = None,
+    progress: bool = True,
+) -> BenchResult:
+    """Run every (problem, sampler, seed), each in its own spawned process, and summarise.
+
+    Args:
+        problems: Problem names (groups such as ``all`` are expanded).
+        samplers: Sampler names.
+        seeds: Seeds; each seeds both the sampler and the problem's noise.
+        budget: Trials per run.
+        jobs: Runs at a time (default: the number of CPUs).
+        out_dir: Output folder (see the module docstring for its layout).
+        figures: Whether to draw the figures.
+        console: Where to print the progress bar and the table (default: a new console).
+        progress: Whether to show a progress bar.
+
+    Returns:
+        A :class:`BenchResult`. Failed runs are listed there and in the summary, not raised.
+
+    Raises:
+        ValueError: For unknown problem names, an empty grid, or a budget below 1.
+    """
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise ValueError(f"budget: must be a positive number of trials (got {budget!r})")
+    problem_list = expand_problems(problems)
+    sampler_list = list(dict.fromkeys(samplers))
+    seed_list = [int(s) for s in dict.fromkeys(seeds)]
+    if not (problem_list and sampler_list and seed_list):
+        raise ValueError("run_bench: give at least one problem, one sampler and one seed")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tasks = [_Task(p, s, seed, budget, str(run_path(out, p, s, seed)))
+             for p in problem_list for s in sampler_list for seed in seed_list]
+    n_jobs = max(1, min(jobs or os.cpu_count() or 1, len(tasks)))
+    console = console or Console()
+
+    results: list[dict[str, Any]] = []
+    with Progress(TextColumn("[bold]bench"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.description}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                  console=console, disable=not progress, transient=False) as bar:
+        bar_id = bar.add_task("", total=len(tasks))
+        pool = cf.ThreadPoolExecutor(max_workers=n_jobs)
+        try:
+            futures = [pool.submit(_run_isolated, t) for t in tasks]
+            for fut in cf.as_completed(futures):
+                res = fut.result()
+                results.append(res)
+                mark = "[red]failed[/red] " if "error" in res else ""
+                bar.update(bar_id, advance=1, description=(
+                    f"{mark}{escape(res['problem'])} / {escape(res['sampler'])} / "
+                    f"seed {res['seed']}"))
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    order = {(t.problem, t.sampler, t.seed): i for i, t in enumerate(tasks)}
+    results.sort(key=lambda r: order[(r["problem"], r["sampler"], r["seed"])])
+    runs = [r for r in results if "error" not in r]
+    failures = [r for r in results if "error" in r]
+    rows = summary_rows(runs, problem_list, sampler_list, failures)
+    result = BenchResult(out, rows, runs, failures)
+    if figures and runs:
+        from deploytune.bench.figures import make_figures
+
+        result.figures = make_figures(runs, out / "figures", problem_list, sampler_list)
+    summary = {
+        "problems": problem_list, "samplers": sampler_list, "seeds": seed_list,
+        "budget": budget, "rows": rows, "runs": runs, "failures": failures,
+        "figures": [str(p) for p in result.figures],
+    }
+    _write_text(out / "summary.json", dumps_strict(summary, indent=1) + "\n")
+    _write_text(out / "summary.md", summary_markdown(rows, failures))
+    console.print(summary_table(rows))
+    for f in failures:
+        console.print(f"[red]run failed[/red]: {escape(f['problem'])} / {escape(f['sampler'])} "
+                      f"/ seed {f['seed']}\n{escape(str(f['error']).rstrip())}", highlight=False)
+    console.print(f"results in {out}")
+    return result
