@@ -158,7 +158,7 @@ def observations(
 ) -> list[Observation]:
     """All finished trials of ``study`` (or of ``trials``) as observations, by trial number."""
     if trials is None:
-        trials = study._get_trials(deepcopy=False, states=_FINISHED, use_cache=True)
+        trials = study.get_trials(deepcopy=False, states=_FINISHED)
     out = [o for o in (observation_of(t) for t in trials) if o is not None]
     out.sort(key=lambda o: o.number)
     return out

@@ -20,8 +20,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt  # after matplotlib.use()
+import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 __all__ = ["make_figures", "regret_figure", "waste_figure"]
 
@@ -76,6 +77,7 @@ def regret_figure(runs: Sequence[Mapping[str, Any]], problem: str, samplers: Seq
         return None
     ax.set_title(f"{problem}: best feasible so far (mean ± 1 std)")
     ax.set_xlabel("trial")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("normalised regret (1 = nothing feasible / reference)")
     ax.set_ylim(-0.02, 1.05)
     ax.grid(alpha=0.3)
@@ -110,7 +112,7 @@ def waste_figure(runs: Sequence[Mapping[str, Any]], problem: str, samplers: Sequ
             fractions[part].append(float(np.mean(per_run)))
     if not names:
         return None
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(names) + 2.0), 4.2))
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.1 * len(names) + 2.0), 4.6))
     x = np.arange(len(names))
     bottom = np.zeros(len(names))
     for part, color in _WASTE_PARTS:
@@ -118,14 +120,15 @@ def waste_figure(runs: Sequence[Mapping[str, Any]], problem: str, samplers: Sequ
         ax.bar(x, heights, bottom=bottom, color=color, label=part, width=0.6)
         bottom += heights
     for xi, total in zip(x, bottom, strict=True):
-        ax.text(xi, total + 0.01, f"{100 * total:.0f}%", ha="center", va="bottom",
+        ax.text(float(xi), float(total) + 0.01, f"{100 * total:.0f}%", ha="center", va="bottom",
                 fontsize="small")
     ax.set_xticks(x, names, rotation=20 if len(names) > 4 else 0)
     ax.set_ylim(0, 1.1)
     ax.set_ylabel("fraction of trials (mean over seeds)")
     ax.set_title(f"{problem}: wasted trials")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize="small", loc="upper right")
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3,
+              frameon=False)
     return _save(fig, path)
 
 

@@ -39,8 +39,7 @@ from deploytune.bench.metrics import Aggregate, RunMetrics, aggregate, run_metri
 from deploytune.bench.problem import Problem
 
 if TYPE_CHECKING:
-    from rich.console import Console
-    from rich.table import Table
+    from rich.console import Console, Group
 
     from deploytune.tuner import TrialRecord
 
@@ -167,6 +166,15 @@ def resolve_problem(name: str) -> Problem:
     return get_problem(name)
 
 
+def _factory_exists(name: str) -> bool:
+    """Whether ``"module:factory"`` names an importable callable (without calling it)."""
+    module_name, _, attr = name.partition(":")
+    try:
+        return callable(getattr(importlib.import_module(module_name), attr))
+    except (ImportError, AttributeError):
+        return False
+
+
 def expand_problems(names: Sequence[str]) -> list[str]:
     """Expand group names (``all``, ``deploy-sim``) and check every problem name.
 
@@ -181,15 +189,22 @@ def expand_problems(names: Sequence[str]) -> list[str]:
     Raises:
         ValueError: Naming the unknown names and listing the known ones.
     """
-    from deploytune.bench.registry import expand_problem_names, problem_names
+    known: list[str] = []
+    if any(":" not in n for n in names):
+        from deploytune.bench.registry import problem_names
 
-    known = list(problem_names())
+        known = list(problem_names())
     out: list[str] = []
     unknown: list[str] = []
     for name in names:
         if ":" in name:
+            if not _factory_exists(name):
+                unknown.append(name)
+                continue
             expanded = [name]
         else:
+            from deploytune.bench.registry import expand_problem_names
+
             try:
                 expanded = list(expand_problem_names([name]))
             except (KeyError, ValueError):
@@ -304,7 +319,7 @@ def _run_task(task: _Task) -> dict[str, Any]:
     """Worker entry point: run one task, write its JSON-lines file, return its summary."""
     try:
         run = run_one(task.problem, task.sampler, task.seed, task.budget)
-    except Exception:  # noqa: BLE001 - reported as a failed run, never fatal to the bench
+    except Exception:  # reported as a failed run, never fatal to the bench
         return {"problem": task.problem, "sampler": task.sampler, "seed": task.seed,
                 "error": traceback.format_exc()}
     rows = run.pop("rows")
@@ -320,7 +335,7 @@ def _run_isolated(task: _Task) -> dict[str, Any]:
         with cf.ProcessPoolExecutor(max_workers=1, mp_context=ctx,
                                     max_tasks_per_child=1) as pool:
             return pool.submit(_run_task, task).result()
-    except Exception as exc:  # noqa: BLE001 - e.g. the worker process died (BrokenProcessPool)
+    except Exception as exc:  # e.g. the worker process died (BrokenProcessPool)
         return {"problem": task.problem, "sampler": task.sampler, "seed": task.seed,
                 "error": f"the worker process failed: {type(exc).__name__}: {exc}"}
 
@@ -372,10 +387,11 @@ def summary_rows(runs: Sequence[Mapping[str, Any]], problems: Sequence[str],
     return rows
 
 
-def _pm(mean: float | None, std: float | None, fmt: str = ".4g") -> str:
+def _pm(mean: float | None, std: float | None, fmt: str = ".4g", std_fmt: str = ".3g",
+        sep: str = " ± ") -> str:
     if mean is None:
         return "—"
-    return f"{mean:{fmt}} ± {std or 0.0:{fmt}}"
+    return f"{mean:{fmt}}{sep}{std or 0.0:{std_fmt}}"
 
 
 def _num(x: float | None, fmt: str = ".3g") -> str:
@@ -391,7 +407,7 @@ def _cells(row: Mapping[str, Any]) -> list[str]:
     return [
         row["problem"], row["sampler"],
         _pm(row["best_value_mean"], row["best_value_std"]),
-        _pm(row["regret_mean"], row["regret_std"], ".3f"),
+        _pm(row["regret_mean"], row["regret_std"], ".3f", ".3f"),
         _num(row["regret_median"], ".3f"),
         "—" if waste is None else f"{100 * waste:.0f}",
         _num(row["ttff_mean"], ".1f"),
@@ -432,24 +448,54 @@ def summary_markdown(rows: Sequence[Mapping[str, Any]],
 
 
 def summary_table(rows: Sequence[Mapping[str, Any]],
-                  title: str = "DeployBench summary") -> Table:
-    """The summary as a rich table.
+                  title: str = "DeployBench summary") -> Group:
+    """The summary for a terminal: one compact rich table per problem.
 
     Args:
         rows: Rows from :func:`summary_rows`.
-        title: The table's title.
+        title: The heading.
 
     Returns:
-        A :class:`rich.table.Table`.
+        A :class:`rich.console.Group` of a heading and the tables.
     """
+    from rich import box
+    from rich.console import Group
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=title)
-    for i, col in enumerate(_COLUMNS):
-        table.add_column(col, justify="left" if i < 2 else "right")
-    for r in rows:
-        table.add_row(*_cells(r))
-    return table
+    heads = ("sampler", "best value", "regret", "med.", "waste", "TTFF", "wasted s",
+             "none", "disc.", "fail")
+    show_failed = any(r["n_failed"] for r in rows)
+    parts: list[Any] = [f"[bold]{escape(title)}[/bold]: mean±std over seeds; regret 0 = "
+                        f"optimum, 1 = reference or nothing feasible (med. = median); TTFF = "
+                        f"trials to first feasible; wasted s = simulated seconds on non-feasible "
+                        f"trials; none = runs without a feasible trial; disc. = family values "
+                        f"evaluated; fail = failed runs"]
+    for problem in dict.fromkeys(r["problem"] for r in rows):
+        table = Table(title=escape(problem), title_justify="left", box=box.SIMPLE_HEAD,
+                      padding=(0, 1), collapse_padding=True, pad_edge=False,
+                      show_edge=False)
+        for i, head in enumerate(heads if show_failed else heads[:-1]):
+            table.add_column(head, justify="left" if i == 0 else "right", no_wrap=True)
+        for r in rows:
+            if r["problem"] != problem:
+                continue
+            waste = r["waste_mean"]
+            cells = [
+                r["sampler"],
+                _pm(r["best_value_mean"], r["best_value_std"], ".3g", ".2g", sep="±"),
+                _pm(r["regret_mean"], r["regret_std"], ".2f", ".2f", sep="±"),
+                _num(r["regret_median"], ".2f"),
+                "—" if waste is None else f"{100 * waste:.0f}%",
+                _num(r["ttff_mean"], ".1f"),
+                _num(r["wasted_seconds_mean"], ".0f"),
+                f"{r['n_nothing_feasible']}/{r['n_runs']}",
+                _num(r["discovery_mean"], ".2g"),
+                str(r["n_failed"]),
+            ]
+            table.add_row(*map(escape, cells if show_failed else cells[:-1]))
+        parts.append(table)
+    return Group(*parts)
 
 
 # -------------------------------------------------------------------------------------- bench
@@ -482,7 +528,7 @@ def run_bench(
         A :class:`BenchResult`. Failed runs are listed there and in the summary, not raised.
 
     Raises:
-        ValueError: For unknown problem names, an empty grid, or a budget below 1.
+        ValueError: For unknown problem or sampler names, an empty grid, or a budget below 1.
     """
     from rich.console import Console
     from rich.markup import escape
@@ -497,8 +543,14 @@ def run_bench(
 
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise ValueError(f"budget: must be a positive number of trials (got {budget!r})")
+    from deploytune.samplers import available
+
     problem_list = expand_problems(problems)
     sampler_list = list(dict.fromkeys(samplers))
+    unknown = [s for s in sampler_list if s not in available()]
+    if unknown:
+        raise ValueError(f"unknown sampler name(s) {', '.join(map(repr, unknown))}; choose from "
+                         f"{', '.join(available())}")
     seed_list = [int(s) for s in dict.fromkeys(seeds)]
     if not (problem_list and sampler_list and seed_list):
         raise ValueError("run_bench: give at least one problem, one sampler and one seed")
@@ -546,7 +598,10 @@ def run_bench(
     _write_text(out / "summary.md", summary_markdown(rows, failures))
     console.print(summary_table(rows))
     for f in failures:
+        last = (str(f["error"]).strip().splitlines() or [""])[-1]
         console.print(f"[red]run failed[/red]: {escape(f['problem'])} / {escape(f['sampler'])} "
-                      f"/ seed {f['seed']}\n{escape(str(f['error']).rstrip())}", highlight=False)
+                      f"/ seed {f['seed']}: {escape(last)}", highlight=False)
+    if failures:
+        console.print(f"full tracebacks in {out / 'summary.json'} (\"failures\")")
     console.print(f"results in {out}")
     return result

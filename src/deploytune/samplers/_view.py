@@ -18,6 +18,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import optuna
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState, create_trial
@@ -161,7 +162,7 @@ class HistoryView:
 
     def sync(self, study: optuna.Study) -> optuna.Study:
         """Bring the mirror up to date with the finished trials of ``study`` and return it."""
-        trials = study._get_trials(deepcopy=False, states=_FINISHED, use_cache=True)
+        trials = study.get_trials(deepcopy=False, states=_FINISHED)
         pairs = [(t, o) for t in trials if (o := observation_of(t)) is not None]
         pairs.sort(key=lambda p: p[0].number)
         sign = 1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1.0
@@ -184,20 +185,35 @@ class HistoryView:
         return self._mirror
 
     def draw(self, study: optuna.Study, inner: BaseSampler,
-             accept: Callable[[Config], bool] | None = None, tries: int = 1) -> Config:
+             accept: Callable[[Config], bool] | None = None, tries: int = 1,
+             fallback: np.random.Generator | None = None) -> Config:
         """Draw a configuration with ``inner`` on the mirror of ``study``.
 
         The draw is a throw-away trial of the mirror, finished as ``FAIL`` (Optuna's samplers
-        ignore those). With ``accept``, up to ``tries`` draws are made until one is accepted;
-        the last draw is returned otherwise.
+        ignore those). Forbidden combinations are always redrawn; with ``accept``, draws are
+        repeated until one is accepted. After ``tries`` draws (at least 10 when the space
+        declares forbidden combinations) a uniform sample from ``fallback`` that passes both
+        tests is returned, if one is found; otherwise the last allowed draw.
         """
         mirror = self.sync(study)
         mirror.sampler = inner
-        config: Config = {}
-        for _ in range(max(1, tries)):
+
+        def ok(c: Config) -> bool:
+            return not self.space.is_forbidden(c) and (accept is None or accept(c))
+
+        last: Config | None = None
+        for _ in range(max(tries, 10 if self.space.forbidden else 1)):
             trial = mirror.ask()
             config = self.space.suggest(trial)
             mirror.tell(trial, state=TrialState.FAIL)
-            if accept is None or accept(config):
-                break
-        return config
+            if ok(config):
+                return config
+            if not self.space.is_forbidden(config):
+                last = config
+        if fallback is not None:
+            for _ in range(200):
+                config = self.space.sample(fallback)
+                if ok(config):
+                    return config
+        return last if last is not None else self.space.sample(
+            fallback if fallback is not None else np.random.default_rng(0))

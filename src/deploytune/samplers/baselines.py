@@ -51,12 +51,13 @@ class OptunaViewSampler(SpaceSampler):
         """Draw on the mirror with an inner sampler seeded by (seed, trial number)."""
         inner_seed = int(trial_rng(self.seed, trial.number, "inner").integers(2**31))
         inner = self._make_inner(inner_seed)
+        fallback = trial_rng(self.seed, trial.number, "fallback")
         if not self.dedup:
-            return self._view.draw(study, inner)
+            return self._view.draw(study, inner, fallback=fallback)
         seen = {self.space.key(t.params) for t in study.get_trials(deepcopy=False)
                 if t.state.is_finished()}
         return self._view.draw(study, inner, accept=lambda c: self.space.key(c) not in seen,
-                               tries=self.dedup_tries)
+                               tries=self.dedup_tries, fallback=fallback)
 
 
 def _tpe(seed: int, **options: Any) -> optuna.samplers.BaseSampler:

@@ -111,11 +111,12 @@ class TBATPESampler(SpaceSampler):
 
         inner_seed = int(trial_rng(self.seed, trial.number, "tpe").integers(2**31))
         inner = optuna.samplers.TPESampler(seed=inner_seed, **self.tpe_options)
+        fallback = trial_rng(self.seed, trial.number, "fallback")
         if not self.dedup:
-            return self._view.draw(study, inner)
+            return self._view.draw(study, inner, fallback=fallback)
         return self._view.draw(study, inner,
                                accept=lambda c: self.space.key(c) not in state.evaluated,
-                               tries=self.settings.dedup_tries)
+                               tries=self.settings.dedup_tries, fallback=fallback)
 
 
 def register_all(register: Callable[[str, Callable[..., Any]], None]) -> None:
