@@ -555,10 +555,11 @@ def test_log_int_neighbor_moves_are_multiplicative() -> None:
     # at low temperature, from 1 only the smallest step is possible
     cold = {s.neighbor({"bs": 1}, rng, 0.05, 0.0)["bs"] for _ in range(200)}
     assert cold == {2}
-    # a linear int from 1 at the same temperature jumps far
+    assert sum(v >= 16 for v in from_1) / len(from_1) < 0.05
+    # a linear int from 1 at the same temperature often jumps far
     lin = Space.from_dict({"bs": {"type": "int", "low": 1, "high": 64}})
     lin_from_1 = [lin.neighbor({"bs": 1}, rng, 1.0, 0.0)["bs"] for _ in range(1000)]
-    assert np.median(lin_from_1) > 8
+    assert sum(v >= 16 for v in lin_from_1) / len(lin_from_1) > 0.1
 
 
 def test_neighbor_step_shrinks_with_temperature() -> None:

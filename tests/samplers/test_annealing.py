@@ -169,9 +169,14 @@ def test_ablation_switches_change_behaviour() -> None:
         "mem_frac": {"type": "float", "low": 0.7, "high": 0.98},
     })
 
+    def hostile(config: dict[str, Any]) -> dict[str, float]:
+        if config["model"] != "medium" and config["batch_size"] > 2:
+            raise MemoryError("hostile")
+        return toy_evaluate(config)
+
     def cfgs(seed: int, **kw: Any) -> list[dict[str, Any]]:
         sampler = TBASampler(space, seed=seed, budget=30, **kw)
-        r = deploytune.optimize(toy_evaluate, space, objective="accuracy",
+        r = deploytune.optimize(hostile, space, objective="accuracy",
                                 constraints=CONSTRAINTS, budget=30, sampler=sampler)
         return [t.config for t in r.trials]
 

@@ -112,7 +112,7 @@ def waste_figure(runs: Sequence[Mapping[str, Any]], problem: str, samplers: Sequ
             fractions[part].append(float(np.mean(per_run)))
     if not names:
         return None
-    fig, ax = plt.subplots(figsize=(max(4.5, 1.1 * len(names) + 2.0), 4.6))
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(names) + 2.0), 4.6))
     x = np.arange(len(names))
     bottom = np.zeros(len(names))
     for part, color in _WASTE_PARTS:
@@ -123,6 +123,7 @@ def waste_figure(runs: Sequence[Mapping[str, Any]], problem: str, samplers: Sequ
         ax.text(float(xi), float(total) + 0.01, f"{100 * total:.0f}%", ha="center", va="bottom",
                 fontsize="small")
     ax.set_xticks(x, names, rotation=20 if len(names) > 4 else 0)
+    ax.set_xlim(-0.75, len(names) - 0.25)
     ax.set_ylim(0, 1.1)
     ax.set_ylabel("fraction of trials (mean over seeds)")
     ax.set_title(f"{problem}: wasted trials")
@@ -136,7 +137,7 @@ def _save(fig: Any, path: str | Path) -> Path:
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return out
 

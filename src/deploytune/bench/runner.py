@@ -562,8 +562,8 @@ def run_bench(
     console = console or Console()
 
     results: list[dict[str, Any]] = []
-    with Progress(TextColumn("[bold]bench"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.description}"), TimeElapsedColumn(), TimeRemainingColumn(),
+    with Progress(TextColumn("[bold]bench"), BarColumn(bar_width=24), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.description}"),
                   console=console, disable=not progress, transient=False) as bar:
         bar_id = bar.add_task("", total=len(tasks))
         pool = cf.ThreadPoolExecutor(max_workers=n_jobs)
