@@ -20,7 +20,6 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
 
 test: lint

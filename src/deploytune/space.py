@@ -134,7 +134,7 @@ class Int(Param):
             return False
         if isinstance(value, float) and value.is_integer():
             value = int(value)
-        return isinstance(value, (int, np.integer)) and self.low <= value <= self.high
+        return isinstance(value, (int, np.integer)) and bool(self.low <= value <= self.high)
 
     def sample(self, rng: np.random.Generator) -> int:
         """Draw uniformly; on a log scale every integer's share is its width in log space."""
@@ -168,7 +168,7 @@ class Float(Param):
         """Return whether ``value`` is a finite real number in ``[low, high]``."""
         if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
             return False
-        return math.isfinite(value) and self.low <= value <= self.high
+        return math.isfinite(value) and bool(self.low <= value <= self.high)
 
     def sample(self, rng: np.random.Generator) -> float:
         """Draw uniformly (log-uniformly when ``log``)."""

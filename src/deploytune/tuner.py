@@ -194,7 +194,7 @@ def evaluate_once(evaluate: Evaluate, config: dict[str, Any], objective: Objecti
     start = time.perf_counter()
     try:
         metrics = evaluate(dict(config))
-    except (Exception, SystemExit) as exc:  # noqa: BLE001 - any evaluator failure is a crash
+    except (Exception, SystemExit) as exc:
         cost = time.perf_counter() - start
         tb = traceback.format_exception_only(type(exc), exc)
         return Outcome.crashed(crash_kind_of(exc), "".join(tb).strip(), cost)
@@ -255,7 +255,7 @@ def optimize(
                    else make_sampler(sampler, space=space_obj, seed=seed, budget=budget))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
-        storage=storage, sampler=sampler_obj, direction=direction,
+        storage=storage, sampler=sampler_obj, direction=obj.direction,  # type: ignore[arg-type]
         study_name=study_name or (DEFAULT_STUDY_NAME if storage is not None else None),
         load_if_exists=True,
     )

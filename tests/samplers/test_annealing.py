@@ -14,8 +14,8 @@ from deploytune.outcome import CrashKind, Status
 from deploytune.samplers.annealing import (
     FEASIBILITY,
     OPTIMISATION,
-    AnnealingSettings,
     Annealer,
+    AnnealingSettings,
     TBASampler,
 )
 

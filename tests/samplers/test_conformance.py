@@ -17,7 +17,6 @@ import pytest
 import deploytune
 from deploytune.outcome import Status
 from deploytune.samplers import make_sampler
-
 from tests.toy import CONSTRAINTS, FORBIDDEN, SPACE_DICT, toy_evaluate
 
 SAMPLERS = [s for s in deploytune.available_samplers()]

@@ -19,6 +19,10 @@ if TYPE_CHECKING:
 __all__ = ["SpaceSampler", "trial_rng"]
 
 
+def _fresh_seed() -> int:
+    return int(np.random.SeedSequence().generate_state(1)[0] % (2**31))
+
+
 def trial_rng(seed: int, number: int, salt: str = "") -> np.random.Generator:
     """A generator that depends only on (seed, trial number, salt): no hidden state."""
     return np.random.default_rng([seed & 0xFFFFFFFF, number, zlib.crc32(salt.encode())])
@@ -39,11 +43,11 @@ class SpaceSampler(BaseSampler, abc.ABC):
 
     def __init__(self, space: Space, seed: int | None = None) -> None:
         self.space = space
-        self.seed = int(np.random.SeedSequence().entropy % (2**31)) if seed is None else int(seed)
+        self.seed = _fresh_seed() if seed is None else int(seed)
 
     def reseed_rng(self) -> None:
         """Called by Optuna in forked workers: give this worker its own seed."""
-        self.seed = int(np.random.SeedSequence().entropy % (2**31))
+        self.seed = _fresh_seed()
 
     @abc.abstractmethod
     def propose(self, study: Study, trial: FrozenTrial) -> Config:

@@ -17,6 +17,7 @@ import abc
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import optuna
@@ -168,7 +169,7 @@ class HistoryView:
         sign = 1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1.0
         ctx = self.transform.context([o for _, o in pairs], sign)
         numbers = [t.number for t, _ in pairs]
-        direction = "maximize" if sign > 0 else "minimize"
+        direction: Literal["maximize", "minimize"] = "maximize" if sign > 0 else "minimize"
         fresh = (self._mirror is None or ctx != self._ctx or direction != self._direction
                  or numbers[: len(self._numbers)] != self._numbers)
         if fresh:

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from optuna import Study
     from optuna.trial import FrozenTrial
 
-__all__ = ["AnnealingSettings", "AnnealingState", "Annealer", "TBASampler", "register_all"]
+__all__ = ["Annealer", "AnnealingSettings", "AnnealingState", "TBASampler", "register_all"]
 
 RANDOM, FEASIBILITY, OPTIMISATION = "random", "feasibility", "optimisation"
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from deploytune.samplers._base import SpaceSampler, trial_rng
 from deploytune.samplers._view import GradedTransform, HistoryView
-from deploytune.samplers.annealing import AnnealingSettings, AnnealingState, Annealer
+from deploytune.samplers.annealing import Annealer, AnnealingSettings, AnnealingState
 from deploytune.space import Config, Space
 
 if TYPE_CHECKING:
