@@ -250,8 +250,8 @@ def constraint_label(c: Constraint) -> str:
 
 
 def _as_float(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(
-            value, "__float__"):
+    if isinstance(value, bool) or (not isinstance(value, (int, float)) and not hasattr(
+            value, "__float__")):
         raise TypeError(f"metric {name!r} is {value!r}, not a number")
     return float(value)
 
@@ -276,12 +276,13 @@ def judge(
             cost_s)
     clean: dict[str, float] = {}
     bad: list[str] = []
+    needed = [objective.metric] + [c.metric for c in constraints]
     for k, v in metrics.items():
         try:
             clean[str(k)] = _as_float(str(k), v)
         except (TypeError, ValueError) as exc:
-            bad.append(str(exc))
-    needed = [objective.metric] + [c.metric for c in constraints]
+            if str(k) in needed:  # extra non-numeric facts (e.g. "device": "cpu") are dropped
+                bad.append(str(exc))
     if not aborted:
         missing = [m for m in dict.fromkeys(needed) if m not in clean]
         nan = [m for m in dict.fromkeys(needed) if m in clean and math.isnan(clean[m])]
