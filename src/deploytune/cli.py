@@ -23,7 +23,9 @@ import typer
 __all__ = ["app", "main"]
 
 DEFAULT_SAMPLERS = "random,tpe,ctpe,tba,tba-tpe"
+"""Samplers benchmarked by default."""
 DEFAULT_OUT = Path("results/bench")
+"""Default output folder of ``deploytune bench``."""
 
 app = typer.Typer(
     name="deploytune",
@@ -31,6 +33,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+"""The typer application behind the ``deploytune`` command."""
 
 
 def _split(text: str) -> list[str]:
@@ -90,7 +93,7 @@ def bench(
         "--seeds", min=1, help="Number of seeds: runs seeds 0..N-1.")] = 10,
     budget: Annotated[int, typer.Option("--budget", "-b", min=1, help="Trials per run.")] = 25,
     jobs: Annotated[int | None, typer.Option(
-        "--jobs", "-j", min=1, help="Runs at a time [default: number of CPUs].")] = None,
+        "--jobs", "-j", min=1, help="Runs at a time (default: the number of CPUs).")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = DEFAULT_OUT,
     figures: Annotated[bool, typer.Option(
         "--figures/--no-figures", help="Draw PNG figures.")] = True,

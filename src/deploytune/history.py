@@ -115,6 +115,8 @@ def record(study: optuna.Study, trial: optuna.Trial, outcome: Outcome) -> Frozen
     for label, v in outcome.violations.items():
         trial.set_constraint(label, float(v))
     if outcome.status is Status.ABORTED:
+        if outcome.value is not None and math.isfinite(outcome.value):
+            trial.report(outcome.value, step=0)  # the partial objective survives the prune
         return study.tell(trial, state=TrialState.PRUNED)
     assert outcome.value is not None
     return study.tell(trial, outcome.value)

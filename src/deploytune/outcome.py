@@ -75,11 +75,14 @@ class TransientError(Exception):
 def crash_kind_of(exc: BaseException) -> CrashKind:
     """Classify an exception raised by an evaluator.
 
-    ``MemoryError`` -> ``oom``, ``TimeoutError`` -> ``timeout``, :class:`InvalidConfig` ->
+    ``MemoryError`` (or any ``*OutOfMemory*`` class, such as ``torch.cuda.OutOfMemoryError``)
+    -> ``oom``, ``TimeoutError`` -> ``timeout``, :class:`InvalidConfig` ->
     ``invalid_config``, :class:`TransientError` -> ``transient``, anything else ->
     ``runtime_error``.
     """
-    if isinstance(exc, MemoryError):
+    if isinstance(exc, MemoryError) or any(
+            "OutOfMemory" in cls.__name__ for cls in type(exc).__mro__):
+        # e.g. torch.cuda.OutOfMemoryError, which subclasses RuntimeError
         return CrashKind.OOM
     if isinstance(exc, TimeoutError):
         return CrashKind.TIMEOUT
@@ -253,7 +256,10 @@ def _as_float(name: str, value: Any) -> float:
     if isinstance(value, bool) or (not isinstance(value, (int, float)) and not hasattr(
             value, "__float__")):
         raise TypeError(f"metric {name!r} is {value!r}, not a number")
-    return float(value)
+    try:
+        return float(value)
+    except Exception as exc:  # a tensor whose conversion fails, a broken __float__, ...
+        raise TypeError(f"metric {name!r} could not be read as a number: {exc}") from None
 
 
 def judge(

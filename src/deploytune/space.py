@@ -207,7 +207,8 @@ class Space:
         ValueError: On an invalid definition, naming the parameter and the problem.
     """
 
-    def __init__(self, params: Sequence[Param], forbidden: Sequence[Mapping[str, Any]] = ()):
+    def __init__(self, params: Sequence[Param],
+                 forbidden: Sequence[Mapping[str, Any]] | None = ()):
         self._params: tuple[Param, ...] = tuple(params)
         self._by_name: dict[str, Param] = {}
         all_names = {p.name for p in self._params}
@@ -218,6 +219,11 @@ class Space:
             self._by_name[p.name] = p
         if not self._params:
             raise ValueError("the search space has no parameters; declare at least one")
+        if forbidden is None:
+            forbidden = ()
+        if not isinstance(forbidden, (list, tuple)):
+            raise ValueError("forbidden: expected a list of mappings name -> [values], e.g. "
+                             "[{'backend': ['compile'], 'precision': ['int8']}]")
         self._forbidden: tuple[dict[str, tuple[Any, ...]], ...] = tuple(
             self._check_forbidden(i, rule) for i, rule in enumerate(forbidden)
         )
@@ -226,7 +232,7 @@ class Space:
     @classmethod
     def from_dict(
         cls, spec: Mapping[str, Mapping[str, Any]],
-        forbidden: Sequence[Mapping[str, Any]] = (),
+        forbidden: Sequence[Mapping[str, Any]] | None = (),
     ) -> Space:
         """Build a space from its dict (or YAML) form; declaration order is dict order.
 
@@ -457,7 +463,10 @@ def _numeric_step(p: Int | Float, value: Any, temperature: float,
                 direction = -direction
             out = int(min(p.high, max(p.low, out + direction)))
         return out
-    out_f = min(hi, max(lo, v + step))
+    out_f = v + step
+    if out_f > hi or out_f < lo:  # reflect at the bounds so a move at a bound still moves
+        out_f = v - step
+    out_f = min(hi, max(lo, out_f))
     return float(min(p.high, max(p.low, math.exp(out_f)))) if p.log else float(out_f)
 
 
@@ -468,7 +477,7 @@ def _param_from_dict(name: Any, d: Any) -> Param:
         raise ValueError(f"parameter {name!r}: expected a mapping such as "
                          f"{{'type': 'int', 'low': 1, 'high': 8}}, got {type(d).__name__}")
     kind = d.get("type")
-    if kind not in _KEYS_BY_TYPE:
+    if not isinstance(kind, str) or kind not in _KEYS_BY_TYPE:
         raise ValueError(f"parameter {name!r}: 'type' must be one of categorical, int, float "
                          f"(got {kind!r})")
     unknown = sorted(set(d) - _KEYS_BY_TYPE[kind], key=str)
@@ -493,10 +502,16 @@ def _param_from_dict(name: Any, d: Any) -> Param:
             if isinstance(v, bool) or not isinstance(v, int):
                 raise ValueError(f"parameter {name!r}: {key!r} must be an integer (got {v!r})")
         return Int(name, when, int(low), int(high), log)
+    bounds = []
     for key, v in (("low", low), ("high", high)):
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise ValueError(f"parameter {name!r}: {key!r} must be a number (got {v!r})")
-    return Float(name, when, float(low), float(high), log)
+        try:
+            bounds.append(float(v))
+        except OverflowError:
+            raise ValueError(f"parameter {name!r}: {key!r} = {v} is too large for a float; "
+                             f"use a smaller bound") from None
+    return Float(name, when, bounds[0], bounds[1], log)
 
 
 def _parse_when(name: str, when: Any) -> dict[str, tuple[Any, ...]]:
@@ -518,9 +533,10 @@ def _check_param(p: Param, declared: Mapping[str, Param], all_names: set[str]) -
     if isinstance(p, Categorical):
         if not p.choices:
             raise ValueError(f"{where}: 'choices' is empty; give at least one value")
-        bad = [c for c in p.choices if not isinstance(c, _CHOICE_TYPES)]
+        bad = [c for c in p.choices if not isinstance(c, _CHOICE_TYPES)
+               or (isinstance(c, float) and not math.isfinite(c))]
         if bad:
-            raise ValueError(f"{where}: choices must be str, int, float, bool or None "
+            raise ValueError(f"{where}: choices must be str, int, finite float, bool or None "
                              f"(got {bad[0]!r})")
         seen: list[Any] = []
         for c in p.choices:
@@ -528,8 +544,8 @@ def _check_param(p: Param, declared: Mapping[str, Param], all_names: set[str]) -
                 raise ValueError(f"{where}: choice {c!r} is listed twice")
             seen.append(c)
     elif isinstance(p, (Int, Float)):
-        if isinstance(p, Float) and not (math.isfinite(p.low) and math.isfinite(p.high)):
-            raise ValueError(f"{where}: 'low' and 'high' must be finite")
+        if isinstance(p, Float) and not (abs(p.low) < 1e300 and abs(p.high) < 1e300):
+            raise ValueError(f"{where}: 'low' and 'high' must be finite numbers below 1e300")
         if p.low > p.high:
             raise ValueError(f"{where}: low ({p.low}) > high ({p.high}); swap them")
         if p.log and p.low <= 0:

@@ -56,9 +56,17 @@ def broken_problem() -> Problem:
     raise RuntimeError("this problem cannot be built")
 
 
+def dying_problem() -> Problem:
+    """A factory that kills its worker process outright."""
+    import os
+
+    os._exit(3)
+
+
 TINY = f"{__name__}:tiny_problem"
 TINY_MIN = f"{__name__}:tiny_min_problem"
 BROKEN = f"{__name__}:broken_problem"
+DYING = f"{__name__}:dying_problem"
 
 
 def _strict_loads(text: str) -> Any:
@@ -103,7 +111,7 @@ def test_writes_one_strict_jsonl_file_per_run(bench: tuple[Path, Any]) -> None:
 
 
 def test_summary_files(bench: tuple[Path, Any]) -> None:
-    out, result = bench
+    out, _ = bench
     summary = _strict_loads((out / "summary.json").read_text())
     assert len(summary["rows"]) == 2 and len(summary["runs"]) == 4
     assert summary["failures"] == []
@@ -151,13 +159,15 @@ def test_run_one_summary_matches_rows() -> None:
 
 def test_failed_runs_are_reported_not_fatal(tmp_path: Path) -> None:
     console = Console(file=open(tmp_path / "console.txt", "w"), width=200)  # noqa: SIM115
-    result = run_bench([TINY, BROKEN], ["random"], [0], budget=3, jobs=2, out_dir=tmp_path,
-                       figures=False, console=console, progress=False)
+    result = run_bench([TINY, BROKEN, DYING], ["random"], [0], budget=3, jobs=2,
+                       out_dir=tmp_path, figures=False, console=console, progress=False)
     console.file.close()
-    assert len(result.runs) == 1 and len(result.failures) == 1
-    assert "cannot be built" in result.failures[0]["error"]
+    assert len(result.runs) == 1 and len(result.failures) == 2
+    errors = {f["problem"]: f["error"] for f in result.failures}
+    assert "cannot be built" in errors[BROKEN]
+    assert "worker process failed" in errors[DYING]
     summary = _strict_loads((tmp_path / "summary.json").read_text())
-    assert [r["n_failed"] for r in summary["rows"]] == [0, 1]
+    assert [r["n_failed"] for r in summary["rows"]] == [0, 1, 1]
     assert "Failed runs" in (tmp_path / "summary.md").read_text()
     assert len(list((tmp_path / "runs").rglob("*.jsonl"))) == 1
 

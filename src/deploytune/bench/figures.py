@@ -70,7 +70,7 @@ def regret_figure(runs: Sequence[Mapping[str, Any]], problem: str, samplers: Seq
         mean, std = curves.mean(axis=0), curves.std(axis=0)
         (line,) = ax.plot(x, mean, label=f"{sampler} (n={len(mine)})", linewidth=1.8)
         ax.fill_between(x, np.clip(mean - std, 0, 1), np.clip(mean + std, 0, 1),
-                        color=line.get_color(), alpha=0.18, linewidth=0)
+                        color=line.get_color(), alpha=0.12, linewidth=0)
         drawn = True
     if not drawn:
         plt.close(fig)
@@ -81,7 +81,7 @@ def regret_figure(runs: Sequence[Mapping[str, Any]], problem: str, samplers: Seq
     ax.set_ylabel("normalised regret (1 = nothing feasible / reference)")
     ax.set_ylim(-0.02, 1.05)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return _save(fig, path)
 
 

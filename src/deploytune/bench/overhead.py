@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_SIZES", "overhead_markdown", "overhead_table", "sampler_overhead"]
 
 DEFAULT_SIZES: tuple[int, ...] = (25, 100, 300)
+"""History sizes (numbers of finished trials) measured by default."""
 
 
 def _history(problem: Problem, n: int, seed: int) -> list[FrozenTrial]:

@@ -51,6 +51,7 @@ __all__ = [
     "resolve_problem",
     "run_bench",
     "run_one",
+    "run_path",
     "summary_markdown",
     "summary_rows",
     "summary_table",
@@ -320,6 +321,7 @@ def _run_task(task: _Task) -> dict[str, Any]:
     try:
         run = run_one(task.problem, task.sampler, task.seed, task.budget)
     except Exception:  # reported as a failed run, never fatal to the bench
+        Path(task.path).unlink(missing_ok=True)  # no stale file from an earlier bench
         return {"problem": task.problem, "sampler": task.sampler, "seed": task.seed,
                 "error": traceback.format_exc()}
     rows = run.pop("rows")
@@ -336,6 +338,7 @@ def _run_isolated(task: _Task) -> dict[str, Any]:
                                     max_tasks_per_child=1) as pool:
             return pool.submit(_run_task, task).result()
     except Exception as exc:  # e.g. the worker process died (BrokenProcessPool)
+        Path(task.path).unlink(missing_ok=True)
         return {"problem": task.problem, "sampler": task.sampler, "seed": task.seed,
                 "error": f"the worker process failed: {type(exc).__name__}: {exc}"}
 
