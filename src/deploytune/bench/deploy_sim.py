@@ -51,16 +51,22 @@ __all__ = [
     "BACKENDS",
     "DEVICES",
     "EDGE_CONSTRAINTS",
+    "EDGE_OPTIMUM",
+    "EDGE_REFERENCE",
     "GPU_MEMORY_MB",
     "MODELS",
     "PRECISIONS",
     "SERVER_CONSTRAINTS",
+    "SERVER_OPTIMUM",
+    "SERVER_REFERENCE",
     "TIME_LIMIT_S",
     "ModelSpec",
     "deploy_sim_edge",
     "deploy_sim_server",
     "deploy_space",
     "enumerate_configs",
+    "grid_optimum",
+    "random_reference",
     "simulate_deploy",
 ]
 
@@ -110,7 +116,7 @@ PRECISIONS = ("fp32", "fp16", "int8")
 
 GPU_MEMORY_MB = 4096.0
 """GPU memory of the simulated machine, MB."""
-_GPU_USABLE_MB = GPU_MEMORY_MB - 450.0  # CUDA context and libraries
+_GPU_USABLE_MB = GPU_MEMORY_MB - 900.0  # CUDA context, cuDNN / cuBLAS handles, display
 _HOST_USABLE_MB = 16384.0 - 4000.0  # OS, Python, runtime libraries
 _CPU_CORES = 8
 _DEFAULT_THREADS = _CPU_CORES  # what torch / ORT use when nobody sets a thread count
@@ -349,7 +355,7 @@ def grid_optimum(objective: Objective, constraints: list[str]) -> tuple[float, C
     for config in enumerate_configs():
         try:
             metrics = simulate_deploy(config, noise=False)
-        except Exception:  # noqa: BLE001 - a crash is simply not a candidate
+        except Exception:
             continue
         outcome = judge(metrics, objective, cons)
         if outcome.status.value != "feasible" or outcome.value is None:
@@ -371,7 +377,7 @@ def random_reference(objective: Objective, constraints: list[str], n: int = 2000
     for i in range(n):
         try:
             metrics = simulate_deploy(space.sample(np.random.default_rng(i)), noise=False)
-        except Exception:  # noqa: BLE001 - crashes have no value
+        except Exception:
             continue
         outcome = judge(metrics, objective, cons)
         if outcome.status.value == "feasible" and outcome.value is not None:
@@ -415,17 +421,62 @@ SERVER_REFERENCE = 808.40
 def deploy_sim_edge() -> Problem:
     """``deploy-sim-edge``: maximise top-1 accuracy under an edge latency and memory budget.
 
+    Constraints: ``latency_p95_ms <= 4`` (per call of ``batch_size`` images) and
+    ``memory_mb <= 256``. The most accurate model (convnext_tiny) fits only on the GPU at batch
+    1-2 in fp16 (or fp32 through TensorRT/compile at batch 1 where memory allows); most feasible
+    random configurations are small models.
+
+    Optimum: ``0.8250`` (convnext_tiny, GPU, fp16, batch 1; eager, compile, ONNX Runtime and
+    TensorRT tie, noise-free), found by enumerating all 41,472 grid configurations noise-free
+    (:func:`grid_optimum`). Reference: ``0.6974`` (:func:`random_reference`, the median
+    noise-free accuracy of the feasible ones among the 20,000 configurations below).
+
+    Measured random-sampling rates: 20,000 configurations
+    ``deploy_space().sample(np.random.default_rng(i))``, ``i = 0..19999``, each evaluated once
+    by the noisy simulator (``rng = default_rng(10**6 + i)``) and judged with
+    :func:`deploytune.outcome.judge`. Result: 34.5% crash (25.5% invalid_config,
+    4.3% runtime_error, 2.6% timeout, 2.1% oom), 53.6% infeasible, 11.85% feasible.
+    convnext_tiny is feasible in 0.75% of random draws.
+
+    Cost model: 75 s per completed evaluation scaled by model size (0.6x mobilenet to 1.6x
+    ViT-B/16) and 1.5x on the CPU; invalid config 5 s, runtime error 10 s, OOM 20 s, timeout
+    300 s (all scaled alike).
+
     Returns:
         The problem.
     """
     return Problem.build(
         "deploy-sim-edge", deploy_space(), "accuracy", "maximize", EDGE_CONSTRAINTS,
         _simulate_noisy, EDGE_OPTIMUM, EDGE_REFERENCE, cost=_cost_model(),
-        description="", families=("model",))
+        description=("Simulated image-classification deployment (6 models, CPU/GPU, 4 backends, "
+                     "3 precisions, batch 1-64, threads on the CPU); maximise accuracy s.t. "
+                     "p95 <= 4 ms and memory <= 256 MB. Random sampling: 34.5% crash, 53.6% "
+                     "infeasible, 11.85% feasible."),
+        families=("model",))
 
 
 def deploy_sim_server() -> Problem:
     """``deploy-sim-server``: maximise throughput under a tail-latency, memory and quality floor.
+
+    Constraints: ``latency_p99_ms <= 10``, ``memory_mb <= 1024`` and ``accuracy >= 0.8``. The
+    quality floor is an addition to the reference project's server scenario: without it the
+    answer is trivially the smallest model at the largest batch and a third of all random
+    configurations are feasible. With it only resnet50, convnext_tiny and vit_b16 qualify.
+
+    Optimum: ``5355.996`` images/s (resnet50, GPU, TensorRT int8, batch 50: p99 9.90 ms,
+    962 MB), found by enumerating all 41,472 grid configurations noise-free
+    (:func:`grid_optimum`). It sits on two edges at once: its p99 is 1% under the limit (so a
+    noisy measurement violates it about half of the time) and its engine build is close to the
+    time limit (about 6% of builds time out). Reference: ``808.40`` images/s
+    (:func:`random_reference`).
+
+    Measured random-sampling rates: 20,000 configurations
+    ``deploy_space().sample(np.random.default_rng(i))``, ``i = 0..19999``, each evaluated once
+    by the noisy simulator (``rng = default_rng(10**6 + i)``) and judged with
+    :func:`deploytune.outcome.judge`. Result: 34.5% crash (25.5% invalid_config,
+    4.3% runtime_error, 2.6% timeout, 2.1% oom), 56.9% infeasible, 8.6% feasible.
+
+    Cost model: as for :func:`deploy_sim_edge`.
 
     Returns:
         The problem.
@@ -433,4 +484,7 @@ def deploy_sim_server() -> Problem:
     return Problem.build(
         "deploy-sim-server", deploy_space(), "throughput", "maximize", SERVER_CONSTRAINTS,
         _simulate_noisy, SERVER_OPTIMUM, SERVER_REFERENCE, cost=_cost_model(),
-        description="", families=("model",))
+        description=("Simulated image-classification deployment; maximise throughput s.t. "
+                     "p99 <= 10 ms, memory <= 1024 MB and accuracy >= 0.8. Random sampling: "
+                     "34.5% crash, 56.9% infeasible, 8.6% feasible."),
+        families=("model",))

@@ -81,6 +81,12 @@ class Problem:
     families: tuple[str, ...] = ()
     """Top-level categorical parameters whose values count for "discovery" (e.g. model)."""
 
+    def __post_init__(self) -> None:
+        if not self.objective.sign * (self.optimum - self.reference) > 0:
+            raise ValueError(
+                f"problem {self.name!r}: the optimum ({self.optimum}) must be strictly better "
+                f"than the reference ({self.reference}) for regret to be defined")
+
     @classmethod
     def build(cls, name: str, space: Space | Mapping[str, Any], objective: str, direction: str,
               constraints: list[str], simulate: SimEvaluate, optimum: float, reference: float,

@@ -59,7 +59,9 @@ _ROSEN_ACTIVE = {"simple": 2, "extended": 4, "full": 5}
 
 # --------------------------------------------------------------------------------- Crashy Branin
 def branin(x1: float, x2: float) -> float:
-    """The Branin function ``(x2 - 5.1/(4 pi^2) x1^2 + 5/pi x1 - 6)^2 + 10 (1 - 1/(8 pi)) cos x1 + 10``.
+    """The Branin function.
+
+    ``b(x1, x2) = (x2 - 5.1/(4 pi^2) x1^2 + 5/pi x1 - 6)^2 + 10 (1 - 1/(8 pi)) cos x1 + 10``.
 
     Args:
         x1: First coordinate.

@@ -1,0 +1,93 @@
+"""The DeployBench problem registry: problem names -> :class:`~deploytune.bench.problem.Problem`.
+
+Example:
+    >>> from deploytune.bench.registry import expand_problem_names, get_problem
+    >>> [get_problem(n).name for n in expand_problem_names(["deploy-sim"])]
+    ['deploy-sim-edge', 'deploy-sim-server']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from deploytune.bench.deploy_sim import deploy_sim_edge, deploy_sim_server
+from deploytune.bench.pipeline_sim import pipeline_sim
+from deploytune.bench.problem import Problem
+from deploytune.bench.synthetic import crashy_branin, hierarchical_rosenbrock
+
+__all__ = ["ALIASES", "expand_problem_names", "get_problem", "problem_names"]
+
+_FACTORIES: dict[str, Callable[[], Problem]] = {
+    "crashy-branin": crashy_branin,
+    "hierarchical-rosenbrock": hierarchical_rosenbrock,
+    "deploy-sim-edge": deploy_sim_edge,
+    "deploy-sim-server": deploy_sim_server,
+    "pipeline-sim": pipeline_sim,
+}
+
+ALIASES: dict[str, tuple[str, ...]] = {
+    "deploy-sim": ("deploy-sim-edge", "deploy-sim-server"),
+}
+"""Names that stand for several problems (``all`` stands for every problem)."""
+
+
+def problem_names() -> list[str]:
+    """Every registered problem name, in registration order."""
+    return list(_FACTORIES)
+
+
+def get_problem(name: str) -> Problem:
+    """Build a fresh instance of the problem called ``name``.
+
+    Args:
+        name: A name from :func:`problem_names`.
+
+    Returns:
+        The problem.
+
+    Raises:
+        ValueError: For an unknown name (aliases such as ``deploy-sim`` included, since they
+            stand for several problems), listing the known names.
+    """
+    factory = _FACTORIES.get(name)
+    if factory is None:
+        hint = ""
+        if name in ALIASES or name == "all":
+            members = ALIASES.get(name, tuple(_FACTORIES))
+            hint = f"; {name!r} stands for several problems ({', '.join(members)}), " \
+                   f"use expand_problem_names() first"
+        raise ValueError(f"unknown problem {name!r}; known problems: "
+                         f"{', '.join(_FACTORIES)}{hint}")
+    return factory()
+
+
+def expand_problem_names(names: Sequence[str]) -> list[str]:
+    """Expand aliases: ``deploy-sim`` -> both deploy-sim scenarios, ``all`` -> every problem.
+
+    The result keeps the order of first mention and holds no duplicates.
+
+    Args:
+        names: Problem names and aliases.
+
+    Returns:
+        Problem names accepted by :func:`get_problem`.
+
+    Raises:
+        ValueError: For an unknown name, listing the known names and aliases.
+    """
+    if isinstance(names, str):
+        names = [names]
+    out: list[str] = []
+    for name in names:
+        if name == "all":
+            members: Sequence[str] = list(_FACTORIES)
+        elif name in ALIASES:
+            members = ALIASES[name]
+        elif name in _FACTORIES:
+            members = [name]
+        else:
+            raise ValueError(f"unknown problem {name!r}; known problems: "
+                             f"{', '.join(_FACTORIES)}; aliases: "
+                             f"{', '.join([*ALIASES, 'all'])}")
+        out.extend(m for m in members if m not in out)
+    return out
