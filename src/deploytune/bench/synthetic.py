@@ -130,7 +130,7 @@ def crashy_branin() -> Problem:
     ``i = 0..19999``): 20.8% crash (all ``invalid_config``), 45.7% infeasible, 33.5%
     feasible. The exact crash rate of uniform sampling is ``7/45 + 3/50 - 7/750 = 20.62%``;
     the spec's 20.7% / 45.1% / 34.2% (200k samples of the original sampler) agree within
-    sampling error (one standard error here is about 0.3 to 0.35 points).
+    about two standard errors (one standard error here is 0.3 to 0.35 points).
 
     Cost model: 60 s per run scaled by ``0.4 + 0.1 * resolution`` (30 s to 84 s); a crash
     costs 5 s scaled by the same factor.
