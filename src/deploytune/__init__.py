@@ -5,6 +5,9 @@ each try is expensive. deploytune spends a tiny budget of real evaluations and r
 *feasible* configuration, using Thermal Budget Annealing (feasible-first, crash-aware simulated
 annealing) handed off to Optuna's TPE.
 
+Names are imported lazily, so ``from deploytune import InvalidConfig`` in an evaluation script
+(run in a child process) does not import Optuna.
+
 Example:
     >>> import deploytune
     >>> space = deploytune.Space.from_dict({
@@ -17,38 +20,69 @@ Example:
 
 from __future__ import annotations
 
-from deploytune.outcome import (
-    Constraint,
-    CrashKind,
-    InvalidConfig,
-    Objective,
-    Outcome,
-    Status,
-    TransientError,
-)
-from deploytune.samplers import available as available_samplers
-from deploytune.samplers import make_sampler
-from deploytune.space import Categorical, Float, Int, Space
-from deploytune.tuner import Result, TrialRecord, optimize
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Categorical",
-    "Constraint",
-    "CrashKind",
-    "Float",
-    "Int",
-    "InvalidConfig",
-    "Objective",
-    "Outcome",
-    "Result",
-    "Space",
-    "Status",
-    "TransientError",
-    "TrialRecord",
-    "__version__",
-    "available_samplers",
-    "make_sampler",
-    "optimize",
-]
+_EXPORTS = {
+    "Constraint": "deploytune.outcome",
+    "CrashKind": "deploytune.outcome",
+    "InvalidConfig": "deploytune.outcome",
+    "Objective": "deploytune.outcome",
+    "Outcome": "deploytune.outcome",
+    "Status": "deploytune.outcome",
+    "TransientError": "deploytune.outcome",
+    "Categorical": "deploytune.space",
+    "Float": "deploytune.space",
+    "Int": "deploytune.space",
+    "Space": "deploytune.space",
+    "EarlyAbort": "deploytune.early_abort",
+    "CommandEvaluator": "deploytune.evaluators.command",
+    "FunctionEvaluator": "deploytune.evaluators.base",
+    "IsolatedEvaluator": "deploytune.evaluators.isolated",
+    "Rule": "deploytune.evaluators.classify",
+    "Result": "deploytune.tuner",
+    "TrialRecord": "deploytune.tuner",
+    "optimize": "deploytune.tuner",
+    "make_sampler": "deploytune.samplers",
+}
+_RENAMED = {"available_samplers": ("deploytune.samplers", "available")}
+
+__all__ = sorted([*_EXPORTS, *_RENAMED, "__version__"])
+
+if TYPE_CHECKING:
+    from deploytune.early_abort import EarlyAbort
+    from deploytune.evaluators.base import FunctionEvaluator
+    from deploytune.evaluators.classify import Rule
+    from deploytune.evaluators.command import CommandEvaluator
+    from deploytune.evaluators.isolated import IsolatedEvaluator
+    from deploytune.outcome import (
+        Constraint,
+        CrashKind,
+        InvalidConfig,
+        Objective,
+        Outcome,
+        Status,
+        TransientError,
+    )
+    from deploytune.samplers import available as available_samplers
+    from deploytune.samplers import make_sampler
+    from deploytune.space import Categorical, Float, Int, Space
+    from deploytune.tuner import Result, TrialRecord, optimize
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    elif name in _RENAMED:
+        module, attr = _RENAMED[name]
+        value = getattr(importlib.import_module(module), attr)
+    else:
+        raise AttributeError(f"module 'deploytune' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
