@@ -105,7 +105,7 @@ def _scripted() -> Counting:
 def test_every_exception_is_a_crash_and_the_budget_is_spent(sampler: str) -> None:
     ev = _scripted()
     result = deploytune.optimize(ev, SPACE, objective="accuracy", constraints=[LAT],
-                                 budget=len(SCRIPT), sampler=sampler, seed=0)
+                                 budget=len(SCRIPT), sampler=sampler, seed=0, retries=0)
     assert len(ev.calls) == len(SCRIPT)
     assert len(result.trials) == len(SCRIPT)
     assert [t.number for t in result.trials] == list(range(len(SCRIPT)))
@@ -130,7 +130,7 @@ def test_every_exception_is_a_crash_and_the_budget_is_spent(sampler: str) -> Non
 def test_exceptions_recorded_in_optuna_study() -> None:
     ev = _scripted()
     result = deploytune.optimize(ev, SPACE, objective="accuracy", constraints=[LAT],
-                                 budget=len(SCRIPT), sampler="random", seed=1)
+                                 budget=len(SCRIPT), sampler="random", seed=1, retries=0)
     study = result.study
     assert study is not None
     trials = study.get_trials()
@@ -186,12 +186,18 @@ def test_keyboard_interrupt_propagates_and_leaves_no_running_trial() -> None:
         deploytune.optimize(ev, SPACE, objective="accuracy", constraints=[LAT], budget=6,
                             sampler="random", seed=0, storage=storage)
     study = optuna.load_study(study_name="deploytune", storage=storage)
-    assert len(study.trials) == 3
-    assert all(t.state.is_finished() for t in study.trials)
+    # the interrupted trial is finished (FAIL, marked interrupted) and its config queued again
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2 + [
+        TrialState.FAIL, TrialState.WAITING]
+    assert study.trials[2].user_attrs["dt.interrupted"] is True
+    assert study.trials[3].user_attrs["dt.requeued_from"] == 2
+    interrupted_config = ev.calls[2]
     result = deploytune.optimize(ev, SPACE, objective="accuracy", constraints=[LAT], budget=6,
                                  sampler="random", seed=0, storage=storage)
-    assert len(result.trials) == 6
-    assert result.trials[2].status is not Status.FEASIBLE
+    assert len(result.trials) == 6 and result.interrupted == 1
+    assert [t.number for t in result.trials] == [0, 1, 3, 4, 5, 6]
+    assert result.trials[2].config == interrupted_config
+    assert result.trials[2].status is Status.FEASIBLE
 
 
 # ------------------------------------------------------------------------------- best / waste

@@ -49,7 +49,30 @@ _EXPORTS = {
 }
 _RENAMED = {"available_samplers": ("deploytune.samplers", "available")}
 
-__all__ = sorted([*_EXPORTS, *_RENAMED, "__version__"])
+__all__ = [
+    "Categorical",
+    "CommandEvaluator",
+    "Constraint",
+    "CrashKind",
+    "EarlyAbort",
+    "Float",
+    "FunctionEvaluator",
+    "Int",
+    "InvalidConfig",
+    "IsolatedEvaluator",
+    "Objective",
+    "Outcome",
+    "Result",
+    "Rule",
+    "Space",
+    "Status",
+    "TransientError",
+    "TrialRecord",
+    "__version__",
+    "available_samplers",
+    "make_sampler",
+    "optimize",
+]
 
 if TYPE_CHECKING:
     from deploytune.early_abort import EarlyAbort

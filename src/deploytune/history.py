@@ -20,6 +20,7 @@ without violated constraints is feasible, ``COMPLETE`` with a positive constrain
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -32,12 +33,19 @@ if TYPE_CHECKING:
     import optuna
 
 __all__ = [
+    "ATTR_ATTEMPTS",
     "ATTR_COST",
     "ATTR_CRASH_KIND",
     "ATTR_ERROR",
+    "ATTR_INTERRUPTED",
+    "ATTR_LOG",
     "ATTR_METRICS",
+    "ATTR_REQUEUED_FROM",
+    "ATTR_SECONDS_SAVED",
     "ATTR_STATUS",
+    "ATTR_WORKER",
     "Observation",
+    "is_interrupted",
     "observation_of",
     "observations",
     "record",
@@ -48,8 +56,15 @@ ATTR_CRASH_KIND = "dt.crash_kind"
 ATTR_METRICS = "dt.metrics"
 ATTR_ERROR = "dt.error"
 ATTR_COST = "dt.cost_s"
+ATTR_LOG = "dt.log"
+ATTR_SECONDS_SAVED = "dt.seconds_saved"
+ATTR_ATTEMPTS = "dt.attempts"
+ATTR_INTERRUPTED = "dt.interrupted"
+ATTR_REQUEUED_FROM = "dt.requeued_from"
+ATTR_WORKER = "dt.worker"
 
 _ERROR_MAX_CHARS = 2000
+_LOG_MAX_CHARS = 8000
 _FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
 
 
@@ -110,13 +125,21 @@ def record(study: optuna.Study, trial: optuna.Trial, outcome: Outcome) -> Frozen
         trial.set_user_attr(ATTR_CRASH_KIND, outcome.crash_kind.value)
     if outcome.error:
         trial.set_user_attr(ATTR_ERROR, outcome.error[-_ERROR_MAX_CHARS:])
+    if outcome.log and outcome.status is Status.CRASHED:
+        trial.set_user_attr(ATTR_LOG, outcome.log[-_LOG_MAX_CHARS:])
+    if outcome.seconds_saved is not None and math.isfinite(outcome.seconds_saved):
+        trial.set_user_attr(ATTR_SECONDS_SAVED, round(float(outcome.seconds_saved), 3))
+    if outcome.attempts != 1:
+        trial.set_user_attr(ATTR_ATTEMPTS, int(outcome.attempts))
     if outcome.status is Status.CRASHED:
         return study.tell(trial, state=TrialState.FAIL, skip_if_finished=False)
     for label, v in outcome.violations.items():
         trial.set_constraint(label, float(v))
     if outcome.status is Status.ABORTED:
         if outcome.value is not None and math.isfinite(outcome.value):
-            trial.report(outcome.value, step=0)  # the partial objective survives the prune
+            with warnings.catch_warnings():  # a pruner may already have reported step 0
+                warnings.simplefilter("ignore")
+                trial.report(outcome.value, step=0)  # the partial objective survives the prune
         return study.tell(trial, state=TrialState.PRUNED)
     assert outcome.value is not None
     return study.tell(trial, outcome.value)
@@ -127,9 +150,19 @@ def _json_float(v: float) -> float | str:
     return v if math.isfinite(v) else str(v)
 
 
+def is_interrupted(t: FrozenTrial) -> bool:
+    """Whether the trial was cut short by the tuner being stopped (Ctrl-C, SIGKILL).
+
+    Such a trial says nothing about its configuration, which was queued again; it is not an
+    evaluation and does not count against the budget.
+    """
+    return bool(t.user_attrs.get(ATTR_INTERRUPTED, False))
+
+
 def observation_of(t: FrozenTrial) -> Observation | None:
-    """The :class:`Observation` of a finished trial; ``None`` for running or waiting ones."""
-    if t.state not in _FINISHED:
+    """The :class:`Observation` of a finished trial; ``None`` for running or waiting ones and
+    for interrupted ones (see :func:`is_interrupted`)."""
+    if t.state not in _FINISHED or is_interrupted(t):
         return None
     attrs = t.user_attrs
     raw_status = attrs.get(ATTR_STATUS)

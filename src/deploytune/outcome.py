@@ -223,8 +223,11 @@ class Outcome:
         metrics: Every metric the evaluator reported (partial ones for aborted trials).
         value: The objective value, when measured.
         violations: Constraint label -> normalised signed violation (> 0 violated).
-        error: The error message of a crash, if any.
-        cost_s: Seconds the evaluation took.
+        error: The error message of a crash, or the reason of an early abort.
+        cost_s: Seconds the evaluation took (all attempts together).
+        log: A bounded tail of the evaluation's stdout / stderr, kept for crashes.
+        seconds_saved: For aborted trials, the estimated seconds the early abort saved.
+        attempts: How many times the configuration was run (transient failures are retried).
     """
 
     status: Status
@@ -234,6 +237,9 @@ class Outcome:
     violations: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     cost_s: float = 0.0
+    log: str = ""
+    seconds_saved: float | None = None
+    attempts: int = 1
 
     @property
     def total_violation(self) -> float:
@@ -245,6 +251,11 @@ class Outcome:
                 metrics: Mapping[str, float] | None = None) -> Outcome:
         """A crashed outcome of ``kind`` with an error message."""
         return cls(Status.CRASHED, kind, dict(metrics or {}), error=error, cost_s=cost_s)
+
+    def with_log(self, log: str) -> Outcome:
+        """Set the log tail and return ``self`` (for chaining)."""
+        self.log = log
+        return self
 
 
 def constraint_label(c: Constraint) -> str:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 import math
-import time
-import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,11 +11,19 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from deploytune.early_abort import EarlyAbort, parse_early_abort
+from deploytune.evaluators.base import Evaluator, FunctionEvaluator, Monitor
+from deploytune.evaluators.classify import Rule, parse_rules
+from deploytune.execution import run_trial
 from deploytune.history import (
+    ATTR_ATTEMPTS,
     ATTR_ERROR,
     ATTR_METRICS,
-    ATTR_STATUS,
+    ATTR_SECONDS_SAVED,
+    ATTR_WORKER,
+    is_interrupted,
     observation_of,
+    observations,
     record,
 )
 from deploytune.outcome import (
@@ -25,16 +32,16 @@ from deploytune.outcome import (
     Objective,
     Outcome,
     Status,
-    crash_kind_of,
-    judge,
     parse_constraints,
 )
+from deploytune.recovery import interrupt_trial, recover_stale_trials, worker_identity
 from deploytune.space import Space
 
-__all__ = ["Evaluate", "Result", "TrialRecord", "optimize"]
+__all__ = ["Evaluate", "Result", "TrialRecord", "count_evaluations", "evaluate_once", "optimize"]
 
-Evaluate = Callable[[dict[str, Any]], Mapping[str, Any]]
-"""An evaluator: configuration -> metrics. Raising an exception means the trial crashed."""
+Evaluate = Callable[..., Mapping[str, Any]]
+"""An evaluation function: ``config -> metrics`` or ``(config, report) -> metrics``. Raising
+an exception means the trial crashed."""
 
 DEFAULT_STUDY_NAME = "deploytune"
 _STUDY_ATTR_SETUP = "dt.setup"
@@ -52,8 +59,10 @@ class TrialRecord:
         metrics: Metrics reported by the evaluator.
         value: The objective value, if measured.
         violations: Constraint label -> normalised signed violation (> 0 = violated).
-        error: Error message of a crash.
+        error: Error message of a crash, or the reason of an early abort.
         cost_s: Seconds spent evaluating.
+        seconds_saved: For aborted trials, the estimated seconds the abort saved.
+        attempts: How many times the configuration was run (transient retries).
     """
 
     number: int
@@ -65,6 +74,8 @@ class TrialRecord:
     violations: dict[str, float]
     error: str | None
     cost_s: float
+    seconds_saved: float | None = None
+    attempts: int = 1
 
     @classmethod
     def from_trial(cls, t: FrozenTrial) -> TrialRecord | None:
@@ -75,8 +86,11 @@ class TrialRecord:
         raw = t.user_attrs.get(ATTR_METRICS, {}) or {}
         metrics = {k: float(v) for k, v in raw.items()}
         error = t.user_attrs.get(ATTR_ERROR)
+        saved = t.user_attrs.get(ATTR_SECONDS_SAVED)
         return cls(obs.number, obs.config, obs.status, obs.crash_kind, metrics, obs.value,
-                   obs.violations, error, obs.cost_s)
+                   obs.violations, error, obs.cost_s,
+                   float(saved) if isinstance(saved, (int, float)) else None,
+                   int(t.user_attrs.get(ATTR_ATTEMPTS, 1) or 1))
 
 
 @dataclass
@@ -88,12 +102,15 @@ class Result:
         objective: The objective that was optimised.
         constraints: The hard constraints.
         study: The Optuna study that holds the history.
+        interrupted: Trials cut short by a stopped tuner (not evaluations; their
+            configurations were queued again).
     """
 
     trials: list[TrialRecord]
     objective: Objective
     constraints: list[Constraint] = field(default_factory=list)
     study: optuna.Study | None = None
+    interrupted: int = 0
 
     @property
     def best_trial(self) -> TrialRecord | None:
@@ -155,9 +172,10 @@ class Result:
     def from_study(cls, study: optuna.Study, objective: Objective,
                    constraints: Sequence[Constraint]) -> Result:
         """Collect a result from every finished trial of ``study``."""
-        records = [r for r in (TrialRecord.from_trial(t) for t in study.get_trials(deepcopy=False))
-                   if r is not None]
-        return cls(records, objective, list(constraints), study)
+        trials = study.get_trials(deepcopy=False)
+        records = [r for r in (TrialRecord.from_trial(t) for t in trials) if r is not None]
+        interrupted = sum(t.state.is_finished() and is_interrupted(t) for t in trials)
+        return cls(records, objective, list(constraints), study, interrupted)
 
 
 def _as_space(space: Space | Mapping[str, Any]) -> Space:
@@ -184,50 +202,94 @@ def _check_setup(study: optuna.Study, setup: dict[str, Any]) -> None:
                 f"storage to start a new study, nothing was changed")
 
 
-def evaluate_once(evaluate: Evaluate, config: dict[str, Any], objective: Objective,
+def evaluate_once(evaluate: Evaluate | Evaluator, config: dict[str, Any], objective: Objective,
                   constraints: Sequence[Constraint]) -> Outcome:
-    """Run ``evaluate`` on ``config`` in this process and judge the result.
+    """Run ``evaluate`` on ``config`` (in this process for a plain function) and judge it.
 
     Any exception is a crash of the trial, classified by :func:`crash_kind_of`; the caller
-    never sees it.
+    never sees it. No retries, no early abort: see :func:`deploytune.execution.run_trial`.
     """
-    start = time.perf_counter()
-    try:
-        metrics = evaluate(dict(config))
-    except (Exception, SystemExit) as exc:
-        cost = time.perf_counter() - start
-        tb = traceback.format_exception_only(type(exc), exc)
-        return Outcome.crashed(crash_kind_of(exc), "".join(tb).strip(), cost)
-    cost = time.perf_counter() - start
-    return judge(metrics, objective, constraints, cost)
+    evaluator = evaluate if isinstance(evaluate, Evaluator) else FunctionEvaluator(evaluate)
+    return run_trial(evaluator, config, objective, constraints, retries=0)
+
+
+def _full_run_costs(study: optuna.Study) -> list[float]:
+    """Durations of the trials that ran to the end (feasible or infeasible)."""
+    return [o.cost_s for o in observations(study)
+            if o.status in (Status.FEASIBLE, Status.INFEASIBLE) and o.cost_s > 0]
+
+
+def _seconds_spent(study: optuna.Study) -> float:
+    """Wall-clock seconds of every finished trial of the study (interrupted ones included)."""
+    total = 0.0
+    for t in study.get_trials(deepcopy=False):
+        if t.state.is_finished() and t.datetime_start and t.datetime_complete:
+            total += (t.datetime_complete - t.datetime_start).total_seconds()
+    return total
+
+
+def count_evaluations(study: optuna.Study) -> int:
+    """Finished trials that count against the budget (interrupted ones do not)."""
+    return sum(t.state.is_finished() and not is_interrupted(t)
+               for t in study.get_trials(deepcopy=False))
+
+
+def _make_check(early: EarlyAbort, objective: Objective, constraints: Sequence[Constraint],
+                any_feasible: bool, trial: optuna.Trial,
+                use_pruner: bool) -> Callable[[Mapping[str, float], int | None], str | None]:
+    def check(partial: Mapping[str, float], step: int | None) -> str | None:
+        reason = early.reason(partial, constraints, any_feasible)
+        if reason is not None:
+            return reason
+        if use_pruner and step is not None and objective.metric in partial:
+            value = partial[objective.metric]
+            if math.isfinite(value):
+                trial.report(value, step)
+                if trial.should_prune():
+                    return f"pruned at step {step} ({objective.metric} = {value:g})"
+        return None
+    return check
 
 
 def optimize(
-    evaluate: Evaluate,
+    evaluate: Evaluate | Evaluator,
     space: Space | Mapping[str, Any],
     objective: str = "objective",
     direction: str = "maximize",
     constraints: Sequence[str | Constraint] | None = None,
-    budget: int = 25,
+    budget: int | None = 25,
     sampler: str | optuna.samplers.BaseSampler | None = "default",
     seed: int | None = None,
     storage: str | optuna.storages.BaseStorage | None = None,
     *,
     study_name: str | None = None,
     callbacks: Sequence[Callable[[TrialRecord], None]] = (),
+    time_budget_s: float | None = None,
+    retries: int = 2,
+    rules: Sequence[Rule | Mapping[str, Any]] = (),
+    early_abort: EarlyAbort | bool | Mapping[str, Any] | None = None,
+    pruner: optuna.pruners.BasePruner | None = None,
+    on_trial_start: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> Result:
     """Find the best feasible configuration of ``space`` in ``budget`` evaluations.
 
     Args:
-        evaluate: ``config -> dict of metrics``. An exception is a crash of that trial:
-            ``MemoryError`` -> oom, ``TimeoutError`` -> timeout, :class:`InvalidConfig` ->
-            invalid_config, anything else -> runtime_error. The tuner never dies from it.
+        evaluate: ``config -> dict of metrics`` (or ``(config, report) -> dict`` to stream
+            intermediate measurements), run in this process; or an
+            :class:`~deploytune.evaluators.base.Evaluator` such as
+            :class:`~deploytune.evaluators.isolated.IsolatedEvaluator` (a child process with a
+            time limit and a memory cap) or
+            :class:`~deploytune.evaluators.command.CommandEvaluator`. An exception is a crash
+            of that trial: ``MemoryError`` -> oom, ``TimeoutError`` -> timeout,
+            :class:`InvalidConfig` -> invalid_config, :class:`TransientError` -> transient,
+            anything else -> runtime_error. The tuner never dies from it.
         space: A :class:`Space` or its dict form.
         objective: The metric to optimise.
         direction: ``"maximize"`` or ``"minimize"``.
         constraints: Hard constraints such as ``"latency_p95_ms <= 20"``.
-        budget: Total number of evaluations in the study. On a study that already holds
-            trials, only the missing ones are run.
+        budget: Total number of evaluations in the study (``None``: no limit, then give
+            ``time_budget_s``). On a study that already holds trials only the missing ones
+            are run; interrupted trials do not count.
         sampler: A registered sampler name (``deploytune.samplers.available()``), an Optuna
             sampler instance, or ``None`` for the default.
         seed: Seed of the sampler.
@@ -235,9 +297,22 @@ def optimize(
             (``"sqlite:///study.db"``).
         study_name: Name of the study in ``storage`` (default ``"deploytune"``).
         callbacks: Called with each new :class:`TrialRecord` after it is recorded.
+        time_budget_s: No new trial starts once the study's trials have taken this many
+            seconds in total (resumed studies included).
+        retries: How many times a ``transient`` failure is retried within its trial.
+        rules: Crash classification rules (:class:`~deploytune.evaluators.classify.Rule` or
+            ``{"pattern": ..., "kind": ...}``), tried before the built-in ones.
+        early_abort: The early-abort rule (:class:`~deploytune.early_abort.EarlyAbort`);
+            ``None``/``True`` for the defaults (k = 5, then 3), ``False`` to switch it off.
+        pruner: An Optuna pruner applied to the streamed objective (reports with a ``step``).
+        on_trial_start: Called with ``(trial number, config)`` before each evaluation.
 
     Returns:
         A :class:`Result` over every finished trial of the study.
+
+    Raises:
+        KeyboardInterrupt: After recording the running trial as interrupted and queueing its
+            configuration again: calling ``optimize`` again resumes the study.
 
     Example:
         >>> result = deploytune.optimize(evaluate, space, objective="accuracy",
@@ -249,37 +324,60 @@ def optimize(
     space_obj = _as_space(space)
     obj = Objective(objective, direction)
     cons = parse_constraints(constraints)
-    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int)
+                               or budget < 1):
         raise ValueError(f"budget: must be a positive number of evaluations (got {budget!r})")
+    if time_budget_s is not None and (isinstance(time_budget_s, bool) or not isinstance(
+            time_budget_s, (int, float)) or not time_budget_s > 0):
+        raise ValueError(f"time_budget_s: must be a positive number of seconds "
+                         f"(got {time_budget_s!r})")
+    if budget is None and time_budget_s is None:
+        raise ValueError("budget: give a number of evaluations, time_budget_s, or both")
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ValueError(f"retries: must be an integer >= 0 (got {retries!r})")
+    rule_list = parse_rules(rules)
+    early = parse_early_abort(early_abort)
+    evaluator = evaluate if isinstance(evaluate, Evaluator) else FunctionEvaluator(evaluate)
     sampler_obj = (sampler if isinstance(sampler, optuna.samplers.BaseSampler)
-                   else make_sampler(sampler, space=space_obj, seed=seed, budget=budget))
+                   else make_sampler(sampler, space=space_obj, seed=seed, budget=budget or 100))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         storage=storage, sampler=sampler_obj, direction=obj.direction,  # type: ignore[arg-type]
         study_name=study_name or (DEFAULT_STUDY_NAME if storage is not None else None),
-        load_if_exists=True,
+        load_if_exists=True, pruner=pruner or optuna.pruners.NopPruner(),
     )
     _check_setup(study, {"objective": obj.metric, "direction": obj.direction,
                          "constraints": [str(c) for c in cons], "space": space_obj.to_dict()})
-    done = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
-    for _ in range(max(0, budget - done)):
+    recover_stale_trials(study)
+    worker = worker_identity()
+    while budget is None or count_evaluations(study) < budget:
+        if time_budget_s is not None and _seconds_spent(study) >= time_budget_s:
+            break
         trial = study.ask()
+        trial.set_user_attr(ATTR_WORKER, worker)
         try:
             config = space_obj.suggest(trial)
         except Exception:
             study.tell(trial, state=TrialState.FAIL)
             raise
+        any_feasible = any(o.feasible for o in observations(study))
+        check = _make_check(early, obj, cons, any_feasible, trial, pruner is not None)
         try:
-            outcome = evaluate_once(evaluate, config, obj, cons)
-        except BaseException:
-            trial.set_user_attr(ATTR_STATUS, Status.ABORTED.value)
-            trial.set_user_attr(ATTR_ERROR, "interrupted")
-            study.tell(trial, state=TrialState.FAIL)
+            if on_trial_start is not None:
+                on_trial_start(trial.number, dict(config))
+            outcome = run_trial(evaluator, config, obj, cons,
+                                new_monitor=functools.partial(Monitor, check), rules=rule_list,
+                                retries=retries, full_run_costs=_full_run_costs(study))
+        except BaseException as exc:
+            reason = "stopped by Ctrl-C" if isinstance(exc, KeyboardInterrupt) else \
+                f"stopped by {type(exc).__name__}"
+            interrupt_trial(study, trial, reason)
             raise
         frozen = record(study, trial, outcome)
         rec = TrialRecord.from_trial(frozen)
         assert rec is not None
         for cb in callbacks:
             cb(rec)
+    if evaluator is not evaluate:
+        evaluator.close()
     return Result.from_study(study, obj, cons)
-

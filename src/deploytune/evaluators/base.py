@@ -45,7 +45,7 @@ AbortCheck = Callable[[Mapping[str, float], "int | None"], "str | None"]
 """A rule deciding early abort: (partial metrics so far, step) -> reason to abort, or None."""
 
 
-class AbortTrial(Exception):  # noqa: N818 - named like optuna.TrialPruned: a signal, not an error
+class AbortTrial(Exception):
     """Raised by :meth:`Monitor.report` when the tuner stops the trial early.
 
     Attributes:

@@ -1,0 +1,108 @@
+"""Keeping a study consistent across Ctrl-C and SIGKILL.
+
+Each running trial carries the identity of the process evaluating it (user attribute
+``dt.worker``: host, pid and the process's start time). When a tuner starts on a study, a trial
+still ``RUNNING`` whose process on this host is gone was cut short by a kill: it is recorded as
+*interrupted* (``FAIL`` with ``dt.interrupted``) and its configuration is queued again
+(``study.enqueue_trial``), so the next trial evaluates it. Interrupted trials are not
+evaluations: samplers ignore them and they do not count against the budget. Ctrl-C goes the
+same way, at once.
+
+Queueing happens before marking, and a queued copy remembers its origin
+(``dt.requeued_from``), so a kill between the two steps neither loses the configuration nor
+queues it twice.
+
+Running trials of processes on other hosts are left alone (their owner may be alive).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from deploytune.history import (
+    ATTR_ERROR,
+    ATTR_INTERRUPTED,
+    ATTR_REQUEUED_FROM,
+    ATTR_WORKER,
+)
+
+__all__ = ["interrupt_trial", "recover_stale_trials", "worker_identity"]
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (Linux), or ``None``."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # the command name (field 2) may contain spaces and parentheses: split after the last ')'
+    fields = stat[stat.rfind(")") + 2:].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+def worker_identity() -> dict[str, Any]:
+    """This process's identity: ``{"host", "pid", "start"}``."""
+    pid = os.getpid()
+    return {"host": socket.gethostname(), "pid": pid, "start": _start_time(pid)}
+
+
+def _is_alive(worker: dict[str, Any]) -> bool:
+    pid = worker.get("pid")
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    start = worker.get("start")
+    return start is None or _start_time(pid) in (None, start)
+
+
+def _is_stale(t: FrozenTrial, host: str) -> bool:
+    worker = t.user_attrs.get(ATTR_WORKER)
+    if not isinstance(worker, dict) or worker.get("host") != host:
+        return False
+    return not _is_alive(worker)
+
+
+def _requeued_origins(study: optuna.Study) -> set[int]:
+    return {int(t.user_attrs[ATTR_REQUEUED_FROM]) for t in study.get_trials(deepcopy=False)
+            if t.user_attrs.get(ATTR_REQUEUED_FROM) is not None
+            and t.state in (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE,
+                            TrialState.PRUNED, TrialState.FAIL)}
+
+
+def interrupt_trial(study: optuna.Study, trial: FrozenTrial | optuna.Trial,
+                    reason: str) -> None:
+    """Queue ``trial``'s configuration again, then mark the trial interrupted (``FAIL``)."""
+    number = trial.number
+    params = trial.params
+    if params and number not in _requeued_origins(study):
+        study.enqueue_trial(dict(params), user_attrs={ATTR_REQUEUED_FROM: number},
+                            skip_if_exists=False)
+    # NOTE: Optuna has no public way to set attributes on a trial object of another process;
+    # the storage call is the one Trial.set_user_attr makes.
+    storage = study._storage
+    trial_id = trial._trial_id
+    storage.set_trial_user_attr(trial_id, ATTR_INTERRUPTED, True)
+    storage.set_trial_user_attr(trial_id, ATTR_ERROR, f"interrupted: {reason}")
+    study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
+
+
+def recover_stale_trials(study: optuna.Study) -> list[int]:
+    """Mark the trials left running by a killed tuner on this host as interrupted and queue
+    their configurations again; returns their numbers."""
+    host = socket.gethostname()
+    stale = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+             if _is_stale(t, host)]
+    for t in stale:
+        interrupt_trial(study, t, "the tuner process was killed while this trial was running")
+    return [t.number for t in stale]
