@@ -502,3 +502,107 @@ def test_study_name_separates_studies() -> None:
     a = deploytune.optimize(deploy_evaluate, SPACE, objective="accuracy", study_name="a", **kw)
     b = deploytune.optimize(deploy_evaluate, SPACE, objective="throughput", study_name="b", **kw)
     assert len(a.trials) == 2 and len(b.trials) == 2
+
+
+# ------------------------------------------------------- streaming, early abort, retries, time
+
+
+def _streaming(config: dict[str, Any], report: Any) -> dict[str, float]:
+    """Latency grows with the batch size; reported after the warm-up and each pass."""
+    p95 = 4.0 * config["batch_size"]
+    for step in range(3):
+        report({"latency_p95_ms": p95}, step=step)
+    return {"accuracy": 0.5 + config["batch_size"] / 100, "latency_p95_ms": p95}
+
+
+def test_early_abort_uses_k5_before_feasible_and_k3_after() -> None:
+    result = deploytune.optimize(_streaming, SPACE, objective="accuracy", constraints=[LAT],
+                                 budget=30, sampler="random", seed=3)
+    feasible_seen = False
+    for t in result.trials:
+        p95 = 4.0 * t.config["batch_size"]
+        k = 3 if feasible_seen else 5
+        if p95 > k * 20:
+            assert t.status is Status.ABORTED, t
+            assert "early abort" in (t.error or "")
+            assert t.metrics["latency_p95_ms"] == p95
+        else:
+            assert t.status in (Status.FEASIBLE, Status.INFEASIBLE)
+        feasible_seen = feasible_seen or t.status is Status.FEASIBLE
+    assert result.count(Status.ABORTED) > 0
+
+
+def test_early_abort_switched_off() -> None:
+    result = deploytune.optimize(_streaming, SPACE, objective="accuracy", constraints=[LAT],
+                                 budget=20, sampler="random", seed=3, early_abort=False)
+    assert result.count(Status.ABORTED) == 0
+
+
+def test_aborted_trial_records_estimated_seconds_saved() -> None:
+    def slow(config: dict[str, Any], report: Any) -> dict[str, float]:
+        p95 = 4.0 * config["batch_size"]
+        report({"latency_p95_ms": p95, "progress": 0.5})
+        time.sleep(0.01)
+        return {"accuracy": 0.5, "latency_p95_ms": p95}
+
+    result = deploytune.optimize(slow, SPACE, objective="accuracy", constraints=[LAT],
+                                 budget=20, sampler="random", seed=3)
+    aborted = [t for t in result.trials if t.status is Status.ABORTED]
+    assert aborted and all(t.seconds_saved is not None and t.seconds_saved >= 0
+                           for t in aborted)
+
+
+def test_pruner_on_the_streamed_objective() -> None:
+    def fn(config: dict[str, Any], report: Any) -> dict[str, float]:
+        acc = 0.5 + config["batch_size"] / 100
+        for step in range(5):
+            report({"accuracy": acc * (step + 1) / 5}, step=step)
+        return {"accuracy": acc, "latency_p95_ms": 1.0}
+
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+    result = deploytune.optimize(fn, SPACE, objective="accuracy", constraints=[LAT],
+                                 budget=20, sampler="random", seed=0, pruner=pruner)
+    pruned = [t for t in result.trials if t.status is Status.ABORTED]
+    assert pruned and all("pruned at step" in (t.error or "") for t in pruned)
+    assert result.count(Status.FEASIBLE) + len(pruned) == 20
+
+
+def test_transient_retry_through_optimize() -> None:
+    failed: set[int] = set()
+
+    def fn(config: dict[str, Any]) -> dict[str, float]:
+        key = hash(tuple(sorted(config.items())))
+        if key not in failed:
+            failed.add(key)
+            raise OSError("[Errno 98] Address already in use")
+        return OK
+
+    result = deploytune.optimize(fn, SPACE, objective="accuracy", constraints=[LAT], budget=5,
+                                 sampler="random", seed=0,
+                                 rules=[{"pattern": "Address already in use",
+                                         "kind": "transient"}])
+    assert [t.status for t in result.trials] == [Status.FEASIBLE] * 5
+    assert all(t.attempts == 2 for t in result.trials)
+
+
+def test_time_budget_stops_starting_trials() -> None:
+    def fn(config: dict[str, Any]) -> dict[str, float]:
+        time.sleep(0.05)
+        return OK
+
+    result = deploytune.optimize(fn, SPACE, objective="accuracy", constraints=[LAT],
+                                 budget=None, time_budget_s=0.3, sampler="random", seed=0)
+    assert 4 <= len(result.trials) <= 8
+
+
+@pytest.mark.parametrize(("kwargs", "fragment"), [
+    ({"budget": None}, "give a number of evaluations"),
+    ({"time_budget_s": -1}, "time_budget_s"),
+    ({"retries": -1}, "retries"),
+    ({"rules": [{"pattern": "(", "kind": "oom"}]}, "not a valid regular expression"),
+    ({"rules": [{"pattern": "x", "kind": "boom"}]}, "crash kind 'boom' is unknown"),
+    ({"early_abort": {"before_feasible": 0}}, "early_abort.before_feasible"),
+])
+def test_bad_arguments_are_named(kwargs: dict[str, Any], fragment: str) -> None:
+    with pytest.raises(ValueError, match=fragment.replace("(", r"\(")):
+        deploytune.optimize(lambda c: OK, SPACE, objective="accuracy", **kwargs)

@@ -1,0 +1,41 @@
+"""Tests of the early-abort rule (the paper's trial timeout on streamed measurements)."""
+
+from __future__ import annotations
+
+import pytest
+
+from deploytune.early_abort import EarlyAbort, parse_early_abort
+from deploytune.outcome import Constraint
+
+CAP = [Constraint.parse("p95_ms <= 20"), Constraint.parse("throughput >= 100")]
+
+
+def test_k_is_5_before_a_feasible_trial_and_3_after() -> None:
+    rule = EarlyAbort()
+    assert rule.reason({"p95_ms": 99.0}, CAP, any_feasible=False) is None
+    assert rule.reason({"p95_ms": 101.0}, CAP, any_feasible=False) is not None
+    assert rule.reason({"p95_ms": 59.0}, CAP, any_feasible=True) is None
+    reason = rule.reason({"p95_ms": 61.0}, CAP, any_feasible=True)
+    assert reason is not None and "p95_ms" in reason and "3 x" in reason
+
+
+def test_floors_and_missing_metrics_never_abort() -> None:
+    rule = EarlyAbort()
+    assert rule.reason({"throughput": 0.001}, CAP, any_feasible=True) is None
+    assert rule.reason({"other": 1e9}, CAP, any_feasible=True) is None
+
+
+def test_switched_off() -> None:
+    assert parse_early_abort(False).reason({"p95_ms": 1e9}, CAP, True) is None
+
+
+def test_parse_forms_and_errors() -> None:
+    assert parse_early_abort(None) == EarlyAbort()
+    assert parse_early_abort(True) == EarlyAbort()
+    assert parse_early_abort({"after_feasible": 2}).after_feasible == 2
+    with pytest.raises(ValueError, match="early_abort: unknown key"):
+        parse_early_abort({"k": 2})
+    with pytest.raises(ValueError, match="before_feasible"):
+        parse_early_abort({"before_feasible": 0.5})
+    with pytest.raises(ValueError, match="expected true, false"):
+        parse_early_abort("yes")  # type: ignore[arg-type]
