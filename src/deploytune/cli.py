@@ -2,6 +2,10 @@
 
 Commands:
 
+* ``deploytune tune SPEC``: tune the deployment described by a YAML spec file (resumes the
+  study when run again; Ctrl-C stops cleanly); prints the best feasible configuration with its
+  margins and writes ``report.html`` and figures next to the study.
+* ``deploytune show STUDY``: the same summary for an existing study.
 * ``deploytune bench``: run DeployBench (every problem x sampler x seed, each run in its own
   process) and write JSON-lines runs, a summary table and figures; with ``--overhead``, measure
   the samplers' milliseconds per ask instead.
@@ -140,6 +144,89 @@ def bench(
         total = n + len(result.runs)
         console.print(f"[red]{n} of {total} runs failed[/red] (see {out / 'summary.md'})")
         raise typer.Exit(code=1)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    """Print ``message`` to stderr (no traceback) and return the Exit to raise."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=code)
+
+
+@app.command()
+def tune(
+    spec_file: Annotated[Path, typer.Argument(
+        help="The YAML spec: space, objective, constraints, evaluator, budget (see README).",
+        show_default=False)],
+    live: Annotated[bool, typer.Option(
+        "--live/--plain", help="A live progress line, or one plain line per trial.")] = True,
+    report: Annotated[bool, typer.Option(
+        "--report/--no-report", help="Write report.html and PNG figures.")] = True,
+) -> None:
+    """Tune the deployment described by SPEC_FILE, resuming its study if it exists.
+
+    Exit status: 0 done, 2 invalid spec (nothing was touched), 130 stopped by Ctrl-C (the
+    running trial is recorded as interrupted and re-queued: run the same command to resume).
+    """
+    from rich.console import Console
+
+    from deploytune.analysis.summary import render_summary
+    from deploytune.spec import SpecError, load_spec
+    from deploytune.tuning import tune_spec
+
+    try:
+        spec = load_spec(spec_file)
+    except SpecError as exc:
+        raise _fail(str(exc)) from None
+    console = Console()
+    try:
+        result = tune_spec(spec, console=console, live=live, report=report)
+    except KeyboardInterrupt:
+        console.print(f"\nstopped: the running trial was recorded as interrupted and will be "
+                      f"evaluated again; run `deploytune tune {spec_file}` to resume",
+                      highlight=False)
+        raise typer.Exit(code=130) from None
+    except ValueError as exc:  # a study of that name holding another problem
+        raise _fail(f"{spec_file}: {exc}") from None
+    render_summary(result, console, title=f"study {spec.study_name}")
+
+
+@app.command()
+def show(
+    study: Annotated[str, typer.Argument(
+        help="A spec file (.yaml), an SQLite file (.db) or a storage URL.",
+        show_default=False)],
+    study_name: Annotated[str | None, typer.Option(
+        "--study", help="The study's name, when the storage holds several.")] = None,
+    report: Annotated[bool, typer.Option(
+        "--report", help="Also (re)write report.html and the figures.")] = False,
+) -> None:
+    """Print the summary of an existing study: best feasible configuration and margins."""
+    from rich.console import Console
+
+    from deploytune.analysis.summary import load_result, render_summary
+    from deploytune.spec import SpecError
+    from deploytune.tuning import StudyNotFound, open_study
+
+    try:
+        study_obj, spec = open_study(study, study_name)
+        result = load_result(study_obj)
+    except (SpecError, StudyNotFound, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    console = Console()
+    render_summary(result, console, title=f"study {study_obj.study_name}")
+    if report:
+        from deploytune.analysis.report import write_report
+
+        if spec is not None:
+            out = spec.report_dir
+        elif study.startswith("sqlite:///"):
+            out = Path(study[len("sqlite:///"):]).parent / f"{study_obj.study_name}-report"
+        elif "://" not in study:
+            out = Path(study).resolve().parent / f"{study_obj.study_name}-report"
+        else:
+            out = Path(f"{study_obj.study_name}-report")
+        path = write_report(study_obj, out, spec=spec.to_dict() if spec else None)
+        console.print(f"report: {path}", highlight=False)
 
 
 @app.command("samplers")
