@@ -15,8 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/deploytune bench --problems crashy-branin,deploy-sim --samplers random,ctpe,tba-tpe \
-		--seeds 3 --budget 25 --jobs 2 --out results/demo
+	$(BIN)/deploytune tune examples/digits/spec.yaml
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

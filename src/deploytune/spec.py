@@ -115,6 +115,7 @@ _MAX_STUDY_NAME = 128
 _TARGET_RE = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*$")
 _SCHEME_RE = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*)://(?P<rest>.*)$", re.DOTALL)
 _CONFIG_JSON = "config_json"  # the command evaluator's whole-configuration placeholder
+_PYTHON = "python"  # the command evaluator's placeholder for the tuner's interpreter
 _PLAIN_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 
 
@@ -1322,11 +1323,13 @@ def _check_placeholders(spec: EvaluatorSpec, space: Space) -> None:
     names = list(space.names)
     for at, text in items:
         for name in _placeholders(text, at):
-            if name != _CONFIG_JSON and name not in space:
+            if name not in (_CONFIG_JSON, _PYTHON) and name not in space:
                 raise _Invalid(at, f"unknown placeholder {{{name}}}"
-                               f"{_suggest(name, [*names, _CONFIG_JSON])}; placeholders must "
-                               f"name a parameter of space ({', '.join(names)}) or be "
-                               f"{{{_CONFIG_JSON}}}; write {{{{ and }}}} for literal braces")
+                               f"{_suggest(name, [*names, _CONFIG_JSON, _PYTHON])}; "
+                               f"placeholders must name a parameter of space "
+                               f"({', '.join(names)}) or be {{{_CONFIG_JSON}}} or "
+                               f"{{{_PYTHON}}} (the tuner's interpreter); write {{{{ and }}}} "
+                               f"for literal braces")
 
 
 def _placeholders(text: str, at: str) -> list[str]:

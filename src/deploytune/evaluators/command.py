@@ -1,7 +1,523 @@
 """Run an evaluation as an external command built from an argv template (never a shell).
 
-TO BE IMPLEMENTED (helper A). Public interface, fixed:
+The command is an argv list whose items are templates: ``"--batch={batch_size}"`` becomes
+``"--batch=16"``. Each item is substituted on its own and passed to the program as exactly one
+argument, so values with spaces, quotes, ``;``, ``$(...)``, backticks or newlines reach it
+verbatim: no shell ever sees them.
 
-    CommandEvaluator(argv, *, env=None, cwd=None, timeout_s=None, memory_mb=None,
-                     metrics_file=None, log_tail_bytes=65536)
+Template rules:
+
+* ``{name}`` is the value of parameter ``name``: strings as they are, integers in decimal,
+  floats in their shortest round-tripping form (``0.1``, ``1e-05``), booleans as ``true`` /
+  ``false``; a format spec applies Python's :func:`format` (``{lr:.2e}``).
+* ``{config_json}`` is the whole configuration as one JSON object.
+* ``{python}`` is the Python interpreter running deploytune (``sys.executable``), so a
+  script can run with the tuner's environment without ``python`` being on ``PATH``.
+* ``{{`` and ``}}`` are literal braces: ``'{{"x": 1}}'`` is the argument ``{"x": 1}``.
+  Braces around anything that cannot be a parameter name (``{"x": 1}``, ``{'a': 1}``) are an
+  error rather than a placeholder silently dropped.
+* An item referring to a parameter that is inactive in the configuration (or whose value is
+  ``None``) is dropped. A *group*, an item that is itself a list of strings, is kept or dropped
+  as a whole: ``["--threads", "{threads}"]`` disappears together when ``threads`` is inactive.
+* ``env`` values and ``metrics_file`` are templates too; an environment variable referring to
+  an inactive parameter is not set.
+
+The command reports its metrics as one JSON object on the last non-empty line of stdout, or in
+``metrics_file`` (relative to ``cwd``; a stale file is deleted before each run). Lines
+``DEPLOYTUNE_REPORT {"p95_ms": 12.5, "step": 1}`` stream intermediate measurements to the
+tuner, which may abort the run (its process group is killed); they are never taken for the
+final metrics. ``PYTHONUNBUFFERED=1`` is set unless the environment already sets it, so that
+the reports of a Python script arrive while it runs, and its last words survive a kill.
+
+Example:
+    >>> evaluator = CommandEvaluator(
+    ...     ["python", "bench.py", "--batch", "{batch_size}", ["--threads", "{threads}"]],
+    ...     timeout_s=120, memory_mb=8192)
+    >>> evaluator.check()            # the program exists
+    >>> evaluator.check_space(space)  # every placeholder names a parameter
 """
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+import shutil
+import string
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from deploytune.evaluators._child import to_jsonable
+from deploytune.evaluators.base import Evaluation, Evaluator, Monitor
+from deploytune.evaluators.process import (
+    DEFAULT_LOG_TAIL_BYTES,
+    ChildRun,
+    ChildStartError,
+    launcher_argv,
+    memory_limit_bytes,
+    run_child,
+)
+from deploytune.outcome import CrashKind
+
+if TYPE_CHECKING:
+    from deploytune.space import Space
+
+__all__ = [
+    "CONFIG_JSON",
+    "MAX_METRICS_FILE_BYTES",
+    "PYTHON",
+    "REPORT_PREFIX",
+    "SPECIAL_PLACEHOLDERS",
+    "CommandEvaluator",
+]
+
+CONFIG_JSON = "config_json"
+"""The placeholder replaced by the whole configuration as JSON."""
+
+PYTHON = "python"
+"""The placeholder replaced by the tuner's Python interpreter (``sys.executable``)."""
+
+SPECIAL_PLACEHOLDERS = (CONFIG_JSON, PYTHON)
+"""Placeholders that are not parameters (a parameter of the same name wins)."""
+
+REPORT_PREFIX = "DEPLOYTUNE_REPORT"
+"""Stdout lines starting with this word, then a JSON object, are streamed reports."""
+
+MAX_METRICS_FILE_BYTES = 16 * 1024 * 1024
+"""A metrics file larger than this is an error rather than read into memory."""
+
+_FIX_LAST_LINE = "print the metrics as one JSON object on the last line"
+_NAME_RE = re.compile(r"^[A-Za-z_][\w.\-]*$")
+
+
+def _format_value(value: Any, spec: str) -> str:
+    """The text of one parameter value in an argument (see the module docstring)."""
+    if spec:
+        return format(value, spec)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return float.__repr__(value)
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if isinstance(value, str):
+        return value
+    item = getattr(value, "item", None)  # a numpy scalar
+    if callable(item):
+        with contextlib.suppress(Exception):
+            plain = item()
+            if isinstance(plain, (bool, int, float, str)):
+                return _format_value(plain, "")
+    return str(value)
+
+
+class _Template:
+    """One templated string: literal text and ``{name[:spec]}`` fields."""
+
+    def __init__(self, text: Any, where: str):
+        if not isinstance(text, str):
+            raise ValueError(f"evaluator.command: {where} must be a string, got "
+                             f"{type(text).__name__} {text!r}")
+        if "\x00" in text:
+            raise ValueError(f"evaluator.command: {where} {text!r} contains a NUL character, "
+                             f"which no argument can hold; remove it")
+        self.text = text
+        self.where = where
+        try:
+            parsed = list(string.Formatter().parse(text))
+        except ValueError as exc:
+            raise ValueError(f"evaluator.command: {where} {text!r}: {exc}; write {{{{ and }}}} "
+                             f"for literal braces") from None
+        pieces: list[tuple[str, str | None, str]] = []
+        for literal, name, spec, conversion in parsed:
+            if name is None:
+                pieces.append((literal, None, ""))
+                continue
+            if not name:
+                raise ValueError(f"evaluator.command: {where} {text!r} has an empty "
+                                 f"placeholder {{}}; put a parameter name inside the braces, "
+                                 f"or write {{{{}}}} for literal braces")
+            if not _NAME_RE.match(name):
+                fixed = text.replace("{", "{{").replace("}", "}}")
+                raise ValueError(f"evaluator.command: {where} {text!r}: {{{name}...}} is not a "
+                                 f"placeholder (placeholders name a parameter, e.g. "
+                                 f"{{batch_size}}); for literal braces write {{{{ and }}}}: "
+                                 f"{fixed!r}")
+            if conversion:
+                raise ValueError(f"evaluator.command: {where} {text!r}: the conversion "
+                                 f"!{conversion} is not supported; write {{{name}}}")
+            if spec and "{" in spec:
+                raise ValueError(f"evaluator.command: {where} {text!r}: nested placeholders "
+                                 f"in a format spec are not supported")
+            pieces.append((literal, name, spec or ""))
+        self.pieces = tuple(pieces)
+        self.names = tuple(dict.fromkeys(n for _, n, _ in pieces if n is not None))
+
+    def render(self, config: Mapping[str, Any], config_json: Callable[[], str]) -> str | None:
+        """The text for ``config``; ``None`` when a referenced parameter is inactive."""
+        out: list[str] = []
+        for literal, name, spec in self.pieces:
+            out.append(literal)
+            if name is None:
+                continue
+            if name == CONFIG_JSON and name not in config:
+                out.append(format(config_json(), spec) if spec else config_json())
+                continue
+            if name == PYTHON and name not in config:
+                out.append(format(sys.executable, spec) if spec else sys.executable)
+                continue
+            value = config.get(name)
+            if value is None:
+                return None
+            try:
+                out.append(_format_value(value, spec))
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{self.where} {self.text!r}: cannot format {name} = "
+                                 f"{value!r} with {{{name}:{spec}}}: {exc}") from None
+        return "".join(out)
+
+
+def _positive(name: str, value: float | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+            math.isfinite(value) and value > 0):
+        raise ValueError(f"evaluator.command: {name} must be a positive number (got {value!r})")
+    return float(value)
+
+
+def _shown(data: bytes | str, n: int = 200) -> str:
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    return text[:n] + ("..." if len(text) > n else "")
+
+
+def _json_object(data: bytes) -> dict[str, Any] | None:
+    try:
+        obj = json.loads(data)
+    except ValueError:  # UnicodeDecodeError included
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+class _Stdout:
+    """Watches the command's stdout: streams reports, remembers the last other line."""
+
+    def __init__(self, monitor: Monitor):
+        self.monitor = monitor
+        self.last: bytes | None = None
+        self.last_truncated = False
+        self.reports = 0
+        self.bad_reports: list[str] = []
+
+    def on_line(self, line: bytes, truncated: bool) -> None:
+        text = line.strip()
+        if not text:
+            return
+        if text.startswith(REPORT_PREFIX.encode()):
+            body = text[len(REPORT_PREFIX):]
+            if body[:1] in (b" ", b"\t", b"{"):
+                self._report(body, truncated)
+                return
+        self.last = text
+        self.last_truncated = truncated
+
+    def _report(self, body: bytes, truncated: bool) -> None:
+        obj = None if truncated else _json_object(body)
+        if obj is None:
+            if len(self.bad_reports) < 5:
+                self.bad_reports.append(_shown(body.strip(), 100))
+            return
+        self.reports += 1
+        step = obj.pop("step", None)
+        if isinstance(step, float) and step.is_integer():
+            step = int(step)
+        self.monitor.report(obj, step=step if isinstance(step, int)
+                            and not isinstance(step, bool) else None)
+
+
+class CommandEvaluator(Evaluator):
+    """Runs an external command per trial; metrics are JSON on its last stdout line.
+
+    The command runs as the leader of a new process group under a small launcher that sets the
+    memory cap and ties the command's life to the tuner's (see
+    :mod:`deploytune.evaluators.process`), with a wall-clock limit that kills the whole group.
+    Crashes are facts of the :class:`Evaluation`: ``"exited with code 3"`` followed by the last
+    lines of stderr, ``"killed by signal SIGSEGV (segmentation fault)"``, a ``SIGKILL`` not
+    sent by deploytune (``oom``: the kernel's OOM killer), ``"timed out after 60 s"``. The
+    tuner's rules classify the rest from the error and the log tail (``std::bad_alloc`` is
+    ``oom``, ``"Address already in use"`` may be made ``transient``, ...).
+
+    Args:
+        argv: The argv template, see the module docstring: a list of strings and groups (lists
+            of strings); ``argv[0]`` is the program, looked up on ``PATH`` (or relative to
+            ``cwd`` when it contains a ``/``).
+        env: Environment variables (templates) added to the tuner's for the command.
+        cwd: The command's working directory (default: the tuner's).
+        timeout_s: Wall-clock limit per trial.
+        memory_mb: Address-space cap of the command (``RLIMIT_AS``, MiB). Virtual memory:
+            CUDA, the JVM and Go reserve far more than they use, so leave it unset for them.
+        metrics_file: Read the metrics from this JSON file (a template, relative to ``cwd``)
+            instead of stdout.
+        log_tail_bytes: How many bytes of the end of stdout and of stderr to keep, each; also
+            the longest stdout line read whole.
+    """
+
+    def __init__(
+        self,
+        argv: Sequence[str | Sequence[str]],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+        timeout_s: float | None = None,
+        memory_mb: float | None = None,
+        metrics_file: str | os.PathLike[str] | None = None,
+        log_tail_bytes: int = DEFAULT_LOG_TAIL_BYTES,
+    ):
+        if isinstance(argv, (str, bytes)) or not isinstance(argv, Sequence) or not argv:
+            shown = f"; write e.g. {argv.split()!r}" if isinstance(argv, str) else ""
+            raise ValueError(f"evaluator.command: argv must be a non-empty list of arguments "
+                             f"(never a shell line), got {type(argv).__name__}{shown}")
+        if not isinstance(argv[0], str) or not argv[0]:
+            raise ValueError("evaluator.command: argv[0] must be the program to run, a "
+                             "non-empty string such as 'python' or './bench.sh'")
+        self._argv: list[_Template | tuple[_Template, ...]] = []
+        for i, item in enumerate(argv):
+            if isinstance(item, str):
+                self._argv.append(_Template(item, f"argv[{i}]"))
+            elif isinstance(item, Sequence) and not isinstance(item, bytes) and item:
+                self._argv.append(tuple(_Template(x, f"argv[{i}][{j}]")
+                                        for j, x in enumerate(item)))
+            else:
+                raise ValueError(f"evaluator.command: argv[{i}] must be a string or a "
+                                 f"non-empty list of strings (a group), got {item!r}")
+        if env is not None and not isinstance(env, Mapping):
+            raise ValueError(f"evaluator.command: env must be a mapping of names to strings, "
+                             f"got {type(env).__name__}")
+        self._env: dict[str, _Template] = {}
+        for key, value in (env or {}).items():
+            if not isinstance(key, str) or not key or "=" in key:
+                raise ValueError(f"evaluator.command: env name {key!r} is not a valid "
+                                 f"environment variable name")
+            self._env[key] = _Template(value, f"env[{key!r}]")
+        self.cwd = os.fspath(cwd) if cwd is not None else None
+        self.timeout_s = _positive("timeout_s", timeout_s)
+        self.memory_mb = _positive("memory_mb", memory_mb)
+        self._metrics_file = (None if metrics_file is None
+                              else _Template(os.fspath(metrics_file), "metrics_file"))
+        if isinstance(log_tail_bytes, bool) or not isinstance(log_tail_bytes, int) \
+                or log_tail_bytes < 1:
+            raise ValueError(f"evaluator.command: log_tail_bytes must be a positive integer "
+                             f"(got {log_tail_bytes!r})")
+        self.log_tail_bytes = log_tail_bytes
+
+    # ----------------------------------------------------------------------------- templates
+    def _templates(self) -> list[_Template]:
+        out: list[_Template] = []
+        for item in self._argv:
+            out.extend(item if isinstance(item, tuple) else (item,))
+        out.extend(self._env.values())
+        if self._metrics_file is not None:
+            out.append(self._metrics_file)
+        return out
+
+    def render(self, config: Mapping[str, Any]) -> tuple[list[str], dict[str, str],
+                                                          str | None]:
+        """The argv, the environment variables and the metrics file path for ``config``.
+
+        Raises:
+            ValueError: A value cannot be formatted, ``argv[0]`` or the metrics file refers to
+                an inactive parameter.
+        """
+        cache: list[str] = []
+
+        def config_json() -> str:
+            if not cache:
+                cache.append(json.dumps(dict(config), default=to_jsonable))
+            return cache[0]
+
+        argv: list[str] = []
+        for item in self._argv:
+            if isinstance(item, tuple):
+                texts = [t.render(config, config_json) for t in item]
+                if all(t is not None for t in texts):
+                    argv.extend(t for t in texts if t is not None)
+                continue
+            text = item.render(config, config_json)
+            if text is not None:
+                argv.append(text)
+            elif item.where == "argv[0]":
+                raise ValueError(f"argv[0] {item.text!r} refers to a parameter that is "
+                                 f"inactive in this configuration")
+        env: dict[str, str] = {}
+        for key, tpl in self._env.items():
+            value = tpl.render(config, config_json)
+            if value is not None:
+                env[key] = value
+        metrics_file = None
+        if self._metrics_file is not None:
+            metrics_file = self._metrics_file.render(config, config_json)
+            if metrics_file is None:
+                raise ValueError(f"metrics_file {self._metrics_file.text!r} refers to a "
+                                 f"parameter that is inactive in this configuration")
+            metrics_file = os.path.join(self.cwd or os.getcwd(), metrics_file)
+        return argv, env, metrics_file
+
+    # ------------------------------------------------------------------------------- running
+    def evaluate(self, config: dict[str, Any], monitor: Monitor) -> Evaluation:
+        """Run the command for ``config``; see the class docstring."""
+        try:
+            argv, env, metrics_file = self.render(config)
+        except ValueError as exc:
+            return Evaluation(dict(monitor.partial), error=f"cannot build the command: {exc}",
+                              crash_kind=CrashKind.RUNTIME_ERROR)
+        if metrics_file is not None:
+            try:
+                os.remove(metrics_file)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                return Evaluation(dict(monitor.partial), error=f"cannot remove the stale "
+                                  f"metrics file {metrics_file!r}: {exc}",
+                                  crash_kind=CrashKind.RUNTIME_ERROR)
+        if "PYTHONUNBUFFERED" not in os.environ:
+            env = {"PYTHONUNBUFFERED": "1", **env}
+        stdout = _Stdout(monitor)
+        try:
+            run = run_child(launcher_argv(argv, memory_limit_bytes(self.memory_mb)), env=env,
+                            cwd=self.cwd, timeout_s=self.timeout_s,
+                            on_stdout_line=stdout.on_line, log_tail_bytes=self.log_tail_bytes)
+        except ChildStartError as exc:
+            return Evaluation(dict(monitor.partial), error=str(exc),
+                              crash_kind=CrashKind.RUNTIME_ERROR)
+        return self._evaluation(run, stdout, monitor, argv, metrics_file)
+
+    def _evaluation(self, run: ChildRun, stdout: _Stdout, monitor: Monitor, argv: list[str],
+                    metrics_file: str | None) -> Evaluation:
+        info = run.info()
+        info["argv"] = argv
+        info["reports"] = stdout.reports
+        if stdout.bad_reports:
+            info["bad_reports"] = stdout.bad_reports
+        common: dict[str, Any] = {"log": run.log(), "cost_s": run.cost_s, "info": info}
+        partial = dict(monitor.partial)
+        if run.aborted is not None:
+            return Evaluation(partial, aborted=run.aborted, **common)
+        failure = run.failure()
+        if failure is not None:
+            return Evaluation(partial, error=failure[0], crash_kind=failure[1], **common)
+        if metrics_file is not None:
+            metrics, error = self._read_metrics_file(metrics_file)
+        else:
+            metrics, error = self._last_line_metrics(stdout, run)
+        if metrics is None:
+            return Evaluation(partial, error=error, **common)
+        return Evaluation(metrics, **common)
+
+    @staticmethod
+    def _last_line_metrics(stdout: _Stdout, run: ChildRun) -> tuple[dict[str, Any] | None,
+                                                                    str]:
+        if stdout.last is None:
+            if stdout.reports:
+                return None, (f"stdout holds only {REPORT_PREFIX} lines, no final metrics; "
+                              f"{_FIX_LAST_LINE}")
+            what = "only blank lines" if run.stdout_bytes else "nothing"
+            return None, (f"the command printed {what} on stdout; {_FIX_LAST_LINE} (or write "
+                          f"them to metrics_file)")
+        metrics = None if stdout.last_truncated else _json_object(stdout.last)
+        if metrics is None:
+            cut = (f" (the line is longer than log_tail_bytes = {len(stdout.last)} and was "
+                   f"cut)" if stdout.last_truncated else "")
+            return None, (f"the last line of stdout is not a JSON object: "
+                          f"{_shown(stdout.last)!r}{cut}; {_FIX_LAST_LINE}")
+        return metrics, ""
+
+    @staticmethod
+    def _read_metrics_file(path: str) -> tuple[dict[str, Any] | None, str]:
+        try:
+            with open(path, "rb") as f:
+                data = f.read(MAX_METRICS_FILE_BYTES + 1)
+        except FileNotFoundError:
+            return None, (f"the command exited with code 0 but did not write the metrics "
+                          f"file {path!r}; write the metrics there as one JSON object")
+        except OSError as exc:
+            return None, f"cannot read the metrics file {path!r}: {exc}"
+        if len(data) > MAX_METRICS_FILE_BYTES:
+            return None, (f"the metrics file {path!r} is larger than "
+                          f"{MAX_METRICS_FILE_BYTES // (1024 * 1024)} MiB; write only the "
+                          f"metrics, as one JSON object")
+        metrics = _json_object(data)
+        if metrics is None:
+            return None, (f"the metrics file {path!r} does not hold a JSON object: "
+                          f"{_shown(data.strip())!r}; write the metrics as one JSON object")
+        return metrics, ""
+
+    # -------------------------------------------------------------------------------- checks
+    def check(self) -> None:
+        """Verify that the program (``argv[0]``) can be found and executed, and that ``cwd``
+        exists. A templated ``argv[0]`` is not checked.
+
+        Raises:
+            ValueError: Naming the program and the fix.
+        """
+        base = self.cwd or os.getcwd()
+        if not os.path.isdir(base):
+            raise ValueError(f"evaluator.command: cwd {base!r} is not an existing directory")
+        first = self._argv[0]
+        assert isinstance(first, _Template)
+        if first.names == (PYTHON,) and first.text == "{python}":
+            return  # the tuner's own interpreter
+        if first.names:
+            return
+        prog = first.render({}, str)
+        assert prog is not None
+        if os.sep in prog or (os.altsep is not None and os.altsep in prog):
+            path = os.path.join(base, prog)
+            if not os.path.exists(path):
+                raise ValueError(f"evaluator.command: the program {prog!r} does not exist "
+                                 f"(looked for {path}; relative paths start at cwd)")
+            if os.path.isdir(path) or not os.access(path, os.X_OK):
+                raise ValueError(f"evaluator.command: the program {prog!r} is not executable; "
+                                 f"run 'chmod +x {prog}' or name its interpreter first, e.g. "
+                                 f"['python', {prog!r}, ...]")
+            return
+        rendered_path = (self._env["PATH"].render({}, str) if "PATH" in self._env else None)
+        search = rendered_path or os.environ.get("PATH", os.defpath)
+        if shutil.which(prog, path=search) is None:
+            local = os.path.join(base, prog)
+            hint = (f"; it is in {base}: write './{prog}'" if os.path.isfile(local)
+                    else "; install it or give its full path")
+            raise ValueError(f"evaluator.command: the program {prog!r} was not found on "
+                             f"PATH{hint}")
+
+    def check_space(self, space: Space) -> None:
+        """Verify that every placeholder names a parameter of ``space`` (or is
+        ``{config_json}``).
+
+        Raises:
+            ValueError: Naming the placeholder, where it is, and the space's parameters.
+        """
+        names = list(space.names)
+        for tpl in self._templates():
+            for name in tpl.names:
+                if name not in SPECIAL_PLACEHOLDERS and name not in names:
+                    raise ValueError(
+                        f"evaluator.command: unknown placeholder {{{name}}} in {tpl.where} "
+                        f"{tpl.text!r}; placeholders must name a parameter of the space "
+                        f"({', '.join(names) or 'none'}) or be {{{CONFIG_JSON}}} or "
+                        f"{{{PYTHON}}}; write {{{{ and }}}} for literal braces")
+
+    def describe(self) -> str:
+        """``command python bench.py --batch {batch_size} ... (60 s, 4096 MB)``."""
+        words: list[str] = []
+        for item in self._argv:
+            words.extend(t.text for t in (item if isinstance(item, tuple) else (item,)))
+        line = " ".join(words)
+        if len(line) > 60:
+            line = line[:57] + "..."
+        limits = [f"{self.timeout_s:g} s" if self.timeout_s is not None else "no time limit"]
+        if self.memory_mb is not None:
+            limits.append(f"{self.memory_mb:g} MB")
+        return f"command {line} ({', '.join(limits)})"
