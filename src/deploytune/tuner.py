@@ -191,7 +191,9 @@ def _check_setup(study: optuna.Study, setup: dict[str, Any]) -> None:
     """Refuse to mix a study with trials of a different problem definition."""
     existing = study.user_attrs.get(_STUDY_ATTR_SETUP)
     if existing is None:
-        if not study.trials:
+        # a study holding only queued (WAITING) trials has not been run yet: claim it
+        if not any(t.state.is_finished() or t.state is TrialState.RUNNING
+                   for t in study.get_trials(deepcopy=False)):
             study.set_user_attr(_STUDY_ATTR_SETUP, setup)
         return
     for key in ("objective", "direction", "constraints", "space"):
