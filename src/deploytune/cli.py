@@ -8,7 +8,9 @@ Commands:
 * ``deploytune show STUDY``: the same summary for an existing study.
 * ``deploytune bench``: run DeployBench (every problem x sampler x seed, each run in its own
   process) and write JSON-lines runs, a summary table and figures; with ``--overhead``, measure
-  the samplers' milliseconds per ask instead.
+  the samplers' milliseconds per ask instead; with ``--isolation``, the per-trial overhead of
+  isolated evaluators; with ``--early-abort``, the seconds early abort saves on a spec's
+  problem (the matmul command example by default).
 * ``deploytune samplers``: list the sampler names.
 * ``deploytune problems``: list the benchmark problems.
 
@@ -20,9 +22,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = ["app", "main"]
 
@@ -93,9 +98,12 @@ def bench(
     samplers: Annotated[str, typer.Option(
         "--samplers", "-s",
         help="Comma-separated sampler names (see `deploytune samplers`).")] = DEFAULT_SAMPLERS,
-    seeds: Annotated[int, typer.Option(
-        "--seeds", min=1, help="Number of seeds: runs seeds 0..N-1.")] = 10,
-    budget: Annotated[int, typer.Option("--budget", "-b", min=1, help="Trials per run.")] = 25,
+    seeds: Annotated[int | None, typer.Option(
+        "--seeds", min=1, help="Number of seeds: runs seeds 0..N-1 (default 10; with "
+                               "--early-abort: 3).", show_default=False)] = None,
+    budget: Annotated[int | None, typer.Option(
+        "--budget", "-b", min=1, help="Trials per run (default 25; with --early-abort: 20).",
+        show_default=False)] = None,
     jobs: Annotated[int | None, typer.Option(
         "--jobs", "-j", min=1, help="Runs at a time (default: the number of CPUs).")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = DEFAULT_OUT,
@@ -108,19 +116,46 @@ def bench(
         help="Measure each sampler's milliseconds per ask instead of running the bench.")] = False,
     sizes: Annotated[str, typer.Option(
         "--sizes", help="With --overhead: comma-separated history sizes.")] = "25,100,300",
-    repeats: Annotated[int, typer.Option(
-        "--repeats", min=1, help="With --overhead: timed asks per sampler and size.")] = 5,
+    repeats: Annotated[int | None, typer.Option(
+        "--repeats", min=1, help="With --overhead: timed asks per sampler and size (default "
+                                 "5); with --isolation: timed trials per evaluator (default "
+                                 "50).", show_default=False)] = None,
+    isolation: Annotated[bool, typer.Option(
+        "--isolation",
+        help="Measure the per-trial overhead of isolated evaluators instead.")] = False,
+    early_abort: Annotated[bool, typer.Option(
+        "--early-abort",
+        help="Measure the seconds early abort saves (on vs off, and a counterfactual re-run "
+             "of every aborted trial) on a spec's problem instead.")] = False,
+    spec_file: Annotated[Path | None, typer.Option(
+        "--spec", help="With --early-abort: the spec whose problem is used (default: "
+                       "examples/matmul_command/spec.yaml).", show_default=False)] = None,
+    timeout: Annotated[float | None, typer.Option(
+        "--timeout", min=0.001, help="With --early-abort: time limit per trial in seconds, "
+                                     "replacing the spec's.", show_default=False)] = None,
 ) -> None:
     """Run DeployBench, or (with --overhead) time the samplers.
 
     Writes OUT/runs/{problem}/{sampler}/seed_{s}.jsonl (one line per trial),
     OUT/summary.json, OUT/summary.md and OUT/figures/*.png; with --overhead,
-    OUT/overhead.md and OUT/overhead.json.
+    OUT/overhead.md and OUT/overhead.json; with --isolation, OUT/isolation.md and
+    OUT/isolation.json; with --early-abort, OUT/early_abort.md and OUT/early_abort.json.
     """
     from rich.console import Console
 
-    sampler_list = _check_samplers(samplers)
+    if overhead + isolation + early_abort > 1:
+        raise typer.BadParameter("give at most one of --overhead, --isolation, --early-abort",
+                                 param_hint="'--overhead / --isolation / --early-abort'")
     console = Console()
+    if isolation:
+        _bench_isolation(repeats, out, console)
+        return
+    if early_abort:
+        _bench_early_abort(spec_file, seeds, budget, timeout, out, console)
+        return
+    sampler_list = _check_samplers(samplers)
+    seeds = 10 if seeds is None else seeds
+    budget = 25 if budget is None else budget
     if overhead:
         size_list = _check_sizes(sizes)
         problem_list = _check_problems(problems) if problems is not None else ["crashy-branin"]
@@ -129,8 +164,9 @@ def bench(
                                      "history is used)", param_hint="'--problems'")
         from deploytune.bench.overhead import sampler_overhead
 
-        sampler_overhead(sampler_list, size_list, problem=problem_list[0], repeats=repeats,
-                         out_dir=out, console=console)
+        sampler_overhead(sampler_list, size_list, problem=problem_list[0],
+                         repeats=5 if repeats is None else repeats, out_dir=out,
+                         console=console)
         console.print(f"written {out / 'overhead.md'} and {out / 'overhead.json'}")
         return
     problem_list = _check_problems(problems if problems is not None else "all")
@@ -144,6 +180,55 @@ def bench(
         total = n + len(result.runs)
         console.print(f"[red]{n} of {total} runs failed[/red] (see {out / 'summary.md'})")
         raise typer.Exit(code=1)
+
+
+def _bench_isolation(repeats: int | None, out: Path, console: Console) -> None:
+    """``deploytune bench --isolation``: time one trial of each kind of evaluator."""
+    from deploytune.bench.isolation import DEFAULT_REPEATS, isolation_overhead
+
+    n = DEFAULT_REPEATS if repeats is None else repeats
+    command = f"deploytune bench --isolation --repeats {n} --out {out}"
+    isolation_overhead(repeats=n, out_dir=out, console=console, command=command)
+    console.print(f"written {out / 'isolation.md'} and {out / 'isolation.json'}",
+                  highlight=False)
+
+
+def _bench_early_abort(spec_file: Path | None, seeds: int | None, budget: int | None,
+                       timeout: float | None, out: Path, console: Console) -> None:
+    """``deploytune bench --early-abort``: early abort on and off on a spec's problem."""
+    from deploytune.bench.early_abort import (
+        DEFAULT_BUDGET,
+        DEFAULT_SEEDS,
+        compare_early_abort,
+        default_spec_path,
+        problem_from_spec,
+    )
+    from deploytune.spec import SpecError, load_spec
+
+    path = spec_file if spec_file is not None else default_spec_path()
+    try:
+        spec = load_spec(path)
+    except SpecError as exc:
+        raise _fail(str(exc)) from None
+    problem = problem_from_spec(spec, timeout_s=timeout)
+    n_seeds = DEFAULT_SEEDS if seeds is None else seeds
+    n_trials = DEFAULT_BUDGET if budget is None else budget
+    parts = ["deploytune bench --early-abort", f"--seeds {n_seeds}", f"--budget {n_trials}"]
+    if spec_file is not None:
+        parts.append(f"--spec {spec_file}")
+    if timeout is not None:
+        parts.append(f"--timeout {timeout:g}")
+    parts.append(f"--out {out}")
+    try:
+        source = os.path.relpath(path)
+    except ValueError:  # another drive
+        source = str(path)
+    if source.startswith(".."):
+        source = str(Path(path).resolve())
+    compare_early_abort(problem, range(n_seeds), n_trials, out_dir=out, console=console,
+                        command=" ".join(parts), source=source)
+    console.print(f"written {out / 'early_abort.md'} and {out / 'early_abort.json'}",
+                  highlight=False)
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:

@@ -45,19 +45,28 @@ def outcome_of(evaluation: Evaluation, objective: Objective,
 
 
 def estimate_seconds_saved(elapsed_s: float, partial: dict[str, float],
-                           full_run_costs: Sequence[float]) -> float | None:
+                           full_run_costs: Sequence[float],
+                           time_limit_s: float | None = None) -> float | None:
     """Estimate what an early abort after ``elapsed_s`` saved.
 
     With a streamed ``progress`` fraction in (0, 1): the remaining time at that pace.
     Otherwise: the median duration of the study's runs that went to the end, minus the time
-    already spent (never negative). ``None`` when there is nothing to estimate from.
+    already spent (never negative). Never more than what was left of the trial's time limit.
+    ``None`` when there is nothing to estimate from.
+
+    .. note:: The pace includes the run's start-up (process, imports), so the estimate is an
+       upper bound; ``deploytune bench --early-abort`` measures the real saving.
     """
     progress = partial.get("progress")
     if progress is not None and 0 < progress < 1 and math.isfinite(progress):
-        return max(0.0, elapsed_s / progress - elapsed_s)
-    if full_run_costs:
-        return max(0.0, statistics.median(full_run_costs) - elapsed_s)
-    return None
+        saved = max(0.0, elapsed_s / progress - elapsed_s)
+    elif full_run_costs:
+        saved = max(0.0, statistics.median(full_run_costs) - elapsed_s)
+    else:
+        return None
+    if time_limit_s is not None and math.isfinite(time_limit_s):
+        saved = min(saved, max(0.0, time_limit_s - elapsed_s))
+    return saved
 
 
 def run_trial(
@@ -112,6 +121,8 @@ def run_trial(
     outcome.cost_s = total_cost
     outcome.attempts = attempts
     if evaluation.aborted is not None:
+        limit = getattr(evaluator, "timeout_s", None)
         outcome.seconds_saved = estimate_seconds_saved(
-            evaluation.cost_s, numeric_metrics(evaluation.metrics), full_run_costs)
+            evaluation.cost_s, numeric_metrics(evaluation.metrics), full_run_costs,
+            float(limit) if isinstance(limit, (int, float)) else None)
     return outcome

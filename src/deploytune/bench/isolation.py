@@ -16,26 +16,25 @@ new process per trial:
 Each case is run once untimed (lazy imports, page cache), then ``repeats`` times timed with
 :func:`time.perf_counter`; the median, the 95th percentile, the minimum and the maximum are
 reported in milliseconds.
+
+This module is also the isolated cases' target module, imported by every child process: it
+imports at the top only what the child has loaded already (the rest is imported where used),
+so that the numbers measure the isolation, not this module.
 """
 
 from __future__ import annotations
 
-import datetime
-import os
-import platform
-import statistics
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deploytune.evaluators.base import Evaluator, FunctionEvaluator
-from deploytune.execution import run_trial
 from deploytune.outcome import Objective, Status
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from rich.console import Console
     from rich.table import Table
 
@@ -157,6 +156,8 @@ def time_trials(evaluator: Evaluator, repeats: int, warmup: int = 1,
             a broken setup must not be reported as a fast one.
         ValueError: For ``repeats < 1`` or ``warmup < 0``.
     """
+    from deploytune.execution import run_trial
+
     if repeats < 1:
         raise ValueError(f"repeats: must be >= 1 (got {repeats!r})")
     if warmup < 0:
@@ -181,6 +182,11 @@ def machine_info() -> dict[str, Any]:
     Returns:
         A JSON-serialisable dict.
     """
+    import datetime
+    import os
+    import platform
+    import sys
+
     return {
         "cpus": os.cpu_count(),
         "platform": platform.platform(),
@@ -217,6 +223,9 @@ def isolation_overhead(
     Raises:
         ValueError: For ``repeats < 1``.
     """
+    import statistics
+    from pathlib import Path
+
     from deploytune.bench.runner import _write_text, dumps_strict
 
     if repeats < 1:
