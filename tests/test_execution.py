@@ -81,7 +81,9 @@ def test_seconds_saved_from_progress_or_median_or_unknown() -> None:
     assert estimate_seconds_saved(20.0, {}, [10.0]) == 0.0
     assert estimate_seconds_saved(2.0, {}, []) is None
     # never more than what was left of the time limit
-    assert estimate_seconds_saved(2.0, {"progress": 0.01}, [], 20.0) == pytest.approx(18.0)
+    assert estimate_seconds_saved(2.0, {"progress": 0.1}, [], 10.0) == pytest.approx(8.0)
+    # a tiny progress says more about start-up than pace: fall back to the median full run
+    assert estimate_seconds_saved(2.0, {"progress": 0.01}, [5.0]) == pytest.approx(3.0)
     assert estimate_seconds_saved(30.0, {}, [100.0], 20.0) == 0.0
 
 

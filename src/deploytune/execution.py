@@ -22,6 +22,9 @@ from deploytune.outcome import Constraint, CrashKind, Objective, Outcome, judge
 
 __all__ = ["estimate_seconds_saved", "outcome_of", "run_trial"]
 
+_MIN_PROGRESS = 0.1
+"""Below this streamed progress, the pace is mostly start-up: not used for estimates."""
+
 _RETRY_PAUSE_S = 0.2
 """Pause before retrying a transient failure, doubled on each further retry (max 2 s)."""
 
@@ -49,16 +52,18 @@ def estimate_seconds_saved(elapsed_s: float, partial: dict[str, float],
                            time_limit_s: float | None = None) -> float | None:
     """Estimate what an early abort after ``elapsed_s`` saved.
 
-    With a streamed ``progress`` fraction in (0, 1): the remaining time at that pace.
-    Otherwise: the median duration of the study's runs that went to the end, minus the time
-    already spent (never negative). Never more than what was left of the trial's time limit.
-    ``None`` when there is nothing to estimate from.
+    With a streamed ``progress`` fraction of at least 0.1: the remaining time at that pace
+    (below that, start-up dominates the pace and the estimate explodes). Otherwise: the median
+    duration of the study's runs that went to the end, minus the time already spent (never
+    negative). Never more than what was left of the trial's time limit. ``None`` when there is
+    nothing to estimate from.
 
-    .. note:: The pace includes the run's start-up (process, imports), so the estimate is an
-       upper bound; ``deploytune bench --early-abort`` measures the real saving.
+    .. note:: A rough estimate: the pace includes the run's start-up (process, imports), and
+       aborted configurations are usually slower than the median run.
+       ``deploytune bench --early-abort`` measures the real saving.
     """
     progress = partial.get("progress")
-    if progress is not None and 0 < progress < 1 and math.isfinite(progress):
+    if progress is not None and _MIN_PROGRESS <= progress < 1 and math.isfinite(progress):
         saved = max(0.0, elapsed_s / progress - elapsed_s)
     elif full_run_costs:
         saved = max(0.0, statistics.median(full_run_costs) - elapsed_s)
