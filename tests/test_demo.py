@@ -1,0 +1,29 @@
+"""``deploytune demo``: a real tuning run of EfficientNet-Lite0 on this CPU (2 trials here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+from typer.testing import CliRunner
+
+from deploytune.cli import app
+from deploytune.history import ATTR_STATUS
+
+runner = CliRunner()
+
+
+def test_demo_tunes_a_real_model_into_sqlite_and_writes_a_report(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = runner.invoke(app, ["demo", "--out", str(out), "--budget", "2", "--plain"])
+    assert result.exit_code == 0, result.output
+    assert "EfficientNet-Lite0" in result.output and "2 trials" in result.output
+    study = optuna.load_study(study_name="efficientnet-demo",
+                              storage=f"sqlite:///{out / 'spec.db'}")
+    assert len(study.trials) == 2
+    assert all(ATTR_STATUS in t.user_attrs for t in study.trials)
+    assert (out / "efficientnet-demo-report" / "report.html").is_file()
+    again = runner.invoke(app, ["demo", "--out", str(out), "--budget", "2", "--plain"])
+    assert again.exit_code == 0 and "resuming study efficientnet-demo" in again.output
+    assert len(optuna.load_study(study_name="efficientnet-demo",
+                                 storage=f"sqlite:///{out / 'spec.db'}").trials) == 2
