@@ -19,18 +19,20 @@ photos bundled with scikit-learn.
 
 from __future__ import annotations
 
-import math
 import os
-import resource
 import tempfile
-import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from deploytune.outcome import InvalidConfig
+from deploytune.workloads._profile import (
+    cached_array,
+    latency_metrics,
+    ort_session,
+    timed_batches,
+)
 
 __all__ = ["SPACE", "crops", "evaluate", "load_model", "reference_labels"]
 
@@ -44,9 +46,6 @@ SPACE: dict[str, Any] = {
 
 N_CROPS = 32
 """Real-photo crops used for the quality metric."""
-_MEASURE_S = 1.5
-_MIN_TIMED = 3
-_MAX_TIMED = 30
 
 
 def crops(n: int = N_CROPS, seed: int = 0) -> np.ndarray:
@@ -77,17 +76,13 @@ def load_model() -> Any:
 
 def reference_labels(images: np.ndarray) -> np.ndarray:
     """Top-1 labels of the fp32 eager model, cached in the temporary folder."""
-    cache = Path(tempfile.gettempdir()) / f"deploytune-effnet-lite0-ref-{len(images)}.npy"
-    if cache.exists():
-        return np.load(cache)
-    import torch
+    def compute() -> np.ndarray:
+        import torch
 
-    with torch.inference_mode():
-        labels = load_model()(torch.from_numpy(images)).argmax(1).numpy()
-    tmp = cache.with_suffix(f".{os.getpid()}.npy")
-    np.save(tmp, labels)
-    os.replace(tmp, cache)
-    return labels
+        with torch.inference_mode():
+            return load_model()(torch.from_numpy(images)).argmax(1).numpy()
+
+    return cached_array(f"effnet-lite0-ref-{len(images)}", compute)
 
 
 def _torch_runner(model: Any, config: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
@@ -116,7 +111,6 @@ def _onnx_runner(model: Any, config: dict[str, Any],
     if config["precision"] not in ("fp32", "int8"):
         raise InvalidConfig(f"onnxruntime backend: precision {config['precision']} is not "
                             f"supported by this profiler (fp32 or int8)")
-    import onnxruntime as ort
     import torch
 
     path = os.path.join(workdir, "model.onnx")
@@ -129,19 +123,12 @@ def _onnx_runner(model: Any, config: dict[str, Any],
         quantized = os.path.join(workdir, "model.int8.onnx")
         quantize_dynamic(path, quantized, weight_type=QuantType.QInt8)
         path = quantized
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = int(config["threads"])
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    session = ort_session(path, int(config["threads"]))
 
     def run(batch: np.ndarray) -> np.ndarray:
         return session.run(["y"], {"x": batch})[0]
 
     return run
-
-
-def _percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q)) if values else math.nan
 
 
 def evaluate(config: dict[str, Any], report: Callable[..., None]) -> dict[str, float]:
@@ -159,23 +146,8 @@ def evaluate(config: dict[str, Any], report: Callable[..., None]) -> dict[str, f
         batch_size = int(config["batch_size"])
         rng = np.random.default_rng(1)
         batch = images[rng.integers(0, len(images), size=batch_size)]
-        run(batch)  # warm-up (compiles for torch.compile)
-        latencies: list[float] = []
-        started = time.perf_counter()
-        while len(latencies) < _MAX_TIMED and (
-                len(latencies) < _MIN_TIMED or time.perf_counter() - started < _MEASURE_S):
-            t0 = time.perf_counter()
-            run(batch)
-            latencies.append((time.perf_counter() - t0) * 1000)
-            report({"p95_ms": _percentile(latencies, 95)}, step=len(latencies))
+        latencies = timed_batches(lambda: run(batch), report)
         predicted = np.concatenate([run(images[i:i + batch_size]).argmax(1)
                                     for i in range(0, len(images), batch_size)])
-    p50 = _percentile(latencies, 50)
-    return {
-        "p50_ms": p50,
-        "p95_ms": _percentile(latencies, 95),
-        "p99_ms": _percentile(latencies, 99),
-        "images_per_s": batch_size / (p50 / 1000),
-        "memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "top1_agreement": float(np.mean(predicted == reference)),
-    }
+    return {**latency_metrics(latencies, batch_size, "images"),
+            "top1_agreement": float(np.mean(predicted == reference))}

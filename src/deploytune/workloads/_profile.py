@@ -1,0 +1,77 @@
+"""Measurement pieces shared by the workload profilers: the timed loop that streams p95, a
+file cache for fp32 reference outputs, ONNX Runtime sessions and peak memory."""
+
+from __future__ import annotations
+
+import math
+import os
+import resource
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["cached_array", "latency_metrics", "ort_session", "peak_rss_mb", "timed_batches"]
+
+MEASURE_S = 1.5
+"""Seconds of timed batches (at least MIN_TIMED, at most MAX_TIMED batches)."""
+MIN_TIMED = 3
+MAX_TIMED = 30
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q``-th percentile of ``values`` (NaN when empty)."""
+    return float(np.percentile(values, q)) if values else math.nan
+
+
+def timed_batches(run: Callable[[], Any], report: Callable[..., None]) -> list[float]:
+    """Call ``run`` once untimed (warm-up, compilation), then time it for about
+    :data:`MEASURE_S` seconds, streaming the p95 in ms after every batch."""
+    run()
+    latencies: list[float] = []
+    started = time.perf_counter()
+    while len(latencies) < MAX_TIMED and (
+            len(latencies) < MIN_TIMED or time.perf_counter() - started < MEASURE_S):
+        t0 = time.perf_counter()
+        run()
+        latencies.append((time.perf_counter() - t0) * 1000)
+        report({"p95_ms": percentile(latencies, 95)}, step=len(latencies))
+    return latencies
+
+
+def latency_metrics(latencies: list[float], batch_size: int, unit: str) -> dict[str, float]:
+    """p50/p95/p99 ms, ``<unit>_per_s`` at the median and the peak memory."""
+    p50 = percentile(latencies, 50)
+    return {"p50_ms": p50, "p95_ms": percentile(latencies, 95),
+            "p99_ms": percentile(latencies, 99), f"{unit}_per_s": batch_size / (p50 / 1000),
+            "memory_mb": peak_rss_mb()}
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process in MB (``ru_maxrss``)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cached_array(name: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+    """``compute()``, saved under the temporary folder as ``name`` and reused afterwards."""
+    cache = Path(tempfile.gettempdir()) / f"deploytune-{name}.npy"
+    if cache.exists():
+        return np.load(cache)
+    value = compute()
+    tmp = cache.with_suffix(f".{os.getpid()}.npy")
+    np.save(tmp, value)
+    os.replace(tmp, cache)
+    return value
+
+
+def ort_session(path: str, threads: int) -> Any:
+    """An ONNX Runtime CPU session with ``threads`` intra-op threads."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = int(threads)
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
