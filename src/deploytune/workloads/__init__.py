@@ -7,4 +7,6 @@ process. Heavy imports (torch, onnxruntime) happen inside the functions.
 
 * :mod:`deploytune.workloads.efficientnet`: EfficientNet-Lite0 image classification on real
   photo crops, torch eager / torch.compile / ONNX Runtime x fp32 / bf16 / fp16 / int8.
+* :mod:`deploytune.workloads.minilm`: all-MiniLM-L6-v2 sentence embeddings, the same backends
+  and precisions, fidelity to fp32 (cosine, nearest-neighbour agreement).
 """
