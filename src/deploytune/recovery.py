@@ -75,9 +75,7 @@ def _is_stale(t: FrozenTrial, host: str) -> bool:
 
 def _requeued_origins(study: optuna.Study) -> set[int]:
     return {int(t.user_attrs[ATTR_REQUEUED_FROM]) for t in study.get_trials(deepcopy=False)
-            if t.user_attrs.get(ATTR_REQUEUED_FROM) is not None
-            and t.state in (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE,
-                            TrialState.PRUNED, TrialState.FAIL)}
+            if t.user_attrs.get(ATTR_REQUEUED_FROM) is not None}
 
 
 def interrupt_trial(study: optuna.Study, trial: FrozenTrial | optuna.Trial,

@@ -37,7 +37,7 @@ from deploytune.outcome import (
 from deploytune.recovery import interrupt_trial, recover_stale_trials, worker_identity
 from deploytune.space import Space
 
-__all__ = ["Evaluate", "Result", "TrialRecord", "count_evaluations", "evaluate_once", "optimize"]
+__all__ = ["Evaluate", "Result", "TrialRecord", "evaluate_once", "optimize"]
 
 Evaluate = Callable[..., Mapping[str, Any]]
 """An evaluation function: ``config -> metrics`` or ``(config, report) -> metrics``. Raising
@@ -215,25 +215,30 @@ def evaluate_once(evaluate: Evaluate | Evaluator, config: dict[str, Any], object
     return run_trial(evaluator, config, objective, constraints, retries=0)
 
 
-def _full_run_costs(study: optuna.Study) -> list[float]:
+@dataclass(frozen=True)
+class _Progress:
+    """What the loop needs to know about the study before each trial, read in one pass."""
+
+    evaluations: int
+    """Finished trials that count against the budget."""
+    seconds_spent: float
+    """Wall-clock seconds of every finished trial (interrupted ones included)."""
+    any_feasible: bool
+    full_run_costs: list[float]
     """Durations of the trials that ran to the end (feasible or infeasible)."""
-    return [o.cost_s for o in observations(study)
-            if o.status in (Status.FEASIBLE, Status.INFEASIBLE) and o.cost_s > 0]
 
-
-def _seconds_spent(study: optuna.Study) -> float:
-    """Wall-clock seconds of every finished trial of the study (interrupted ones included)."""
-    total = 0.0
-    for t in study.get_trials(deepcopy=False):
-        if t.state.is_finished() and t.datetime_start and t.datetime_complete:
-            total += (t.datetime_complete - t.datetime_start).total_seconds()
-    return total
-
-
-def count_evaluations(study: optuna.Study) -> int:
-    """Finished trials that count against the budget (interrupted ones do not)."""
-    return sum(t.state.is_finished() and not is_interrupted(t)
-               for t in study.get_trials(deepcopy=False))
+    @classmethod
+    def of(cls, study: optuna.Study) -> _Progress:
+        trials = study.get_trials(deepcopy=False)
+        finished = [t for t in trials if t.state.is_finished()]
+        obs = observations(study, finished)
+        return cls(
+            evaluations=sum(not is_interrupted(t) for t in finished),
+            seconds_spent=sum((t.datetime_complete - t.datetime_start).total_seconds()
+                              for t in finished if t.datetime_start and t.datetime_complete),
+            any_feasible=any(o.feasible for o in obs),
+            full_run_costs=[o.cost_s for o in obs if o.cost_s > 0
+                            and o.status in (Status.FEASIBLE, Status.INFEASIBLE)])
 
 
 def _make_check(early: EarlyAbort, objective: Objective, constraints: Sequence[Constraint],
@@ -352,34 +357,40 @@ def optimize(
                          "constraints": [str(c) for c in cons], "space": space_obj.to_dict()})
     recover_stale_trials(study)
     worker = worker_identity()
-    while budget is None or count_evaluations(study) < budget:
-        if time_budget_s is not None and _seconds_spent(study) >= time_budget_s:
-            break
-        trial = study.ask()
-        trial.set_user_attr(ATTR_WORKER, worker)
-        try:
-            config = space_obj.suggest(trial)
-        except Exception:
-            study.tell(trial, state=TrialState.FAIL)
-            raise
-        any_feasible = any(o.feasible for o in observations(study))
-        check = _make_check(early, obj, cons, any_feasible, trial, pruner is not None)
-        try:
-            if on_trial_start is not None:
-                on_trial_start(trial.number, dict(config))
-            outcome = run_trial(evaluator, config, obj, cons,
-                                new_monitor=functools.partial(Monitor, check), rules=rule_list,
-                                retries=retries, full_run_costs=_full_run_costs(study))
-        except BaseException as exc:
-            reason = "stopped by Ctrl-C" if isinstance(exc, KeyboardInterrupt) else \
-                f"stopped by {type(exc).__name__}"
-            interrupt_trial(study, trial, reason)
-            raise
-        frozen = record(study, trial, outcome)
-        rec = TrialRecord.from_trial(frozen)
-        assert rec is not None
-        for cb in callbacks:
-            cb(rec)
-    if evaluator is not evaluate:
-        evaluator.close()
+    try:
+        while True:
+            progress = _Progress.of(study)
+            if budget is not None and progress.evaluations >= budget:
+                break
+            if time_budget_s is not None and progress.seconds_spent >= time_budget_s:
+                break
+            trial = study.ask()
+            trial.set_user_attr(ATTR_WORKER, worker)
+            try:
+                config = space_obj.suggest(trial)
+            except Exception:
+                study.tell(trial, state=TrialState.FAIL)
+                raise
+            check = _make_check(early, obj, cons, progress.any_feasible, trial,
+                                pruner is not None)
+            try:
+                if on_trial_start is not None:
+                    on_trial_start(trial.number, dict(config))
+                outcome = run_trial(evaluator, config, obj, cons,
+                                    new_monitor=functools.partial(Monitor, check),
+                                    rules=rule_list, retries=retries,
+                                    full_run_costs=progress.full_run_costs)
+            except BaseException as exc:
+                reason = "stopped by Ctrl-C" if isinstance(exc, KeyboardInterrupt) else \
+                    f"stopped by {type(exc).__name__}"
+                interrupt_trial(study, trial, reason)
+                raise
+            frozen = record(study, trial, outcome)
+            rec = TrialRecord.from_trial(frozen)
+            assert rec is not None
+            for cb in callbacks:
+                cb(rec)
+    finally:
+        if evaluator is not evaluate:
+            evaluator.close()
     return Result.from_study(study, obj, cons)

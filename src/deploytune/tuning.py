@@ -22,7 +22,7 @@ from deploytune.tuner import Result, optimize
 if TYPE_CHECKING:
     from deploytune.spec import Spec
 
-__all__ = ["StudyNotFound", "open_study", "tune_spec"]
+__all__ = ["StudyNotFound", "open_study", "report_dir_of", "tune_spec"]
 
 
 class StudyNotFound(Exception):
@@ -110,6 +110,9 @@ def _storage_url(target: str) -> str:
 def open_study(target: str, study_name: str | None = None) -> tuple[optuna.Study, Spec | None]:
     """Load the study behind ``target``: a spec file, an SQLite file or a storage URL.
 
+    Returns:
+        The study, and the spec when ``target`` is a spec file.
+
     Raises:
         StudyNotFound: With the list of the studies the storage holds.
         deploytune.spec.SpecError: When ``target`` is a spec file with a mistake.
@@ -136,3 +139,13 @@ def open_study(target: str, study_name: str | None = None) -> tuple[optuna.Study
         raise StudyNotFound(f"{target}: no study named {name!r} (it holds: {listed}); run "
                             f"`deploytune tune` first or check the name")
     return optuna.load_study(study_name=name, storage=storage), spec
+
+
+def report_dir_of(target: str, study: optuna.Study, spec: Spec | None) -> Path:
+    """Where ``deploytune show --report`` writes: the spec's report folder, else
+    ``<study>-report`` next to the SQLite file, else in the current folder."""
+    if spec is not None:
+        return spec.report_dir
+    from deploytune.spec.model import report_dir_for
+
+    return report_dir_for(_storage_url(target), study.study_name, Path.cwd())

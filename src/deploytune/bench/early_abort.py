@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from deploytune.bench._markdown import markdown_table
 from deploytune.early_abort import EarlyAbort
 from deploytune.evaluators.base import Evaluator
 from deploytune.evaluators.classify import Rule
@@ -362,6 +363,13 @@ def _short(config: Mapping[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in config.items())
 
 
+def _counterfactual_cells(seed: int, r: Mapping[str, Any]) -> list[str]:
+    outcome = r["full_status"] + (f" ({r['full_crash_kind']})" if r["full_crash_kind"] else "")
+    est = "" if r["estimated_saved_s"] is None else f"{r['estimated_saved_s']:.1f}"
+    return [str(seed), str(r["number"]), f"`{_short(r['config'])}`", f"{r['aborted_cost_s']:.2f}",
+            est, f"{r['full_cost_s']:.2f}", outcome, f"{r['measured_saved_s']:.2f}"]
+
+
 def early_abort_markdown(report: dict[str, Any]) -> str:
     """The comparison as markdown: setup, per-seed table, aborted trials, notes.
 
@@ -386,8 +394,7 @@ def early_abort_markdown(report: dict[str, Any]) -> str:
         f"on: k = {rule['before_feasible']:g} x the limit before the first feasible trial, "
         f"{rule['after_feasible']:g} x after; off: switched off. Measured on {m['cpus']} CPUs, "
         f"{m['platform']}, Python {m['python']}, {m['date']}.", "",
-        "| " + " | ".join(_HEAD) + " |", "|" + "|".join("---" for _ in _HEAD) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in _rows(report)]
+        *markdown_table(_HEAD, _rows(report))]
     t = report["total"]
     lines += [
         "",
@@ -411,14 +418,7 @@ def early_abort_markdown(report: dict[str, Any]) -> str:
         head = ["seed", "trial", "configuration", "aborted after s", "estimated saved s",
                 "full run s", "full run outcome", "measured saved s"]
         lines += ["", "Aborted trials and their counterfactual full runs:", "",
-                  "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-        for seed, r in cf:
-            outcome = r["full_status"] + (f" ({r['full_crash_kind']})" if r["full_crash_kind"]
-                                          else "")
-            est = "" if r["estimated_saved_s"] is None else f"{r['estimated_saved_s']:.1f}"
-            lines.append(f"| {seed} | {r['number']} | `{_short(r['config'])}` | "
-                         f"{r['aborted_cost_s']:.2f} | {est} | {r['full_cost_s']:.2f} | "
-                         f"{outcome} | {r['measured_saved_s']:.2f} |")
+                  *markdown_table(head, (_counterfactual_cells(seed, r) for seed, r in cf))]
     return "\n".join(lines) + "\n"
 
 

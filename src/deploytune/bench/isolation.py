@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from deploytune.bench._markdown import markdown_table
 from deploytune.evaluators.base import Evaluator, FunctionEvaluator
 from deploytune.outcome import Objective, Status
 
@@ -127,15 +128,13 @@ def percentile(values: Sequence[float], q: float) -> float:
     Raises:
         ValueError: For an empty sequence or ``q`` outside [0, 100].
     """
+    import numpy as np  # not at the top: this module is the isolated cases' child target
+
     if not values:
         raise ValueError("percentile: no values")
     if not 0 <= q <= 100:
         raise ValueError(f"percentile: q must be in [0, 100] (got {q!r})")
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100
-    lo = int(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+    return float(np.percentile(values, q))
 
 
 def time_trials(evaluator: Evaluator, repeats: int, warmup: int = 1,
@@ -291,8 +290,7 @@ def isolation_markdown(report: dict[str, Any]) -> str:
               f"of a trivial evaluation returning `{{\"x\": 1}}`: one warm-up, then "
               f"{report['repeats']} timed trials per evaluator. Measured on {m['cpus']} CPUs, "
               f"{m['platform']}, Python {m['python']}, {m['date']}.", "",
-              "| " + " | ".join(_HEAD) + " |", "|" + "|".join("---" for _ in _HEAD) + "|"]
-    lines += ["| " + " | ".join(_cells(r)) + " |" for r in report["rows"]]
+              *markdown_table(_HEAD, (_cells(r) for r in report["rows"]))]
     lines += ["", "Evaluators:", ""]
     lines += [f"- `{r['case']}`: {r['label']}" + (f" (`{r['evaluator']}`)" if r["evaluator"]
                                                    else "") for r in report["rows"]]

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from deploytune.bench._markdown import markdown_table
 from deploytune.bench.problem import Problem
 
 if TYPE_CHECKING:
@@ -157,8 +158,7 @@ def overhead_markdown(rows: Sequence[dict[str, Any]], problem: str = "") -> str:
     lines = ["# Sampler overhead", "",
              f"Median milliseconds of `study.ask()` + `space.suggest()` with N finished trials "
              f"in the history (random history{' of ' + problem if problem else ''}).", "",
-             "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    lines += ["| " + " | ".join(cells) + " |" for cells in table]
+             *markdown_table(head, table)]
     errors = [r for r in rows if r["error"]]
     if errors:
         lines += ["", "Errors:", ""]

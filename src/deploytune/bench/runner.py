@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from deploytune.bench._markdown import markdown_table
 from deploytune.bench.metrics import Aggregate, RunMetrics, aggregate, run_metrics
 from deploytune.bench.problem import Problem
 
@@ -439,9 +440,7 @@ def summary_markdown(rows: Sequence[Mapping[str, Any]],
              "configuration. Regret: normalised (0 = optimum, 1 = reference or nothing "
              "feasible). Trials to 1st feasible: mean over runs that found one. Discovery: "
              "distinct family values evaluated.", "",
-             "| " + " | ".join(_COLUMNS) + " |",
-             "|" + "|".join("---" for _ in _COLUMNS) + "|"]
-    lines += ["| " + " | ".join(_cells(r)) + " |" for r in rows]
+             *markdown_table(_COLUMNS, (_cells(r) for r in rows))]
     if failures:
         lines += ["", "## Failed runs", ""]
         for f in failures:

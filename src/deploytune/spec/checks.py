@@ -73,10 +73,7 @@ def positive_number(raw: Any, path: str, unit: str) -> float:
     if not is_number(raw):
         raise Invalid(path, f"expected a number of {unit}, got {kind_of(raw)}; write e.g. "
                       f"{path.rsplit('.', 1)[-1]}: 60")
-    try:
-        value = float(raw)
-    except OverflowError:
-        value = math.inf
+    value = safe_float(raw)
     if not math.isfinite(value) or value <= 0:
         raise Invalid(path, f"must be a finite number of {unit} > 0 (got {show(raw)}); "
                       f"give a positive value or remove the key")

@@ -148,9 +148,7 @@ class Spec:
     @property
     def report_dir(self) -> Path:
         """Where reports go: ``<study>-report`` next to the sqlite file, else the spec's folder."""
-        db = _sqlite_file(self.storage)
-        folder = db.parent if db is not None else self.base_dir
-        return folder / f"{self.study_name}-report"
+        return report_dir_for(self.storage, self.study_name, self.base_dir)
 
     def to_dict(self) -> dict[str, Any]:
         """The spec in its YAML form, every default filled in; JSON-serialisable.
@@ -190,6 +188,12 @@ def _number_text(x: float) -> str:
     if x.is_integer() and abs(x) < 1e15:
         return str(int(x))
     return repr(x)
+
+
+def report_dir_for(storage: str, study_name: str, fallback: Path) -> Path:
+    """``<study>-report`` next to the SQLite file of ``storage``, else in ``fallback``."""
+    db = _sqlite_file(storage)
+    return (db.parent if db is not None else fallback) / f"{study_name}-report"
 
 
 def _sqlite_file(url: str) -> Path | None:

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from deploytune.space import Space
-from deploytune.spec.checks import as_mapping, check_keys, is_number
+from deploytune.spec.checks import as_mapping, check_keys, is_number, safe_float
 from deploytune.spec.errors import Invalid
 from deploytune.spec.messages import join, kind_of, show, suggest
 from deploytune.spec.schema import MAX_INT_BOUND, PARAM_KEYS
@@ -97,10 +97,7 @@ def _bounds(path: str, kind: str, d: Mapping[Any, Any]) -> None:
             if not is_number(v):
                 raise Invalid(at, f"expected a number, got {kind_of(v)}; write e.g. "
                               f"{key}: 0.5")
-            try:
-                f = float(v)
-            except OverflowError:
-                f = math.inf
+            f = safe_float(v)
             if not abs(f) < 1e300:
                 raise Invalid(at, f"must be a finite number below 1e300 (got {show(v)})")
             values[key] = f

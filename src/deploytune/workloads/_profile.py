@@ -14,7 +14,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["cached_array", "latency_metrics", "ort_session", "peak_rss_mb", "timed_batches"]
+__all__ = [
+    "cached_array",
+    "latency_metrics",
+    "onnx_session",
+    "ort_session",
+    "peak_rss_mb",
+    "prepare_torch_model",
+    "timed_batches",
+]
 
 MEASURE_S = 1.5
 """Seconds of timed batches (at least MIN_TIMED, at most MAX_TIMED batches)."""
@@ -75,3 +83,47 @@ def ort_session(path: str, threads: int) -> Any:
     options.intra_op_num_threads = int(threads)
     options.inter_op_num_threads = 1
     return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+
+def prepare_torch_model(model: Any, config: dict[str, Any]) -> tuple[Any, Any]:
+    """Apply ``config["precision"]`` (``fp32``, ``bf16``, ``fp16`` or ``int8`` dynamic
+    quantization of the linear layers) and ``config["backend"] == "compile"`` to a torch model.
+
+    Returns:
+        The model to call and the dtype its floating-point inputs must have.
+    """
+    import torch
+
+    precision = config["precision"]
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
+    if precision == "int8":
+        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear},
+                                                       dtype=torch.qint8)
+    elif dtype is not torch.float32:
+        model = model.to(dtype)
+    if config["backend"] == "compile":
+        model = torch.compile(model)
+    return model, dtype
+
+
+def onnx_session(export: Callable[[str], None], config: dict[str, Any], workdir: str) -> Any:
+    """Export a model with ``export(path)``, quantize it for ``precision: int8`` (ONNX Runtime's
+    dynamic quantizer) and open a session with ``config["threads"]`` threads.
+
+    Raises:
+        InvalidConfig: For bf16 / fp16, which this profiler does not run on ONNX Runtime.
+    """
+    from deploytune.outcome import InvalidConfig
+
+    if config["precision"] not in ("fp32", "int8"):
+        raise InvalidConfig(f"onnxruntime backend: precision {config['precision']} is not "
+                            f"supported by this profiler (fp32 or int8)")
+    path = os.path.join(workdir, "model.onnx")
+    export(path)
+    if config["precision"] == "int8":
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        quantized = os.path.join(workdir, "model.int8.onnx")
+        quantize_dynamic(path, quantized, weight_type=QuantType.QInt8)
+        path = quantized
+    return ort_session(path, int(config["threads"]))

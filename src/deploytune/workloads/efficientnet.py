@@ -19,18 +19,17 @@ photos bundled with scikit-learn.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from deploytune.outcome import InvalidConfig
 from deploytune.workloads._profile import (
     cached_array,
     latency_metrics,
-    ort_session,
+    onnx_session,
+    prepare_torch_model,
     timed_batches,
 )
 
@@ -88,16 +87,7 @@ def reference_labels(images: np.ndarray) -> np.ndarray:
 def _torch_runner(model: Any, config: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
     import torch
 
-    precision = config["precision"]
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16,
-             "int8": torch.float32}[precision]
-    if precision == "int8":
-        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear},
-                                                       dtype=torch.qint8)
-    elif dtype is not torch.float32:
-        model = model.to(dtype)
-    if config["backend"] == "compile":
-        model = torch.compile(model)
+    model, dtype = prepare_torch_model(model, config)
 
     def run(batch: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
@@ -108,22 +98,14 @@ def _torch_runner(model: Any, config: dict[str, Any]) -> Callable[[np.ndarray], 
 
 def _onnx_runner(model: Any, config: dict[str, Any],
                  workdir: str) -> Callable[[np.ndarray], np.ndarray]:
-    if config["precision"] not in ("fp32", "int8"):
-        raise InvalidConfig(f"onnxruntime backend: precision {config['precision']} is not "
-                            f"supported by this profiler (fp32 or int8)")
     import torch
 
-    path = os.path.join(workdir, "model.onnx")
-    torch.onnx.export(model, (torch.zeros(1, 3, 224, 224),), path, input_names=["x"],
-                      output_names=["y"], dynamic_axes={"x": {0: "n"}, "y": {0: "n"}},
-                      opset_version=17, dynamo=False)
-    if config["precision"] == "int8":
-        from onnxruntime.quantization import QuantType, quantize_dynamic
+    def export(path: str) -> None:
+        torch.onnx.export(model, (torch.zeros(1, 3, 224, 224),), path, input_names=["x"],
+                          output_names=["y"], dynamic_axes={"x": {0: "n"}, "y": {0: "n"}},
+                          opset_version=17, dynamo=False)
 
-        quantized = os.path.join(workdir, "model.int8.onnx")
-        quantize_dynamic(path, quantized, weight_type=QuantType.QInt8)
-        path = quantized
-    session = ort_session(path, int(config["threads"]))
+    session = onnx_session(export, config, workdir)
 
     def run(batch: np.ndarray) -> np.ndarray:
         return session.run(["y"], {"x": batch})[0]

@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from deploytune.outcome import InvalidConfig
 from deploytune.workloads._profile import (
     cached_array,
     latency_metrics,
-    ort_session,
+    onnx_session,
+    prepare_torch_model,
     timed_batches,
 )
 
@@ -92,14 +92,7 @@ Runner = Callable[[dict[str, np.ndarray]], np.ndarray]
 def _torch_runner(model: Any, config: dict[str, Any]) -> Runner:
     import torch
 
-    precision = config["precision"]
-    if precision == "int8":
-        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear},
-                                                       dtype=torch.qint8)
-    elif precision in ("bf16", "fp16"):
-        model = model.to(torch.bfloat16 if precision == "bf16" else torch.float16)
-    if config["backend"] == "compile":
-        model = torch.compile(model)
+    model, _ = prepare_torch_model(model, config)  # integer token inputs: no dtype to match
 
     def run(tok: dict[str, np.ndarray]) -> np.ndarray:
         with torch.inference_mode():
@@ -110,9 +103,6 @@ def _torch_runner(model: Any, config: dict[str, Any]) -> Runner:
 
 
 def _onnx_runner(model: Any, config: dict[str, Any], workdir: str) -> Runner:
-    if config["precision"] not in ("fp32", "int8"):
-        raise InvalidConfig(f"onnxruntime backend: precision {config['precision']} is not "
-                            f"supported by this profiler (fp32 or int8)")
     import torch
 
     class Hidden(torch.nn.Module):
@@ -126,20 +116,16 @@ def _onnx_runner(model: Any, config: dict[str, Any], workdir: str) -> Runner:
             return self.inner(input_ids=input_ids,
                               attention_mask=attention_mask).last_hidden_state
 
-    path = os.path.join(workdir, "minilm.onnx")
-    dummy = (torch.ones(1, SEQ_LEN, dtype=torch.int64), torch.ones(1, SEQ_LEN, dtype=torch.int64))
-    torch.onnx.export(Hidden(model), dummy, path, input_names=["input_ids", "attention_mask"],
-                      output_names=["hidden"],
-                      dynamic_axes={"input_ids": {0: "n"}, "attention_mask": {0: "n"},
-                                    "hidden": {0: "n"}},
-                      opset_version=17, dynamo=False)
-    if config["precision"] == "int8":
-        from onnxruntime.quantization import QuantType, quantize_dynamic
+    def export(path: str) -> None:
+        dummy = (torch.ones(1, SEQ_LEN, dtype=torch.int64),
+                 torch.ones(1, SEQ_LEN, dtype=torch.int64))
+        torch.onnx.export(Hidden(model), dummy, path,
+                          input_names=["input_ids", "attention_mask"], output_names=["hidden"],
+                          dynamic_axes={"input_ids": {0: "n"}, "attention_mask": {0: "n"},
+                                        "hidden": {0: "n"}},
+                          opset_version=17, dynamo=False)
 
-        quantized = os.path.join(workdir, "minilm.int8.onnx")
-        quantize_dynamic(path, quantized, weight_type=QuantType.QInt8)
-        path = quantized
-    session = ort_session(path, int(config["threads"]))
+    session = onnx_session(export, config, workdir)
 
     def run(tok: dict[str, np.ndarray]) -> np.ndarray:
         return session.run(["hidden"], tok)[0]
