@@ -21,6 +21,7 @@ __all__ = [
     "ort_session",
     "peak_rss_mb",
     "prepare_torch_model",
+    "private_compile_cache",
     "timed_batches",
 ]
 
@@ -104,6 +105,17 @@ def prepare_torch_model(model: Any, config: dict[str, Any]) -> tuple[Any, Any]:
     if config["backend"] == "compile":
         model = torch.compile(model)
     return model, dtype
+
+
+def private_compile_cache(workdir: str) -> None:
+    """Point torch.compile's on-disk cache at ``workdir`` for this evaluation.
+
+    The default cache (``/tmp/torchinductor_<user>``) is shared by every trial: a trial killed
+    at its time limit while writing a compiled kernel leaves a truncated ``.so`` behind, and a
+    later trial then fails with ``ImportError: ... file too short`` (seen in the demo). A
+    private cache makes every compile cold, which is what a fresh deployment pays anyway.
+    """
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(workdir, "inductor")
 
 
 def onnx_session(export: Callable[[str], None], config: dict[str, Any], workdir: str) -> Any:

@@ -30,6 +30,7 @@ from deploytune.workloads._profile import (
     latency_metrics,
     onnx_session,
     prepare_torch_model,
+    private_compile_cache,
     timed_batches,
 )
 
@@ -123,6 +124,7 @@ def evaluate(config: dict[str, Any], report: Callable[..., None]) -> dict[str, f
     reference = reference_labels(images)
     model = load_model()
     with tempfile.TemporaryDirectory(prefix="deploytune-effnet-") as workdir:
+        private_compile_cache(workdir)
         run = (_onnx_runner(model, config, workdir) if config["backend"] == "onnxruntime"
                else _torch_runner(model, config))
         batch_size = int(config["batch_size"])

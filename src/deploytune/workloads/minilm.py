@@ -25,6 +25,7 @@ from deploytune.workloads._profile import (
     latency_metrics,
     onnx_session,
     prepare_torch_model,
+    private_compile_cache,
     timed_batches,
 )
 
@@ -146,6 +147,7 @@ def evaluate(config: dict[str, Any], report: Callable[..., None]) -> dict[str, f
     idx = rng.integers(0, len(SENTENCES), size=batch_size)
     batch = {k: v[idx] for k, v in tok.items()}
     with tempfile.TemporaryDirectory(prefix="deploytune-minilm-") as workdir:
+        private_compile_cache(workdir)
         run = (_onnx_runner(model, config, workdir) if config["backend"] == "onnxruntime"
                else _torch_runner(model, config))
         latencies = timed_batches(lambda: run(batch), report)
