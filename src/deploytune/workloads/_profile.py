@@ -15,7 +15,9 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "RECORD_WINDOWS",
     "cached_array",
+    "flatten_windows",
     "latency_metrics",
     "onnx_session",
     "ort_session",
@@ -23,6 +25,7 @@ __all__ = [
     "prepare_torch_model",
     "private_compile_cache",
     "timed_batches",
+    "timed_windows",
 ]
 
 MEASURE_S = 1.5
@@ -36,10 +39,12 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else math.nan
 
 
-def timed_batches(run: Callable[[], Any], report: Callable[..., None]) -> list[float]:
-    """Call ``run`` once untimed (warm-up, compilation), then time it for about
-    :data:`MEASURE_S` seconds, streaming the p95 in ms after every batch."""
-    run()
+def timed_batches(run: Callable[[], Any], report: Callable[..., None],
+                  warm_up: bool = True) -> list[float]:
+    """Call ``run`` once untimed (warm-up, compilation; skipped with ``warm_up=False``), then
+    time it for about :data:`MEASURE_S` seconds, streaming the p95 in ms after every batch."""
+    if warm_up:
+        run()
     latencies: list[float] = []
     started = time.perf_counter()
     while len(latencies) < MAX_TIMED and (
@@ -49,6 +54,37 @@ def timed_batches(run: Callable[[], Any], report: Callable[..., None]) -> list[f
         latencies.append((time.perf_counter() - t0) * 1000)
         report({"p95_ms": percentile(latencies, 95)}, step=len(latencies))
     return latencies
+
+
+RECORD_WINDOWS = 3
+"""Timed windows per evaluation when a grid is recorded (``deploytune bench --record``)."""
+
+
+def timed_windows(run: Callable[[], Any], report: Callable[..., None],
+                  windows: int) -> tuple[list[list[float]], float]:
+    """:func:`timed_batches` followed by ``windows - 1`` more timed windows of the same
+    configuration in the same process (the repeats of a recorded cell; only the first window
+    streams).
+
+    Returns:
+        The latencies (ms) of each window, and the seconds spent on the windows after the
+        first, which a normal evaluation would not have spent.
+    """
+    first = timed_batches(run, report)
+    started = time.perf_counter()
+    more = [timed_batches(run, lambda *a, **k: None, warm_up=False)
+            for _ in range(windows - 1)]
+    return [first, *more], time.perf_counter() - started
+
+
+def flatten_windows(per_window: list[dict[str, float]], extra_s: float) -> dict[str, float]:
+    """One metrics dict for the evaluator: the first window's metrics as they are, window
+    ``i >= 1`` suffixed ``#i``, plus ``extra_windows_s`` (see :func:`timed_windows`)."""
+    out = dict(per_window[0])
+    for i, metrics in enumerate(per_window[1:], start=1):
+        out.update({f"{key}#{i}": value for key, value in metrics.items()})
+    out["extra_windows_s"] = float(extra_s)
+    return out
 
 
 def latency_metrics(latencies: list[float], batch_size: int, unit: str) -> dict[str, float]:

