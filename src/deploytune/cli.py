@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -135,20 +135,33 @@ def bench(
     timeout: Annotated[float | None, typer.Option(
         "--timeout", min=0.001, help="With --early-abort: time limit per trial in seconds, "
                                      "replacing the spec's.", show_default=False)] = None,
+    record: Annotated[str | None, typer.Option(
+        "--record", help="Measure the grid of a real workload (effnet, minilm, whisper, or one "
+                         "of their problems) and save its table for the *-replay problems "
+                         "(resumes a partial table).", show_default=False)] = None,
+    table: Annotated[Path | None, typer.Option(
+        "--table", help="With --record: the table file (default: the one shipped in the "
+                        "package, deploytune/bench/data/WORKLOAD.json).",
+        show_default=False)] = None,
 ) -> None:
     """Run DeployBench, or (with --overhead) time the samplers.
 
     Writes OUT/runs/{problem}/{sampler}/seed_{s}.jsonl (one line per trial),
     OUT/summary.json, OUT/summary.md and OUT/figures/*.png; with --overhead,
     OUT/overhead.md and OUT/overhead.json; with --isolation, OUT/isolation.md and
-    OUT/isolation.json; with --early-abort, OUT/early_abort.md and OUT/early_abort.json.
+    OUT/isolation.json; with --early-abort, OUT/early_abort.md and OUT/early_abort.json;
+    with --record, the workload's table (see --table).
     """
     from rich.console import Console
 
-    if overhead + isolation + early_abort > 1:
-        raise typer.BadParameter("give at most one of --overhead, --isolation, --early-abort",
-                                 param_hint="'--overhead / --isolation / --early-abort'")
+    if overhead + isolation + early_abort + (record is not None) > 1:
+        raise typer.BadParameter(
+            "give at most one of --overhead, --isolation, --early-abort, --record",
+            param_hint="'--overhead / --isolation / --early-abort / --record'")
     console = Console()
+    if record is not None:
+        _bench_record(record, table, repeats, console)
+        return
     if isolation:
         _bench_isolation(repeats, out, console)
         return
@@ -182,6 +195,37 @@ def bench(
         total = n + len(result.runs)
         console.print(f"[red]{n} of {total} runs failed[/red] (see {out / 'summary.md'})")
         raise typer.Exit(code=1)
+
+
+def _bench_record(name: str, table: Path | None, windows: int | None,
+                  console: Console) -> None:
+    """``deploytune bench --record WORKLOAD``: measure and save a real workload's grid."""
+    from collections.abc import Mapping
+
+    from deploytune.bench.real import get_workload
+    from deploytune.bench.recording import record_workload
+
+    try:
+        workload = get_workload(name)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--record'") from None
+
+    def on_cell(index: int, total: int, cell: Mapping[str, Any]) -> None:
+        what = cell["status"] if cell["status"] == "ok" else cell["crash_kind"]
+        if cell.get("declared"):
+            what += " (declared)"
+        elif cell["status"] == "ok":
+            p95 = sorted(r["p95_ms"] for r in cell["repeats"])
+            what += f" p95 {p95[len(p95) // 2]:.1f} ms"
+        console.print(f"[{index}/{total}] {cell['config']} -> {what} "
+                      f"({cell['seconds']:.1f} s)", highlight=False)
+
+    console.print(f"recording {workload.name}: every cell isolated, time limit "
+                  f"{workload.timeout_s:g} s, memory cap {workload.memory_mb:g} MB "
+                  f"(keep the machine otherwise idle: co-tenancy changes latency)",
+                  highlight=False)
+    path = record_workload(workload, out=table, windows=windows, on_cell=on_cell)
+    console.print(f"written {path}", highlight=False)
 
 
 def _bench_isolation(repeats: int | None, out: Path, console: Console) -> None:

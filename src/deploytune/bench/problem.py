@@ -80,6 +80,9 @@ class Problem:
     description: str = ""
     families: tuple[str, ...] = ()
     """Top-level categorical parameters whose values count for "discovery" (e.g. model)."""
+    live: Callable[[], Any] | None = None
+    """For a problem whose evaluations really run: makes the
+    :class:`~deploytune.evaluators.base.Evaluator` the runner uses instead of ``simulate``."""
 
     def __post_init__(self) -> None:
         if not self.objective.sign * (self.optimum - self.reference) > 0:

@@ -291,7 +291,7 @@ def run_one(problem_name: str, sampler_name: str, seed: int, budget: int) -> dic
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         result = deploytune.optimize(
-            problem.evaluator(seed), problem.space,
+            problem.live() if problem.live else problem.evaluator(seed), problem.space,
             objective=problem.objective.metric, direction=problem.objective.direction,
             constraints=[str(c) for c in problem.constraints], budget=budget,
             sampler=sampler_name, seed=seed, callbacks=[on_trial])

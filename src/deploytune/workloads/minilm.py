@@ -21,15 +21,17 @@ from typing import Any
 import numpy as np
 
 from deploytune.workloads._profile import (
+    RECORD_WINDOWS,
     cached_array,
+    flatten_windows,
     latency_metrics,
     onnx_session,
     prepare_torch_model,
     private_compile_cache,
-    timed_batches,
+    timed_windows,
 )
 
-__all__ = ["SENTENCES", "SPACE", "embed_reference", "evaluate"]
+__all__ = ["SENTENCES", "SPACE", "embed_reference", "evaluate", "evaluate_windows"]
 
 SPACE: dict[str, Any] = {
     "backend": {"type": "categorical", "choices": ["eager", "compile", "onnxruntime"]},
@@ -136,6 +138,19 @@ def _onnx_runner(model: Any, config: dict[str, Any], workdir: str) -> Runner:
 
 def evaluate(config: dict[str, Any], report: Callable[..., None]) -> dict[str, float]:
     """Deploy MiniLM as ``config`` says and measure it (see the module doc)."""
+    metrics = _profile(config, report, windows=1)
+    metrics.pop("extra_windows_s")
+    return metrics
+
+
+def evaluate_windows(config: dict[str, Any], report: Callable[..., None]) -> dict[str, float]:
+    """:func:`evaluate` with :data:`RECORD_WINDOWS` timed windows, flattened by
+    :func:`~deploytune.workloads._profile.flatten_windows` (for ``bench --record``)."""
+    return _profile(config, report, windows=RECORD_WINDOWS)
+
+
+def _profile(config: dict[str, Any], report: Callable[..., None],
+             windows: int) -> dict[str, float]:
     import torch
 
     torch.set_num_threads(int(config["threads"]))
@@ -150,7 +165,7 @@ def evaluate(config: dict[str, Any], report: Callable[..., None]) -> dict[str, f
         private_compile_cache(workdir)
         run = (_onnx_runner(model, config, workdir) if config["backend"] == "onnxruntime"
                else _torch_runner(model, config))
-        latencies = timed_batches(lambda: run(batch), report)
+        latencies, extra_s = timed_windows(lambda: run(batch), report, windows)
         emb = np.concatenate([
             _pool(run({k: v[i:i + batch_size] for k, v in tok.items()}),
                   tok["attention_mask"][i:i + batch_size])
@@ -160,6 +175,7 @@ def evaluate(config: dict[str, Any], report: Callable[..., None]) -> dict[str, f
     ref = reference @ reference.T
     np.fill_diagonal(same, -np.inf)
     np.fill_diagonal(ref, -np.inf)
-    return {**latency_metrics(latencies, batch_size, "sentences"),
-            "cosine_mean": float(cos.mean()), "cosine_min": float(cos.min()),
-            "nn_agreement": float(np.mean(same.argmax(1) == ref.argmax(1)))}
+    quality = {"cosine_mean": float(cos.mean()), "cosine_min": float(cos.min()),
+               "nn_agreement": float(np.mean(same.argmax(1) == ref.argmax(1)))}
+    return flatten_windows(
+        [{**latency_metrics(w, batch_size, "sentences"), **quality} for w in latencies], extra_s)
