@@ -135,6 +135,11 @@ def bench(
     timeout: Annotated[float | None, typer.Option(
         "--timeout", min=0.001, help="With --early-abort: time limit per trial in seconds, "
                                      "replacing the spec's.", show_default=False)] = None,
+    limit_counterfactual: Annotated[float | None, typer.Option(
+        "--limit-counterfactual", min=0.001,
+        help="With --early-abort: also re-run every timed-out trial under this longer time "
+             "limit (seconds), to measure what the time limit saved.",
+        show_default=False)] = None,
     record: Annotated[str | None, typer.Option(
         "--record", help="Measure the grid of a real workload (effnet, minilm, whisper, or one "
                          "of their problems) and save its table for the *-replay problems "
@@ -166,7 +171,8 @@ def bench(
         _bench_isolation(repeats, out, console)
         return
     if early_abort:
-        _bench_early_abort(spec_file, seeds, budget, timeout, out, console)
+        _bench_early_abort(spec_file, seeds, budget, timeout, out, console,
+                           limit_counterfactual)
         return
     sampler_list = _check_samplers(samplers)
     seeds = 10 if seeds is None else seeds
@@ -240,7 +246,8 @@ def _bench_isolation(repeats: int | None, out: Path, console: Console) -> None:
 
 
 def _bench_early_abort(spec_file: Path | None, seeds: int | None, budget: int | None,
-                       timeout: float | None, out: Path, console: Console) -> None:
+                       timeout: float | None, out: Path, console: Console,
+                       limit_counterfactual: float | None = None) -> None:
     """``deploytune bench --early-abort``: early abort on and off on a spec's problem."""
     from deploytune.bench.early_abort import (
         DEFAULT_BUDGET,
@@ -259,6 +266,8 @@ def _bench_early_abort(spec_file: Path | None, seeds: int | None, budget: int | 
         parts.append(f"--spec {spec_file}")
     if timeout is not None:
         parts.append(f"--timeout {timeout:g}")
+    if limit_counterfactual is not None:
+        parts.append(f"--limit-counterfactual {limit_counterfactual:g}")
     parts.append(f"--out {out}")
     try:
         source = os.path.relpath(path)
@@ -267,7 +276,8 @@ def _bench_early_abort(spec_file: Path | None, seeds: int | None, budget: int | 
     if source.startswith(".."):
         source = str(Path(path).resolve())
     compare_early_abort(problem, range(n_seeds), n_trials, out_dir=out, console=console,
-                        command=" ".join(parts), source=source)
+                        command=" ".join(parts), source=source,
+                        limit_counterfactual_s=limit_counterfactual)
     console.print(f"written {out / 'early_abort.md'} and {out / 'early_abort.json'}",
                   highlight=False)
 

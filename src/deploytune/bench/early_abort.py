@@ -47,6 +47,7 @@ __all__ = [
     "default_spec_path",
     "early_abort_markdown",
     "early_abort_table",
+    "limit_counterfactual",
     "problem_from_spec",
     "run_once",
 ]
@@ -99,6 +100,8 @@ class AbortProblem:
     sampler_options: Mapping[str, Any] = field(default_factory=dict)
     early_abort: EarlyAbort = field(default_factory=EarlyAbort)
     timeout_s: float | None = None
+    make_evaluator_with_limit: Callable[[float], Evaluator] | None = None
+    """Builds the same evaluator with another time limit (for the time-limit counterfactual)."""
 
 
 def problem_from_spec(spec: Spec, timeout_s: float | None = None) -> AbortProblem:
@@ -122,12 +125,17 @@ def problem_from_spec(spec: Spec, timeout_s: float | None = None) -> AbortProble
                              f"(got {timeout_s!r})")
         evaluator = dataclasses.replace(evaluator, timeout_s=float(timeout_s))
     built = dataclasses.replace(spec, evaluator=evaluator)
+
+    def with_limit(limit_s: float) -> Evaluator:
+        longer = dataclasses.replace(evaluator, timeout_s=float(limit_s))
+        return dataclasses.replace(spec, evaluator=longer).build_evaluator()
+
     return AbortProblem(
         name=spec.study_name, make_evaluator=built.build_evaluator, space=spec.space,
         objective=spec.objective, constraints=tuple(spec.constraints), rules=tuple(spec.rules),
         retries=spec.retries, sampler=spec.sampler, sampler_options=dict(spec.sampler_options),
         early_abort=spec.early_abort if spec.early_abort.enabled else EarlyAbort(),
-        timeout_s=evaluator.timeout_s)
+        timeout_s=evaluator.timeout_s, make_evaluator_with_limit=with_limit)
 
 
 def _best(result: Result) -> tuple[float | None, dict[str, Any] | None]:
@@ -148,6 +156,8 @@ def _summary(result: Result, wall_s: float, early: bool) -> dict[str, Any]:
         "crashed": result.count(Status.CRASHED),
         "aborted": len(aborted),
         "timeouts": sum(t.crash_kind is CrashKind.TIMEOUT for t in trials),
+        "crash_kinds": {kind.value: n for kind in CrashKind
+                        if (n := sum(t.crash_kind is kind for t in trials))},
         "trial_seconds": sum(t.cost_s for t in trials),
         "estimated_saved_s": sum(t.seconds_saved or 0.0 for t in aborted),
         "aborted_without_estimate": sum(t.seconds_saved is None for t in aborted),
@@ -235,6 +245,42 @@ def counterfactual(problem: AbortProblem, aborted: Sequence[TrialRecord],
     return rows
 
 
+def limit_counterfactual(problem: AbortProblem, timed_out: Sequence[TrialRecord],
+                         limit_s: float) -> list[dict[str, Any]]:
+    """Run every timed-out trial's configuration again under a longer time limit ``limit_s``
+    (early abort off): how many seconds the time limit saved.
+
+    Returns:
+        One row per trial: ``number``, ``config``, ``limited_cost_s`` (what the timed-out
+        trial took), ``long_cost_s`` (what the re-run took, at most about ``limit_s``),
+        ``long_status``, ``long_crash_kind`` (``timeout`` again when even ``limit_s`` was too
+        short: the saving is then a lower bound) and ``measured_saved_s``.
+
+    Raises:
+        ValueError: When the problem cannot change its evaluator's time limit.
+    """
+    from deploytune.execution import run_trial
+
+    if problem.make_evaluator_with_limit is None:
+        raise ValueError(f"problem {problem.name!r}: no evaluator factory with a time limit")
+    ev = problem.make_evaluator_with_limit(limit_s)
+    rows: list[dict[str, Any]] = []
+    try:
+        for t in timed_out:
+            outcome = run_trial(ev, dict(t.config), problem.objective, problem.constraints,
+                                rules=problem.rules, retries=problem.retries)
+            rows.append({
+                "number": t.number, "config": dict(t.config), "limited_cost_s": t.cost_s,
+                "long_cost_s": outcome.cost_s, "long_status": outcome.status.value,
+                "long_crash_kind": (outcome.crash_kind.value if outcome.crash_kind is not None
+                                    else None),
+                "measured_saved_s": outcome.cost_s - t.cost_s,
+            })
+    finally:
+        ev.close()
+    return rows
+
+
 def compare_early_abort(
     problem: AbortProblem,
     seeds: Sequence[int] = tuple(range(DEFAULT_SEEDS)),
@@ -243,8 +289,13 @@ def compare_early_abort(
     console: Console | None = None,
     command: str = "",
     source: str = "",
+    limit_counterfactual_s: float | None = None,
 ) -> dict[str, Any]:
     """Compare early abort on and off on ``problem``, seed by seed, with the counterfactual.
+
+    With ``limit_counterfactual_s``, the trials of the "on" run that hit the time limit are
+    also run again under that longer limit (:func:`limit_counterfactual`): the seconds the
+    crash isolation's time limit saved.
 
     Args:
         problem: The problem.
@@ -295,7 +346,15 @@ def compare_early_abort(
         measured = sum(r["measured_saved_s"] for r in rows)
         say(f"seed {seed}, counterfactual: {len(rows)} aborted trials re-run in "
             f"{sum(r['full_cost_s'] for r in rows):.1f} s, measured saving {measured:.1f} s")
+        limit_rows: list[dict[str, Any]] = []
+        if limit_counterfactual_s is not None:
+            timed_out = [t for t in on_result.trials if t.crash_kind is CrashKind.TIMEOUT]
+            limit_rows = limit_counterfactual(problem, timed_out, limit_counterfactual_s)
+            say(f"seed {seed}, time limit counterfactual: {len(limit_rows)} timed-out trials "
+                f"re-run under {limit_counterfactual_s:g} s, measured saving "
+                f"{sum(r['measured_saved_s'] for r in limit_rows):.1f} s")
         per_seed.append({"seed": seed, "on": on, "off": off, "counterfactual": rows,
+                         "limit_counterfactual": limit_rows,
                          "measured_saved_s": measured,
                          "aborted_would_be_feasible": sum(r["full_status"] == "feasible"
                                                           for r in rows)})
@@ -307,6 +366,7 @@ def compare_early_abort(
         "early_abort": {"before_feasible": rule.before_feasible,
                         "after_feasible": rule.after_feasible},
         "evaluator": described, "per_seed": per_seed, "total": _total(per_seed),
+        "limit_counterfactual_s": limit_counterfactual_s,
     }
     if out_dir is not None:
         out = Path(out_dir)
@@ -329,6 +389,12 @@ def _total(per_seed: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "measured_saved_s": sum(s["measured_saved_s"] for s in per_seed),
         "counterfactual_s": sum(r["full_cost_s"] for s in per_seed for r in s["counterfactual"]),
         "aborted_would_be_feasible": sum(s["aborted_would_be_feasible"] for s in per_seed),
+        "limit_saved_s": sum(r["measured_saved_s"] for s in per_seed
+                             for r in s.get("limit_counterfactual", [])),
+        "limit_rerun_s": sum(r["long_cost_s"] for s in per_seed
+                             for r in s.get("limit_counterfactual", [])),
+        "crash_kinds_on": {k: sum(s["on"]["crash_kinds"].get(k, 0) for s in per_seed)
+                           for k in sorted({k for s in per_seed for k in s["on"]["crash_kinds"]})},
     }
 
 
@@ -419,6 +485,25 @@ def early_abort_markdown(report: dict[str, Any]) -> str:
                 "full run s", "full run outcome", "measured saved s"]
         lines += ["", "Aborted trials and their counterfactual full runs:", "",
                   *markdown_table(head, (_counterfactual_cells(seed, r) for seed, r in cf))]
+    crashes = ", ".join(f"{n} {k}" for k, n in t["crash_kinds_on"].items()) or "none"
+    lines += ["", f"Crashes contained by isolation in the early-abort-on runs: {crashes} "
+                  f"(each in its own process; the tuner went on)."]
+    lc = [(s["seed"], r) for s in report["per_seed"] for r in s.get("limit_counterfactual", [])]
+    if report.get("limit_counterfactual_s") is not None:
+        lines += ["", f"Time limit counterfactual: every trial that hit the "
+                      f"{timeout} limit was run again under "
+                      f"{report['limit_counterfactual_s']:g} s ({t['limit_rerun_s']:.1f} s in "
+                      f"all); the limit saved {t['limit_saved_s']:.1f} s (a lower bound where "
+                      f"the re-run timed out again)."]
+        if lc:
+            head = ["seed", "trial", "configuration", "limited run s", "longer run s",
+                    "longer run outcome", "measured saved s"]
+            lines += ["", *markdown_table(head, (
+                [str(seed), str(r["number"]), f"`{_short(r['config'])}`",
+                 f"{r['limited_cost_s']:.2f}", f"{r['long_cost_s']:.2f}",
+                 r["long_status"] + (f" ({r['long_crash_kind']})" if r["long_crash_kind"]
+                                     else ""), f"{r['measured_saved_s']:.2f}"]
+                for seed, r in lc))]
     return "\n".join(lines) + "\n"
 
 
