@@ -55,6 +55,7 @@ class RealWorkload:
             the same crash instead of being measured.
         scenarios: The deployment goals built on this workload.
         families: Top-level categorical parameters (for the "discovery" metric).
+        windows: Timed windows (repeats) recorded per cell.
     """
 
     name: str
@@ -67,6 +68,7 @@ class RealWorkload:
     scenarios: tuple[Scenario, ...]
     monotone: tuple[str, ...] = ("batch_size",)
     families: tuple[str, ...] = field(default_factory=tuple)
+    windows: int = 3
 
     def scenario(self, name: str) -> Scenario:
         """The scenario called ``name``.
@@ -142,7 +144,8 @@ def _whisper() -> RealWorkload:
         target="deploytune.workloads.whisper:evaluate",
         record_target="deploytune.workloads.whisper:evaluate_windows",
         space=whisper.SPACE,
-        grid={"beam_size": (1, 2, 5), "batch_size": (1, 2, 8)},
+        grid={"beam_size": (1, 5), "batch_size": (1, 8)},
+        windows=2,
         timeout_s=60.0,
         memory_mb=3000.0,
         families=("compute_type", "mode"),

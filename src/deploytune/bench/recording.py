@@ -3,7 +3,7 @@
 Every cell of the grid (every combination of the workload's categorical values and recorded
 integer values) is evaluated the way the tuner would evaluate it: in a fresh isolated process
 under the workload's time limit and memory cap. A cell that runs measures
-:data:`~deploytune.workloads._profile.RECORD_WINDOWS` timed windows in that process; each
+the workload's number of timed windows in that process; each
 window is one *repeat* (the replay samples one per evaluation, so measurement noise is kept).
 A cell that crashes records the crash kind, the error and the seconds it took.
 
@@ -171,9 +171,11 @@ def _measure(workload: RealWorkload, config: dict[str, Any], windows: int) -> di
     from deploytune.evaluators.isolated import IsolatedEvaluator
     from deploytune.execution import run_trial
     from deploytune.outcome import Objective, Status
+    from deploytune.workloads._profile import WINDOWS_ENV
 
     evaluator = IsolatedEvaluator(workload.record_target, timeout_s=2 * workload.timeout_s,
-                                  memory_mb=workload.memory_mb)
+                                  memory_mb=workload.memory_mb,
+                                  env={WINDOWS_ENV: str(windows)})
     load = os.getloadavg()[0]
     try:
         outcome = run_trial(evaluator, config, Objective("p50_ms", "minimize"), [],
@@ -208,15 +210,13 @@ def record_workload(workload: RealWorkload, out: Path | None = None,
     Args:
         workload: The workload.
         out: The table file (default :func:`default_table_path`).
-        windows: Timed windows (repeats) per cell (default ``RECORD_WINDOWS``).
+        windows: Timed windows (repeats) per cell (default: the workload's).
         on_cell: Called after each cell with (index, total, cell) for progress output.
 
     Returns:
         The path of the table.
     """
-    from deploytune.workloads._profile import RECORD_WINDOWS
-
-    windows = windows or RECORD_WINDOWS
+    windows = windows or workload.windows
     path = out or default_table_path(workload.name)
     table = _header(workload, windows)
     done: dict[str, dict[str, Any]] = {}

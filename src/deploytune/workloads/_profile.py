@@ -16,6 +16,7 @@ import numpy as np
 
 __all__ = [
     "RECORD_WINDOWS",
+    "WINDOWS_ENV",
     "cached_array",
     "flatten_windows",
     "latency_metrics",
@@ -24,6 +25,7 @@ __all__ = [
     "peak_rss_mb",
     "prepare_torch_model",
     "private_compile_cache",
+    "record_windows",
     "timed_batches",
     "timed_windows",
 ]
@@ -57,7 +59,16 @@ def timed_batches(run: Callable[[], Any], report: Callable[..., None],
 
 
 RECORD_WINDOWS = 3
-"""Timed windows per evaluation when a grid is recorded (``deploytune bench --record``)."""
+"""Timed windows per evaluation when a grid is recorded (``deploytune bench --record``),
+unless the environment variable :data:`WINDOWS_ENV` says otherwise."""
+WINDOWS_ENV = "DEPLOYTUNE_RECORD_WINDOWS"
+"""Environment variable the recorder sets to choose the windows of a recorded cell."""
+
+
+def record_windows() -> int:
+    """Timed windows a recorded cell measures: ``$DEPLOYTUNE_RECORD_WINDOWS`` or
+    :data:`RECORD_WINDOWS`."""
+    return max(1, int(os.environ.get(WINDOWS_ENV, RECORD_WINDOWS)))
 
 
 def timed_windows(run: Callable[[], Any], report: Callable[..., None],

