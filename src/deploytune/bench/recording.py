@@ -19,8 +19,12 @@ Rules that keep a recording honest and affordable:
 * The table is rewritten after every cell, so a killed recording resumes where it stopped
   (cells recorded under the same settings are kept).
 
-The file is JSON with a header: the command, the date, the machine (CPU model, cores, load),
-package versions, limits and grid.
+The file is JSON with a header: the command, the date, the machine (CPU model, cores),
+package versions, limits and grid. Each cell also records ``foreign_cpu_s``, the CPU seconds
+other processes used while it was measured (busy time of the machine minus the recorder's and
+its evaluation's): latency on 2 cores depends on co-tenancy, so a cell measured beside another
+busy process can be found, deleted and measured again (the recorder only measures missing
+cells).
 """
 
 from __future__ import annotations
@@ -166,6 +170,26 @@ def _cell_key(config: Mapping[str, Any]) -> str:
     return json.dumps(dict(config), sort_keys=True)
 
 
+def _busy_cpu_s() -> float:
+    """CPU seconds the whole machine has spent busy (``/proc/stat``; 0 where unavailable)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return 0.0
+    values = [int(v) for v in fields]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_s() -> float:
+    """CPU seconds of this process and its waited-for children (the evaluations)."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def _measure(workload: RealWorkload, config: dict[str, Any], windows: int) -> dict[str, Any]:
     from deploytune.evaluators.base import Monitor
     from deploytune.evaluators.isolated import IsolatedEvaluator
@@ -176,13 +200,14 @@ def _measure(workload: RealWorkload, config: dict[str, Any], windows: int) -> di
     evaluator = IsolatedEvaluator(workload.record_target, timeout_s=2 * workload.timeout_s,
                                   memory_mb=workload.memory_mb,
                                   env={WINDOWS_ENV: str(windows)})
-    load = os.getloadavg()[0]
+    busy_before, own_before = _busy_cpu_s(), _own_cpu_s()
     try:
         outcome = run_trial(evaluator, config, Objective("p50_ms", "minimize"), [],
                             new_monitor=Monitor)
     finally:
         evaluator.close()
-    cell: dict[str, Any] = {"config": config, "load_1min": round(load, 2)}
+    foreign = (_busy_cpu_s() - busy_before) - (_own_cpu_s() - own_before)
+    cell: dict[str, Any] = {"config": config, "foreign_cpu_s": round(max(0.0, foreign), 2)}
     if outcome.status is Status.CRASHED:
         kind = outcome.crash_kind.value if outcome.crash_kind else "runtime_error"
         seconds = outcome.cost_s
