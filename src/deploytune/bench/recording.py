@@ -10,8 +10,10 @@ A cell that crashes records the crash kind, the error and the seconds it took.
 Rules that keep a recording honest and affordable:
 
 * The recording runs with twice the time limit, because the extra windows take time a real
-  evaluation would not spend; a cell whose first window ended after the real limit is recorded
-  as the ``timeout`` it would have been (its measured seconds are the limit).
+  evaluation would not spend; the profiler stops its first window with ``TimeoutError`` once
+  the real limit has passed (``DEPLOYTUNE_RECORD_DEADLINE``), and a cell whose first window
+  ended after the real limit is recorded as the ``timeout`` it would have been (its seconds are
+  the limit).
 * Along the workload's *monotone* parameters (batch size), cells are measured in ascending
   order; once one crashes with ``timeout`` or ``oom``, the larger values of the same row are
   *declared* with that crash, not measured (a larger batch neither runs faster nor needs less
@@ -195,11 +197,12 @@ def _measure(workload: RealWorkload, config: dict[str, Any], windows: int) -> di
     from deploytune.evaluators.isolated import IsolatedEvaluator
     from deploytune.execution import run_trial
     from deploytune.outcome import Objective, Status
-    from deploytune.workloads._profile import WINDOWS_ENV
+    from deploytune.workloads._profile import DEADLINE_ENV, WINDOWS_ENV
 
+    deadline = time.time() + workload.timeout_s
     evaluator = IsolatedEvaluator(workload.record_target, timeout_s=2 * workload.timeout_s,
                                   memory_mb=workload.memory_mb,
-                                  env={WINDOWS_ENV: str(windows)})
+                                  env={WINDOWS_ENV: str(windows), DEADLINE_ENV: f"{deadline:.3f}"})
     busy_before, own_before = _busy_cpu_s(), _own_cpu_s()
     try:
         outcome = run_trial(evaluator, config, Objective("p50_ms", "minimize"), [],

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "DEADLINE_ENV",
     "RECORD_WINDOWS",
     "WINDOWS_ENV",
     "cached_array",
@@ -51,6 +52,8 @@ def timed_batches(run: Callable[[], Any], report: Callable[..., None],
     started = time.perf_counter()
     while len(latencies) < MAX_TIMED and (
             len(latencies) < MIN_TIMED or time.perf_counter() - started < MEASURE_S):
+        if warm_up:
+            _check_deadline()
         t0 = time.perf_counter()
         run()
         latencies.append((time.perf_counter() - t0) * 1000)
@@ -63,6 +66,16 @@ RECORD_WINDOWS = 3
 unless the environment variable :data:`WINDOWS_ENV` says otherwise."""
 WINDOWS_ENV = "DEPLOYTUNE_RECORD_WINDOWS"
 """Environment variable the recorder sets to choose the windows of a recorded cell."""
+DEADLINE_ENV = "DEPLOYTUNE_RECORD_DEADLINE"
+"""Environment variable the recorder sets to the epoch time at which the evaluation's real time
+limit ends: the first window stops there with ``TimeoutError`` (the recorder's own limit is
+longer, to leave time for the extra windows of the cells that are in time)."""
+
+
+def _check_deadline() -> None:
+    deadline = os.environ.get(DEADLINE_ENV)
+    if deadline and time.time() > float(deadline):
+        raise TimeoutError("the evaluation went past its time limit (recorded cell)")
 
 
 def record_windows() -> int:
