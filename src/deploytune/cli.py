@@ -121,7 +121,8 @@ def bench(
     repeats: Annotated[int | None, typer.Option(
         "--repeats", min=1, help="With --overhead: timed asks per sampler and size (default "
                                  "5); with --isolation: timed trials per evaluator (default "
-                                 "50).", show_default=False)] = None,
+                                 "50); with --record: timed windows per cell (default: the "
+                                 "workload's).", show_default=False)] = None,
     isolation: Annotated[bool, typer.Option(
         "--isolation",
         help="Measure the per-trial overhead of isolated evaluators instead.")] = False,
@@ -140,10 +141,17 @@ def bench(
         help="With --early-abort: also re-run every timed-out trial under this longer time "
              "limit (seconds), to measure what the time limit saved.",
         show_default=False)] = None,
+    tables: Annotated[bool, typer.Option(
+        "--tables", help="Write the shipped recorded tables as markdown to OUT/tables.md "
+                         "instead.")] = False,
     record: Annotated[str | None, typer.Option(
         "--record", help="Measure the grid of a real workload (effnet, minilm, whisper, or one "
                          "of their problems) and save its table for the *-replay problems "
                          "(resumes a partial table).", show_default=False)] = None,
+    remeasure_contended: Annotated[float | None, typer.Option(
+        "--remeasure-contended", min=0.0,
+        help="With --record: measure again the recorded cells during which other processes "
+             "used more than this many CPU seconds.", show_default=False)] = None,
     table: Annotated[Path | None, typer.Option(
         "--table", help="With --record: the table file (default: the one shipped in the "
                         "package, deploytune/bench/data/WORKLOAD.json).",
@@ -155,17 +163,27 @@ def bench(
     OUT/summary.json, OUT/summary.md and OUT/figures/*.png; with --overhead,
     OUT/overhead.md and OUT/overhead.json; with --isolation, OUT/isolation.md and
     OUT/isolation.json; with --early-abort, OUT/early_abort.md and OUT/early_abort.json;
-    with --record, the workload's table (see --table).
+    with --record, the workload's table (see --table); with --tables, OUT/tables.md.
     """
     from rich.console import Console
 
-    if overhead + isolation + early_abort + (record is not None) > 1:
+    if overhead + isolation + early_abort + tables + (record is not None) > 1:
         raise typer.BadParameter(
-            "give at most one of --overhead, --isolation, --early-abort, --record",
-            param_hint="'--overhead / --isolation / --early-abort / --record'")
+            "give at most one of --overhead, --isolation, --early-abort, --record, --tables",
+            param_hint="'--overhead / --isolation / --early-abort / --record / --tables'")
     console = Console()
+    if tables:
+        from deploytune.bench.real import WORKLOADS
+        from deploytune.bench.recording import default_table_path
+        from deploytune.bench.runner import _write_text
+        from deploytune.bench.table_report import tables_markdown
+
+        paths = [default_table_path(w) for w in WORKLOADS if default_table_path(w).exists()]
+        _write_text(out / "tables.md", tables_markdown(paths))
+        console.print(f"written {out / 'tables.md'} ({len(paths)} tables)", highlight=False)
+        return
     if record is not None:
-        _bench_record(record, table, repeats, console)
+        _bench_record(record, table, repeats, console, remeasure_contended)
         return
     if isolation:
         _bench_isolation(repeats, out, console)
@@ -204,7 +222,7 @@ def bench(
 
 
 def _bench_record(name: str, table: Path | None, windows: int | None,
-                  console: Console) -> None:
+                  console: Console, remeasure_contended: float | None = None) -> None:
     """``deploytune bench --record WORKLOAD``: measure and save a real workload's grid."""
     from collections.abc import Mapping
 
@@ -230,7 +248,8 @@ def _bench_record(name: str, table: Path | None, windows: int | None,
                   f"{workload.timeout_s:g} s, memory cap {workload.memory_mb:g} MB "
                   f"(keep the machine otherwise idle: co-tenancy changes latency)",
                   highlight=False)
-    path = record_workload(workload, out=table, windows=windows, on_cell=on_cell)
+    path = record_workload(workload, out=table, windows=windows, on_cell=on_cell,
+                           max_foreign_cpu_s=remeasure_contended)
     console.print(f"written {path}", highlight=False)
 
 
@@ -439,7 +458,10 @@ def problems_command() -> None:
     names = list(problem_names())
     width = max((len(n) for n in names), default=0)
     for name in names:
-        desc = _first_sentence(get_problem(name).description)
+        try:
+            desc = _first_sentence(get_problem(name).description)
+        except ValueError as exc:  # a real-workload problem whose table was not recorded
+            desc = f"(unavailable: {exc})"
         typer.echo(f"{name:<{width}}  {desc}".rstrip())
 
 

@@ -233,3 +233,46 @@ def test_cli_isolation_and_early_abort(tmp_path: Path) -> None:
 
     both = runner.invoke(app, ["bench", "--isolation", "--early-abort", "--out", str(out)])
     assert both.exit_code == 2 and "give at most" in both.output
+
+
+_HANG_SCRIPT = """\
+import json, sys, time
+mode, x = sys.argv[1], float(sys.argv[2])
+if mode == 'slow':
+    time.sleep(1.2)  # no report: only the time limit can stop it
+print(json.dumps(dict(score=x, p95_ms=5.0)))
+"""
+
+
+def test_cli_limit_counterfactual_measures_what_the_time_limit_saved(tmp_path: Path) -> None:
+    """Real command processes: slow configurations exceed the 0.4 s limit and are re-run
+    under 5 s, where they finish (about 1.2 s): the saving is measured, not estimated."""
+    out = tmp_path / "out"
+    spec = {"study": "hang", "space": SPACE, "objective": {"maximize": "score"},
+            "constraints": ["p95_ms <= 20"],
+            "evaluator": {"command": {"argv": ["{python}", "-c", _HANG_SCRIPT, "{mode}", "{x}"]},
+                          "timeout_s": 30, "retries": 0},
+            "budget": {"trials": 6}, "sampler": "random", "seed": 0}
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(spec))
+    result = runner.invoke(app, ["bench", "--early-abort", "--spec", str(spec_file),
+                                 "--seeds", "1", "--budget", "6", "--timeout", "0.4",
+                                 "--limit-counterfactual", "5", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "early_abort.json").read_text())
+    assert "--limit-counterfactual 5" in report["command"]
+    (seed,) = report["per_seed"]
+    timeouts = seed["on"]["timeouts"]
+    assert timeouts >= 1 and seed["on"]["crash_kinds"] == {"timeout": timeouts}
+    rows = seed["limit_counterfactual"]
+    assert len(rows) == timeouts
+    for r in rows:
+        assert r["config"]["mode"] == "slow"
+        assert r["long_status"] == "feasible" and r["long_crash_kind"] is None
+        assert r["long_cost_s"] >= 1.2 > r["limited_cost_s"]
+        assert r["measured_saved_s"] == pytest.approx(r["long_cost_s"] - r["limited_cost_s"])
+    total = report["total"]
+    assert total["limit_saved_s"] == pytest.approx(sum(r["measured_saved_s"] for r in rows))
+    assert total["crash_kinds_on"] == {"timeout": timeouts}
+    md = (out / "early_abort.md").read_text()
+    assert "Time limit counterfactual" in md and f"{timeouts} timeout" in md

@@ -38,7 +38,7 @@ import json
 import os
 import platform
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -229,9 +229,27 @@ def _measure(workload: RealWorkload, config: dict[str, Any], windows: int) -> di
     return {**cell, "status": "ok", "seconds": round(seconds, 3), "repeats": repeats}
 
 
+def _contended(cells: Sequence[Mapping[str, Any]], workload: RealWorkload,
+               max_foreign_cpu_s: float) -> set[str]:
+    """Keys of the cells measured while other processes used more than ``max_foreign_cpu_s``
+    CPU seconds, and of the cells declared from them."""
+    bad = {_cell_key(c["config"]) for c in cells
+           if float(c.get("foreign_cpu_s", 0.0)) > max_foreign_cpu_s}
+    rows = grid_rows(workload)
+    for row in rows:
+        tainted = False
+        for config in row:
+            key = _cell_key(config)
+            tainted = tainted or key in bad
+            if tainted:
+                bad.add(key)
+    return bad
+
+
 def record_workload(workload: RealWorkload, out: Path | None = None,
                     windows: int | None = None,
                     on_cell: Callable[[int, int, Mapping[str, Any]], None] | None = None,
+                    max_foreign_cpu_s: float | None = None,
                     ) -> Path:
     """Measure every cell of ``workload``'s grid and save the table (resuming a partial one).
 
@@ -240,6 +258,9 @@ def record_workload(workload: RealWorkload, out: Path | None = None,
         out: The table file (default :func:`default_table_path`).
         windows: Timed windows (repeats) per cell (default: the workload's).
         on_cell: Called after each cell with (index, total, cell) for progress output.
+        max_foreign_cpu_s: When resuming, measure again every kept cell that was measured
+            while other processes used more CPU seconds than this (and the cells of its row
+            declared after it).
 
     Returns:
         The path of the table.
@@ -252,6 +273,9 @@ def record_workload(workload: RealWorkload, out: Path | None = None,
         old = json.loads(path.read_text())
         if _same_settings(old, table):
             done = {_cell_key(c["config"]): c for c in old.get("cells", [])}
+            if max_foreign_cpu_s is not None:
+                for key in _contended(old.get("cells", []), workload, max_foreign_cpu_s):
+                    done.pop(key, None)
             table["recorded_at"] = old.get("recorded_at", table["recorded_at"])
     rows = grid_rows(workload)
     total = sum(len(r) for r in rows)
