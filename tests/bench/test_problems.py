@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
 import deploytune
-from deploytune.bench import deploy_sim, pipeline_sim, synthetic
+from deploytune.bench import deploy_sim, pipeline_sim, recording, replay, synthetic
 from deploytune.bench.problem import Problem
 from deploytune.bench.registry import expand_problem_names, get_problem, problem_names
 from deploytune.outcome import CrashKind, InvalidConfig, Status, crash_kind_of, judge
@@ -20,6 +21,10 @@ from deploytune.tuner import evaluate_once
 
 NAMES = ["crashy-branin", "hierarchical-rosenbrock", "deploy-sim-edge", "deploy-sim-server",
          "pipeline-sim"]
+"""The simulated problems (what the ``problem`` fixture covers)."""
+REAL = [f"{w}-{s}" for w in ("effnet", "minilm", "whisper") for s in ("edge", "server")]
+REPLAY_NAMES = [f"{name}-replay" for name in REAL]
+LIVE_NAMES = list(REAL)
 NOISE_FREE: dict[str, Callable[[Mapping[str, Any]], dict[str, float]]] = {
     "crashy-branin": synthetic.simulate_branin,
     "hierarchical-rosenbrock": synthetic.simulate_rosenbrock,
@@ -45,17 +50,28 @@ def _judge(problem: Problem, config: Config,
 
 
 # ------------------------------------------------------------------------------------ registry
-def test_registry_names_and_aliases() -> None:
-    assert problem_names() == NAMES
+def test_registry_names_and_aliases(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert problem_names() == [*NAMES, *REPLAY_NAMES, *LIVE_NAMES]  # live ones last
     assert expand_problem_names(["deploy-sim"]) == ["deploy-sim-edge", "deploy-sim-server"]
-    assert expand_problem_names(["all"]) == NAMES
+    assert expand_problem_names(["all"]) == [*NAMES, *REPLAY_NAMES]  # never the live ones
+    assert expand_problem_names(["replay"]) == REPLAY_NAMES
+    assert expand_problem_names(["live"]) == LIVE_NAMES
     assert expand_problem_names(["crashy-branin", "deploy-sim", "deploy-sim-edge"]) == [
         "crashy-branin", "deploy-sim-edge", "deploy-sim-server"]
-    for bad in ("nope", "deploy-sim"):
+    assert expand_problem_names(["effnet-edge", "live"]) == LIVE_NAMES
+    for bad in ("nope", "deploy-sim", "replay", "live", "all"):
         with pytest.raises(ValueError, match="crashy-branin"):
             get_problem(bad)
+    with pytest.raises(ValueError, match="stands for several problems"):
+        get_problem("live")
     with pytest.raises(ValueError, match="known problems"):
         expand_problem_names(["nope"])
+    # a real-workload problem whose table is not shipped names the command that records it
+    monkeypatch.setattr(recording, "_DATA", tmp_path)
+    replay._load_table.cache_clear()
+    for name in ("minilm-edge-replay", "whisper-server", "effnet-server-replay"):
+        with pytest.raises(ValueError, match=f"deploytune bench --record {name.split('-')[0]}"):
+            get_problem(name)
 
 
 def test_problem_builds(problem: Problem) -> None:

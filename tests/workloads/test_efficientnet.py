@@ -60,3 +60,17 @@ def test_large_batch_under_a_memory_cap_is_a_real_oom() -> None:
     big = run({"backend": "eager", "precision": "fp32", "batch_size": 32, "threads": 1},
               memory_mb=1300)
     assert big.status is Status.CRASHED and big.crash_kind is CrashKind.OOM, big.error
+
+
+def test_every_variant_ships_its_weights_and_unknown_ones_are_named() -> None:
+    import os
+
+    import pytest
+
+    from deploytune.workloads.efficientnet import VARIANTS, _weights_path
+
+    for variant in VARIANTS:
+        path = _weights_path(variant)
+        assert os.path.getsize(path) > 10_000_000  # a real state dict, not a stub
+    with pytest.raises(ValueError, match="variant: unknown EfficientNet variant 'lite9'"):
+        _weights_path("lite9")

@@ -286,7 +286,7 @@ def record_workload(workload: RealWorkload, out: Path | None = None,
         for config in row:
             index += 1
             key = _cell_key(config)
-            if key in done:
+            if key in done and not done[key].get("declared"):  # declared: derive again
                 cell = done[key]
             elif stop is not None:
                 cell = {"config": config, "status": "crashed", "crash_kind": stop["crash_kind"],

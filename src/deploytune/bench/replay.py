@@ -179,7 +179,7 @@ def _blend(a: ReplayResult, b: ReplayResult, w: float) -> ReplayResult:
         metrics = {k: (1 - w) * a.metrics[k] + w * b.metrics[k] for k in sorted(keys)}
         return ReplayResult("ok", seconds=(1 - w) * a.seconds + w * b.seconds,
                             metrics=metrics, measured=False)
-    near = a if w < 0.5 else b
+    near = a if w < 0.5 - 1e-9 else b  # a tie (up to rounding) goes to the larger value
     return ReplayResult(near.status, near.crash_kind, near.error, near.seconds, near.metrics,
                         measured=False)
 
