@@ -22,6 +22,7 @@ __all__ = [
     "flatten_windows",
     "latency_metrics",
     "onnx_session",
+    "onnx_weight_bits",
     "ort_session",
     "peak_rss_mb",
     "prepare_torch_model",
@@ -29,6 +30,7 @@ __all__ = [
     "record_windows",
     "timed_batches",
     "timed_windows",
+    "torch_weight_bits",
 ]
 
 MEASURE_S = 1.5
@@ -165,6 +167,43 @@ def prepare_torch_model(model: Any, config: dict[str, Any]) -> tuple[Any, Any]:
     if config["backend"] == "compile":
         model = torch.compile(model)
     return model, dtype
+
+
+def torch_weight_bits(model: Any) -> float:
+    """Mean bits per weight of a deployed torch model, as it really is in memory: 32 for fp32,
+    16 for bf16/fp16, about 8 where dynamic quantization packed a layer's weights as int8
+    (``torch.ao`` quantizes only ``nn.Linear`` layers, so a CNN stays mostly fp32)."""
+    import torch
+
+    bits = count = 0
+    for module in model.modules():
+        weight_fn = getattr(module, "weight", None)
+        if callable(weight_fn) and not isinstance(weight_fn, torch.nn.Parameter):
+            packed = weight_fn()  # a dynamically quantized layer: packed int8 weights
+            bits += packed.numel() * packed.element_size() * 8
+            count += packed.numel()
+        for param in module.parameters(recurse=False):
+            bits += param.numel() * param.element_size() * 8
+            count += param.numel()
+    return bits / count if count else math.nan
+
+
+def onnx_weight_bits(path: str) -> float:
+    """Mean bits per stored weight (initializer element) of an ONNX model file."""
+    import onnx
+
+    sizes = {onnx.TensorProto.FLOAT: 32, onnx.TensorProto.FLOAT16: 16,
+             onnx.TensorProto.BFLOAT16: 16, onnx.TensorProto.INT8: 8, onnx.TensorProto.UINT8: 8,
+             onnx.TensorProto.INT32: 32, onnx.TensorProto.INT64: 64,
+             onnx.TensorProto.DOUBLE: 64}
+    bits = count = 0
+    for init in onnx.load(path, load_external_data=False).graph.initializer:
+        n = math.prod(init.dims) if init.dims else 1
+        if init.data_type in (onnx.TensorProto.INT64, onnx.TensorProto.INT32) and n < 16:
+            continue  # shapes and indices, not weights
+        bits += n * sizes.get(init.data_type, 32)
+        count += n
+    return bits / count if count else math.nan
 
 
 def private_compile_cache(workdir: str) -> None:

@@ -8,7 +8,9 @@ int8 only), ``batch_size`` and ``threads``. Inputs are padded to 64 tokens.
 
 Measured, after a warm-up batch: p50/p95/p99 ms per batch (p95 streamed), sentences per
 second, peak RSS, and fidelity to the fp32 eager model on a fixed set of 48 sentences: mean and
-minimum cosine similarity of the embeddings, and nearest-neighbour agreement.
+minimum cosine similarity of the embeddings, and nearest-neighbour agreement; and what really
+ran: ``weight_bits``, the mean bits per weight of the deployed model (32 fp32, 16 bf16/fp16,
+near 8 where dynamic quantization packed the linear layers as int8).
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ from deploytune.workloads._profile import (
     flatten_windows,
     latency_metrics,
     onnx_session,
+    onnx_weight_bits,
     prepare_torch_model,
     private_compile_cache,
     record_windows,
     timed_windows,
+    torch_weight_bits,
 )
 
 __all__ = ["SENTENCES", "SPACE", "embed_reference", "evaluate", "evaluate_windows"]
@@ -92,7 +96,7 @@ def embed_reference() -> np.ndarray:
 Runner = Callable[[dict[str, np.ndarray]], np.ndarray]
 
 
-def _torch_runner(model: Any, config: dict[str, Any]) -> Runner:
+def _torch_runner(model: Any, config: dict[str, Any]) -> tuple[Runner, float]:
     import torch
 
     model, _ = prepare_torch_model(model, config)  # integer token inputs: no dtype to match
@@ -102,10 +106,10 @@ def _torch_runner(model: Any, config: dict[str, Any]) -> Runner:
             out = model(**{k: torch.from_numpy(v) for k, v in tok.items()})
         return out.last_hidden_state.float().numpy()
 
-    return run
+    return run, torch_weight_bits(model)
 
 
-def _onnx_runner(model: Any, config: dict[str, Any], workdir: str) -> Runner:
+def _onnx_runner(model: Any, config: dict[str, Any], workdir: str) -> tuple[Runner, float]:
     import torch
 
     class Hidden(torch.nn.Module):
@@ -129,11 +133,12 @@ def _onnx_runner(model: Any, config: dict[str, Any], workdir: str) -> Runner:
                           opset_version=17, dynamo=False)
 
     session = onnx_session(export, config, workdir)
+    stored = "model.int8.onnx" if config["precision"] == "int8" else "model.onnx"
 
     def run(tok: dict[str, np.ndarray]) -> np.ndarray:
         return session.run(["hidden"], tok)[0]
 
-    return run
+    return run, onnx_weight_bits(os.path.join(workdir, stored))
 
 
 def evaluate(config: dict[str, Any], report: Callable[..., None]) -> dict[str, float]:
@@ -164,8 +169,9 @@ def _profile(config: dict[str, Any], report: Callable[..., None],
     batch = {k: v[idx] for k, v in tok.items()}
     with tempfile.TemporaryDirectory(prefix="deploytune-minilm-") as workdir:
         private_compile_cache(workdir)
-        run = (_onnx_runner(model, config, workdir) if config["backend"] == "onnxruntime"
-               else _torch_runner(model, config))
+        run, weight_bits = (_onnx_runner(model, config, workdir)
+                            if config["backend"] == "onnxruntime"
+                            else _torch_runner(model, config))
         latencies, extra_s = timed_windows(lambda: run(batch), report, windows)
         emb = np.concatenate([
             _pool(run({k: v[i:i + batch_size] for k, v in tok.items()}),
@@ -177,6 +183,7 @@ def _profile(config: dict[str, Any], report: Callable[..., None],
     np.fill_diagonal(same, -np.inf)
     np.fill_diagonal(ref, -np.inf)
     quality = {"cosine_mean": float(cos.mean()), "cosine_min": float(cos.min()),
-               "nn_agreement": float(np.mean(same.argmax(1) == ref.argmax(1)))}
+               "nn_agreement": float(np.mean(same.argmax(1) == ref.argmax(1))),
+               "weight_bits": weight_bits}
     return flatten_windows(
         [{**latency_metrics(w, batch_size, "sentences"), **quality} for w in latencies], extra_s)
