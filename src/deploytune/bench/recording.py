@@ -278,6 +278,7 @@ def record_workload(workload: RealWorkload, out: Path | None = None,
                     done.pop(key, None)
             table["recorded_at"] = old.get("recorded_at", table["recorded_at"])
     rows = grid_rows(workload)
+    pending = dict(done)  # kept cells not reached yet: written too, so a kill loses none
     total = sum(len(r) for r in rows)
     index = 0
     started = time.time()
@@ -300,7 +301,8 @@ def record_workload(workload: RealWorkload, out: Path | None = None,
                     cell["crash_kind"] in ("timeout", "oom"):
                 stop = cell
             table["cells"].append(cell)
-            _write(path, table)
+            pending.pop(key, None)
+            _write(path, {**table, "cells": [*table["cells"], *pending.values()]})
             if on_cell:
                 on_cell(index, total, cell)
     table["recorded_s"] = round(time.time() - started, 1)
