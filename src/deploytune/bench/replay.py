@@ -286,6 +286,13 @@ def _load_table(path: str) -> RecordedTable:
     return RecordedTable.load(path)
 
 
+@functools.lru_cache(maxsize=32)
+def _cached_landscape(table: RecordedTable, scenario: Scenario) -> ReplayLandscape:
+    """:func:`landscape` once per (table, scenario): building a problem stays cheap."""
+    return landscape(table, Objective(scenario.objective, scenario.direction),
+                     parse_constraints(list(scenario.constraints)))
+
+
 def _table_for(workload: RealWorkload) -> RecordedTable:
     from deploytune.bench.recording import default_table_path
 
@@ -300,7 +307,7 @@ def _problem(workload: RealWorkload, scenario: Scenario, replay: bool) -> Proble
     table = _table_for(workload)
     objective = Objective(scenario.objective, scenario.direction)
     constraints = parse_constraints(list(scenario.constraints))
-    land = landscape(table, objective, constraints)
+    land = _cached_landscape(table, scenario)
     name = f"{workload.name}-{scenario.name}{'-replay' if replay else ''}"
 
     def simulate(config: Config, rng: np.random.Generator) -> Mapping[str, float]:
