@@ -21,7 +21,9 @@ peak resident memory of the evaluating process (``ru_maxrss``, ONNX Runtime's ar
 included), and quality on 32 crops of the two real photos bundled with scikit-learn:
 ``top1_agreement`` with the fp32 eager model of the same variant (what the precision and runtime
 cost), and ``top1_vs_lite2`` with the fp32 eager Lite2 (the reference for model quality, as
-there are no labels).
+there are no labels); and what really ran: ``weight_bits``, the mean bits per weight of the
+deployed model (``int8`` quantizes only the classifier layer in torch, ONNX Runtime's quantizer
+also the convolutions).
 
 :func:`evaluate` is the tuner's entry point; :func:`evaluate_windows` measures
 :func:`~deploytune.workloads._profile.record_windows` timed windows for ``deploytune bench
@@ -30,6 +32,7 @@ there are no labels).
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Callable
 from typing import Any
@@ -41,10 +44,12 @@ from deploytune.workloads._profile import (
     flatten_windows,
     latency_metrics,
     onnx_session,
+    onnx_weight_bits,
     prepare_torch_model,
     private_compile_cache,
     record_windows,
     timed_windows,
+    torch_weight_bits,
 )
 
 __all__ = ["SPACE", "VARIANTS", "crops", "evaluate", "evaluate_windows", "load_model",
@@ -119,7 +124,10 @@ def reference_labels(images: np.ndarray, variant: str = "lite0") -> np.ndarray:
     return cached_array(f"effnet-{variant}-ref-{len(images)}", compute)
 
 
-def _torch_runner(model: Any, config: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
+Runner = Callable[[np.ndarray], np.ndarray]
+
+
+def _torch_runner(model: Any, config: dict[str, Any]) -> tuple[Runner, float]:
     import torch
 
     model, dtype = prepare_torch_model(model, config)
@@ -128,11 +136,10 @@ def _torch_runner(model: Any, config: dict[str, Any]) -> Callable[[np.ndarray], 
         with torch.inference_mode():
             return model(torch.from_numpy(batch).to(dtype)).float().numpy()
 
-    return run
+    return run, torch_weight_bits(model)
 
 
-def _onnx_runner(model: Any, config: dict[str, Any],
-                 workdir: str) -> Callable[[np.ndarray], np.ndarray]:
+def _onnx_runner(model: Any, config: dict[str, Any], workdir: str) -> tuple[Runner, float]:
     import torch
 
     def export(path: str) -> None:
@@ -141,11 +148,12 @@ def _onnx_runner(model: Any, config: dict[str, Any],
                           opset_version=17, dynamo=False)
 
     session = onnx_session(export, config, workdir)
+    stored = "model.int8.onnx" if config["precision"] == "int8" else "model.onnx"
 
     def run(batch: np.ndarray) -> np.ndarray:
         return session.run(["y"], {"x": batch})[0]
 
-    return run
+    return run, onnx_weight_bits(os.path.join(workdir, stored))
 
 
 def _profile(config: dict[str, Any], report: Callable[..., None],
@@ -161,8 +169,9 @@ def _profile(config: dict[str, Any], report: Callable[..., None],
     model = load_model(variant)
     with tempfile.TemporaryDirectory(prefix="deploytune-effnet-") as workdir:
         private_compile_cache(workdir)
-        run = (_onnx_runner(model, config, workdir) if config["backend"] == "onnxruntime"
-               else _torch_runner(model, config))
+        run, weight_bits = (_onnx_runner(model, config, workdir)
+                            if config["backend"] == "onnxruntime"
+                            else _torch_runner(model, config))
         batch_size = int(config["batch_size"])
         rng = np.random.default_rng(1)
         batch = images[rng.integers(0, len(images), size=batch_size)]
@@ -170,7 +179,8 @@ def _profile(config: dict[str, Any], report: Callable[..., None],
         predicted = np.concatenate([run(images[i:i + batch_size]).argmax(1)
                                     for i in range(0, len(images), batch_size)])
     quality = {"top1_agreement": float(np.mean(predicted == reference)),
-               "top1_vs_lite2": float(np.mean(predicted == best_reference))}
+               "top1_vs_lite2": float(np.mean(predicted == best_reference)),
+               "weight_bits": weight_bits}
     return flatten_windows(
         [{**latency_metrics(w, batch_size, "images"), **quality} for w in latencies], extra_s)
 
