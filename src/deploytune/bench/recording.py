@@ -277,6 +277,7 @@ def record_workload(workload: RealWorkload, out: Path | None = None,
                 for key in _contended(old.get("cells", []), workload, max_foreign_cpu_s):
                     done.pop(key, None)
             table["recorded_at"] = old.get("recorded_at", table["recorded_at"])
+            table["recorded_s"] = float(old.get("recorded_s", 0.0))  # earlier sessions
     rows = grid_rows(workload)
     pending = dict(done)  # kept cells not reached yet: written too, so a kill loses none
     total = sum(len(r) for r in rows)
@@ -305,7 +306,7 @@ def record_workload(workload: RealWorkload, out: Path | None = None,
             _write(path, {**table, "cells": [*table["cells"], *pending.values()]})
             if on_cell:
                 on_cell(index, total, cell)
-    table["recorded_s"] = round(time.time() - started, 1)
+    table["recorded_s"] = round(float(table.get("recorded_s", 0.0)) + time.time() - started, 1)
     table["finished_at"] = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     _write(path, table)
     return path
