@@ -15,8 +15,8 @@ from deploytune.bench.replay import RecordedTable
 __all__ = ["QUALITY_METRICS", "THROUGHPUT_METRICS", "table_markdown", "tables_markdown"]
 
 QUALITY_METRICS: dict[str, tuple[str, ...]] = {
-    "effnet": ("top1_agreement", "top1_vs_lite2"),
-    "minilm": ("cosine_min", "nn_agreement"),
+    "effnet": ("top1_agreement", "top1_vs_lite2", "weight_bits"),
+    "minilm": ("cosine_min", "nn_agreement", "weight_bits"),
     "whisper": ("wer",),
 }
 """Quality metrics shown per row, by workload."""
