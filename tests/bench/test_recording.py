@@ -298,6 +298,25 @@ def test_changed_settings_start_the_table_over(
     assert len(only["repeats"]) == windows  # the recorder's windows reached the child
 
 
+def test_a_resume_killed_again_keeps_the_cells_it_had_not_reached(
+        table: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The table written after each cell also holds the kept cells still ahead: killing a
+    resume never loses what an earlier recording measured."""
+    monkeypatch.chdir(REPO_ROOT)
+    cells = table["cells"]
+    first, last = cells[0], cells[-1]
+    path = tmp_path / "toy.json"
+    path.write_text(json.dumps({**table, "cells": cells[1:-1]}))
+    spy = _Spy(monkeypatch)
+    with pytest.raises(_Stop):  # killed right after re-measuring the first missing cell
+        record_workload(toy_workload(), out=path, windows=table["windows"], on_cell=_stop)
+    assert spy.measured == [first["config"]]
+    kept = json.loads(path.read_text())["cells"]
+    assert len(kept) == len(cells) - 1  # only the never-measured last cell is missing
+    assert last["config"] not in [c["config"] for c in kept]
+    assert [c for c in kept[1:]] == cells[1:-1]
+
+
 # ----------------------------------------------------------------------------- command line
 def test_cli_record_rejects_an_unknown_workload_naming_the_known_ones(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["bench", "--record", "nope", "--table",
