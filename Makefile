@@ -22,6 +22,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: lint
+	scripts/ensure-espeak-ng
 	$(BIN)/python -m pytest -q -n 2 tests
 
 clean:
