@@ -141,8 +141,8 @@ def _start_and_stop_mid_trial(spec: Path, trial_number: int, sig: int) -> tuple[
     """Start ``deploytune tune``, wait until ``trial_number`` runs, deliver ``sig``."""
     proc = subprocess.Popen([*DEPLOYTUNE, "tune", str(spec), "--plain", "--no-report"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            cwd=ROOT)
-    assert proc.stdout is not None
+                            cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert proc.stdout is not None  # unbuffered: "running" must arrive while the trial runs
     seen = []
     deadline = time.monotonic() + 120
     for line in proc.stdout:
