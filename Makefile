@@ -23,6 +23,7 @@ lint: $(STAMP)
 
 test: lint
 	scripts/ensure-espeak-ng
+	scripts/ensure-llama-cpp $(VENV)
 	$(BIN)/python -m pytest -q -n 2 tests
 
 clean:

@@ -492,9 +492,9 @@ class CommandEvaluator(Evaluator):
             raise ValueError(f"evaluator.command: the program {prog!r} was not found on "
                              f"PATH{hint}")
 
-    def check_space(self, space: Space) -> None:
+    def check_space(self, space: Space, extra: Sequence[str] = ()) -> None:
         """Verify that every placeholder names a parameter of ``space`` (or is
-        ``{config_json}``).
+        ``{config_json}``, ``{python}`` or one of ``extra``).
 
         Raises:
             ValueError: Naming the placeholder, where it is, and the space's parameters.
@@ -502,7 +502,7 @@ class CommandEvaluator(Evaluator):
         names = list(space.names)
         for tpl in self._templates():
             for name in tpl.names:
-                if name not in SPECIAL_PLACEHOLDERS and name not in names:
+                if name not in SPECIAL_PLACEHOLDERS and name not in names and name not in extra:
                     raise ValueError(
                         f"evaluator.command: unknown placeholder {{{name}}} in {tpl.where} "
                         f"{tpl.text!r}; placeholders must name a parameter of the space "

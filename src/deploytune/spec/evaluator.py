@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from deploytune.evaluators.base import Evaluator
     from deploytune.evaluators.command import CommandEvaluator
     from deploytune.evaluators.isolated import IsolatedEvaluator
+    from deploytune.evaluators.server import ServerEvaluator
     from deploytune.spec.model import EvaluatorSpec
 
 
@@ -38,6 +39,11 @@ def probe_evaluator(spec: EvaluatorSpec, base_dir: Path, space: Space) -> None:
             _run_check(isolated.check, "evaluator.python")
         finally:
             isolated.close()
+        return
+    if spec.kind == "server":
+        server = _server_evaluator(spec)
+        _run_check(server.check, "evaluator.server.argv[0]")
+        _run_check(lambda: server.check_space(space), "evaluator.server")
         return
     command = _command_evaluator(spec)
     try:
@@ -72,20 +78,26 @@ def check_placeholders(spec: EvaluatorSpec, space: Space) -> None:
     of the space, ``{config_json}``, and ``{{`` / ``}}`` for literal braces.
     """
     items: list[tuple[str, str]] = []
-    prefix = "evaluator.command.argv"
+    server = spec.kind == "server"
+    prefix = "evaluator.server.argv" if server else "evaluator.command.argv"
     for i, a in enumerate(spec.argv):
         if isinstance(a, str):
             items.append((f"{prefix}[{i}]", a))
         else:
             items.extend((f"{prefix}[{i}][{j}]", x) for j, x in enumerate(a))
+    env_at = "evaluator.env" if server else "evaluator.command.env"
     for key, value in (spec.env or {}).items():
-        items.append((join("evaluator.command.env", key), value))
+        items.append((join(env_at, key), value))
     if spec.metrics_file is not None:
         items.append(("evaluator.command.metrics_file", spec.metrics_file))
+    for key in ("health_url", "base_url"):
+        if server and (spec.server or {}).get(key) is not None:
+            items.append((f"evaluator.server.{key}", str((spec.server or {})[key])))
     names = list(space.names)
+    extra = ("port",) if server else ()
     for at, text in items:
         for name in _placeholders(text, at):
-            if name not in (CONFIG_JSON, PYTHON) and name not in space:
+            if name not in (CONFIG_JSON, PYTHON, *extra) and name not in space:
                 raise Invalid(at, f"unknown placeholder {{{name}}}"
                               f"{suggest(name, [*names, CONFIG_JSON, PYTHON])}; "
                               f"placeholders must name a parameter of space "
@@ -172,10 +184,28 @@ def _command_evaluator(spec: EvaluatorSpec) -> CommandEvaluator:
         raise Invalid("evaluator.command", _evaluator_message(exc)) from None
 
 
+def _server_evaluator(spec: EvaluatorSpec) -> ServerEvaluator:
+    """A server evaluator of the spec's server and load sections (nothing started yet)."""
+    from deploytune.evaluators.server import ServerEvaluator, ServerSettings
+    from deploytune.loadgen import LoadSpec
+
+    server = dict(spec.server or {})
+    server["argv"] = spec.argv
+    try:
+        settings = ServerSettings(**server)
+        load = LoadSpec.from_dict(dict(spec.load or {}))
+        return ServerEvaluator(settings, load, env=spec.env, cwd=spec.cwd,
+                               timeout_s=spec.timeout_s, memory_mb=spec.memory_mb)
+    except (TypeError, ValueError) as exc:
+        raise Invalid("evaluator.server", _evaluator_message(exc)) from None
+
+
 def build_evaluator(spec: EvaluatorSpec, base_dir: Path) -> Evaluator:
     """A fresh evaluator as described by ``spec``; see :meth:`Spec.build_evaluator`."""
     if spec.kind == "command":
         return _command_evaluator(spec)
+    if spec.kind == "server":
+        return _server_evaluator(spec)
     if spec.isolate:
         return _isolated(spec, base_dir)
     from deploytune.evaluators.base import FunctionEvaluator

@@ -25,6 +25,7 @@ from deploytune.spec.evaluator import check_placeholders, probe_evaluator
 from deploytune.spec.messages import join, kind_of, one_line, show, suggest
 from deploytune.spec.model import EvaluatorSpec
 from deploytune.spec.schema import COMMAND_KEYS, EVALUATOR_KEYS, RULE_KEYS, TARGET_RE
+from deploytune.spec.server_section import parse_load, parse_server
 
 
 def parse_evaluator(raw: Any, space: Space, base_dir: Path,
@@ -38,12 +39,18 @@ def parse_evaluator(raw: Any, space: Space, base_dir: Path,
     check_keys(d, "evaluator", EVALUATOR_KEYS)
     has_python = d.get("python") is not None
     has_command = d.get("command") is not None
-    if has_python and has_command:
-        raise Invalid("evaluator", "gives both python and command; keep exactly one")
-    if not has_python and not has_command:
-        raise Invalid("evaluator", "needs python or command; add e.g. python: "
+    has_server = d.get("server") is not None
+    given = [k for k, v in (("python", has_python), ("command", has_command),
+                            ("server", has_server)) if v]
+    if len(given) > 1:
+        raise Invalid("evaluator", f"gives {' and '.join(given)}; keep exactly one")
+    if not given:
+        raise Invalid("evaluator", "needs python, command or server; add e.g. python: "
                       "my_package.bench:evaluate or command: {argv: [python, bench.py, "
                       "--batch, \"{batch_size}\"]}")
+    if d.get("load") is not None and not has_server:
+        raise Invalid("evaluator.load", "applies to server evaluators only; remove it or add "
+                      "evaluator.server")
     cwd = _cwd(d.get("cwd"), base_dir)
     env = _env(d.get("env"), "evaluator.env")
     timeout_s = None if d.get("timeout_s") is None else positive_number(
@@ -53,6 +60,18 @@ def parse_evaluator(raw: Any, space: Space, base_dir: Path,
     retries = 2 if d.get("retries") is None else int_at_least(
         d["retries"], "evaluator.retries", 0, 1000, 2)
     rules = _rules(d.get("rules"))
+    if has_server:
+        if d.get("isolate") is not None:
+            raise Invalid("evaluator.isolate", "applies to python evaluators only (a server "
+                          "always runs in its own process group); remove it")
+        server = parse_server(d["server"], _argument)
+        load = parse_load(d.get("load"))
+        spec = EvaluatorSpec("server", None, server["argv"], env, cwd, timeout_s, memory_mb,
+                             None, True, server=server, load=load)
+        check_placeholders(spec, space)
+        if check_evaluator:
+            probe_evaluator(spec, base_dir, space)
+        return spec, retries, rules
     if has_python:
         isolate = d.get("isolate")
         if isolate is None:

@@ -26,7 +26,8 @@ class EvaluatorSpec:
     """How a configuration is evaluated (the ``evaluator`` section, validated).
 
     Attributes:
-        kind: ``"python"`` (a function ``module:function``) or ``"command"`` (an argv).
+        kind: ``"python"`` (a function ``module:function``), ``"command"`` (an argv) or
+            ``"server"`` (an LLM server started per trial and load-tested).
         target: For ``python``: ``"package.module:function"``; ``None`` for commands.
         argv: For ``command``: the argv template; items are strings or tuples of strings.
             Empty for ``python``.
@@ -41,6 +42,10 @@ class EvaluatorSpec:
             (``None``: the last JSON line of its stdout).
         isolate: For ``python``: run the function in a child process (``True``, the default)
             or in the tuner's process (``False``). Always ``True`` for commands.
+        server: For ``server``: the validated ``evaluator.server`` mapping (the keywords of
+            :class:`~deploytune.evaluators.server.ServerSettings`).
+        load: For ``server``: the validated ``evaluator.load`` mapping (the fields of
+            :class:`~deploytune.loadgen.LoadSpec`).
     """
 
     kind: str
@@ -52,6 +57,8 @@ class EvaluatorSpec:
     memory_mb: int | None
     metrics_file: str | None
     isolate: bool
+    server: dict[str, Any] | None = None
+    load: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The ``evaluator`` section's dict form (without ``retries`` and ``rules``)."""
@@ -59,6 +66,14 @@ class EvaluatorSpec:
         if self.kind == "python":
             out["python"] = self.target
             out["isolate"] = self.isolate
+            out["env"] = dict(self.env) if self.env is not None else None
+        elif self.kind == "server":
+            server = dict(self.server or {})
+            server["argv"] = [a if isinstance(a, str) else list(a) for a in self.argv]
+            if server.get("release_check") is not None:
+                server["release_check"] = list(server["release_check"])
+            out["server"] = server
+            out["load"] = dict(self.load or {})
             out["env"] = dict(self.env) if self.env is not None else None
         else:
             out["command"] = {

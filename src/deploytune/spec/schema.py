@@ -18,8 +18,8 @@ REQUIRED_EXAMPLES = {
     "evaluator": "e.g. evaluator: {python: my_package.bench:evaluate}",
     "budget": "e.g. budget: 25 (trials) or budget: {trials: 25, seconds: 3600}",
 }
-EVALUATOR_KEYS = ("python", "command", "isolate", "cwd", "env", "timeout_s", "memory_mb",
-                  "retries", "rules")
+EVALUATOR_KEYS = ("python", "command", "server", "load", "isolate", "cwd", "env", "timeout_s",
+                  "memory_mb", "retries", "rules")
 COMMAND_KEYS = ("argv", "env", "metrics_file")
 RULE_KEYS = ("pattern", "kind", "ignore_case")
 BUDGET_KEYS = ("trials", "seconds")

@@ -1,0 +1,141 @@
+"""The ``evaluator.server`` and ``evaluator.load`` sections: an LLM server and its load test.
+
+Example::
+
+    evaluator:
+      server:
+        argv: ["{python}", -m, llama_cpp.server, --model, model.gguf,
+               --n_threads, "{n_threads}", --port, "{port}"]
+        health_url: "http://127.0.0.1:{port}/v1/models"
+        startup_timeout_s: 120
+        metric_patterns: {kv_cache_mib: "KV self size\\\\s*=\\\\s*([\\\\d.]+) MiB"}
+      load: {requests: 16, concurrency: 2, max_tokens: 32, slo_ttft_ms: 2000}
+      timeout_s: 300
+      rules: [{pattern: "Failed to create llama_context", kind: invalid_config}]
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from deploytune.spec.checks import as_mapping, as_string, check_keys, is_number, positive_number
+from deploytune.spec.errors import Invalid
+from deploytune.spec.messages import join, kind_of, one_line
+
+__all__ = ["LOAD_EXAMPLE", "SERVER_EXAMPLE", "SERVER_KEYS", "parse_load", "parse_server"]
+
+SERVER_KEYS = ("argv", "port", "health_url", "base_url", "startup_timeout_s", "stop_timeout_s",
+               "release_timeout_s", "release_check", "metric_patterns")
+"""Keys of ``evaluator.server``."""
+
+SERVER_EXAMPLE = ("server: {argv: [\"{python}\", -m, llama_cpp.server, --model, m.gguf, "
+                  "--port, \"{port}\"], health_url: \"http://127.0.0.1:{port}/v1/models\"}")
+LOAD_EXAMPLE = "load: {requests: 16, concurrency: 2, max_tokens: 32}"
+
+
+def parse_server(raw: Any, argument: Any) -> dict[str, Any]:
+    """The validated ``evaluator.server`` mapping, in the keyword form of
+    :class:`~deploytune.evaluators.server.ServerSettings` (argv as a tuple of strings and
+    groups). ``argument`` validates one argv item (the command section's rules)."""
+    path = "evaluator.server"
+    d = as_mapping(raw, path, SERVER_EXAMPLE)
+    check_keys(d, path, SERVER_KEYS)
+    if d.get("argv") is None:
+        raise Invalid(join(path, "argv"), f"missing; write e.g. {SERVER_EXAMPLE}")
+    argv_raw = d["argv"]
+    if isinstance(argv_raw, str):
+        raise Invalid(join(path, "argv"), f"expected a list of arguments (never a shell line), "
+                      f"got {kind_of(argv_raw)}; write e.g. argv: {argv_raw.split()!r}")
+    if not isinstance(argv_raw, list) or not argv_raw:
+        raise Invalid(join(path, "argv"), f"expected a non-empty list of arguments, got "
+                      f"{kind_of(argv_raw)}")
+    argv: list[str | tuple[str, ...]] = []
+    for i, item in enumerate(argv_raw):
+        at = f"{path}.argv[{i}]"
+        if isinstance(item, list) and i > 0:
+            if not item:
+                raise Invalid(at, "is an empty group; remove it or list its arguments")
+            argv.append(tuple(argument(x, f"{at}[{j}]") for j, x in enumerate(item)))
+        else:
+            argv.append(argument(item, at))
+    if not isinstance(argv[0], str) or not argv[0]:
+        raise Invalid(f"{path}.argv[0]", "the program to run must be a non-empty string")
+    out: dict[str, Any] = {"argv": tuple(argv)}
+    port = d.get("port")
+    if port is not None and port != "auto":
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+            raise Invalid(join(path, "port"), f"expected a TCP port 1-65535 or auto, got "
+                          f"{kind_of(port)}; leave it out to pick a free port per trial")
+        out["port"] = port
+    for key in ("health_url", "base_url"):
+        if d.get(key) is not None:
+            url = as_string(d[key], join(path, key), "a URL", f"{key}: http://127.0.0.1:{{port}}")
+            if not url.startswith(("http://", "https://")):
+                raise Invalid(join(path, key), f"{url!r} is not an http(s) URL; write e.g. "
+                              f"http://127.0.0.1:{{port}}/health")
+            out[key] = url
+    for key in ("startup_timeout_s", "stop_timeout_s", "release_timeout_s"):
+        if d.get(key) is not None:
+            out[key] = positive_number(d[key], join(path, key), "seconds")
+    if d.get("release_check") is not None:
+        check = d["release_check"]
+        if not isinstance(check, list) or not check:
+            raise Invalid(join(path, "release_check"), f"expected an argv list, got "
+                          f"{kind_of(check)}; write e.g. release_check: [./gpu_idle.sh]")
+        out["release_check"] = tuple(argument(x, f"{path}.release_check[{i}]")
+                                     for i, x in enumerate(check))
+    if d.get("metric_patterns") is not None:
+        out["metric_patterns"] = _patterns(d["metric_patterns"], join(path, "metric_patterns"))
+    return out
+
+
+def _patterns(raw: Any, path: str) -> dict[str, str]:
+    d = as_mapping(raw, path, "metric_patterns: {kv_tokens: \"KV cache size: ([\\\\d,]+) tokens\"}")
+    out: dict[str, str] = {}
+    for name, pattern in d.items():
+        at = join(path, name)
+        if not isinstance(name, str) or not re.match(r"^[A-Za-z_][\w.\-]*$", name):
+            raise Invalid(at, f"metric names must be identifiers, got {kind_of(name)}")
+        if not isinstance(pattern, str) or not pattern:
+            raise Invalid(at, f"expected a regular expression string, got {kind_of(pattern)}")
+        try:
+            groups = re.compile(pattern).groups
+        except (re.error, OverflowError) as exc:
+            raise Invalid(at, f"{pattern!r} is not a valid regular expression "
+                          f"({one_line(str(exc))}); escape ( [ . * + ? with a backslash") \
+                from None
+        if groups < 1:
+            raise Invalid(at, f"{pattern!r} has no (group); put parentheses around the number, "
+                          f"e.g. 'KV cache size: ([\\d,]+) tokens'")
+        out[name] = pattern
+    return out
+
+
+def parse_load(raw: Any) -> dict[str, Any]:
+    """The validated ``evaluator.load`` mapping (the keys of
+    :class:`~deploytune.loadgen.LoadSpec`)."""
+    from deploytune.loadgen import LoadSpec
+
+    path = "evaluator.load"
+    d = as_mapping(raw if raw is not None else {}, path, LOAD_EXAMPLE)
+    for key, value in d.items():
+        if is_number(value) and not math.isfinite(float(value)):
+            raise Invalid(join(path, key), f"must be a finite number, got {value!r}")
+    try:
+        spec = LoadSpec.from_dict(dict(d))
+    except (TypeError, ValueError) as exc:
+        text = one_line(str(exc))
+        field = _field_named(text, d)
+        raise Invalid(join(path, field) if field else path, text) from None
+    return dict(spec.to_dict())
+
+
+def _field_named(text: str, d: Mapping[Any, Any]) -> str | None:
+    """The key of ``d`` an error message names first, if any."""
+    for key in d:
+        if isinstance(key, str) and re.search(rf"\b{re.escape(key)}\b", text):
+            return key
+    return None

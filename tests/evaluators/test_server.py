@@ -1,0 +1,230 @@
+"""The server evaluator against a real local HTTP server that misbehaves on purpose.
+
+``tests/fake_openai_server.py`` is a real OpenAI-compatible server (aiohttp) run as a real
+subprocess; its ``--mode`` makes it healthy, never healthy, die at start-up or in the middle of
+the load, return errors or stream slowly. Every test checks that nothing is left behind: the
+process group is gone and the port is free again.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import deploytune
+from deploytune.evaluators.base import Monitor
+from deploytune.evaluators.server import (
+    ServerEvaluator,
+    ServerSettings,
+    free_port,
+    port_is_free,
+    process_group_members,
+)
+from deploytune.loadgen import LoadSpec
+from deploytune.outcome import CrashKind
+from deploytune.spec import load_spec
+
+FAKE = str(Path(__file__).resolve().parents[1] / "fake_openai_server.py")
+
+
+def _evaluator(*args: str, load: LoadSpec | None = None, **settings: Any) -> ServerEvaluator:
+    argv = (sys.executable, FAKE, "--port", "{port}", *args)
+    kw: dict[str, Any] = {"startup_timeout_s": 20.0, "release_timeout_s": 10.0}
+    kw.update(settings)
+    timeout_s = kw.pop("timeout_s", None)
+    return ServerEvaluator(ServerSettings(argv, **kw),
+                           load or LoadSpec(requests=6, concurrency=2, max_tokens=8),
+                           timeout_s=timeout_s)
+
+
+def _assert_released(evaluation: deploytune.evaluators.base.Evaluation) -> None:
+    pid = evaluation.info["pid"]
+    assert process_group_members(pid) == []
+    assert port_is_free(evaluation.info["port"])
+    assert "release" not in evaluation.info, evaluation.info
+
+
+def test_healthy_server_is_load_tested_and_stopped() -> None:
+    ev = _evaluator("--mode", "ok", "--ttft-ms", "20", "--token-delay-ms", "5")
+    evaluation = ev.evaluate({}, Monitor())
+    assert evaluation.error is None, evaluation.error
+    m = evaluation.metrics
+    assert m["completed"] == 6 and m["error_rate"] == 0
+    assert m["ttft_p50_ms"] >= 15
+    assert m["output_tokens_per_s"] > 0
+    assert m["startup_s"] > 0
+    assert m["memory_mb"] > 10  # a Python process with aiohttp loaded
+    _assert_released(evaluation)
+
+
+def test_server_that_never_gets_healthy_is_a_timeout() -> None:
+    ev = _evaluator("--mode", "never-healthy", startup_timeout_s=2.0)
+    t0 = time.monotonic()
+    evaluation = ev.evaluate({}, Monitor())
+    assert evaluation.crash_kind is CrashKind.TIMEOUT
+    assert "did not become healthy within 2 s" in (evaluation.error or "")
+    assert time.monotonic() - t0 < 15
+    _assert_released(evaluation)
+
+
+@pytest.mark.parametrize(("message", "kind"), [
+    ("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB", CrashKind.OOM),
+    ("ValueError: To serve at least one request with the models's max seq len (32768), "
+     "(4.00 GiB KV cache is needed, which is larger than the available KV cache memory "
+     "(1.10 GiB). Based on the available memory, the estimated maximum model length is 9008.",
+     CrashKind.OOM),
+    ("error: argument --n_ctx: invalid int value: 'abc'", CrashKind.INVALID_CONFIG),
+    ("ValueError: Failed to create llama_context", CrashKind.INVALID_CONFIG),
+    ("OSError: [Errno 98] Address already in use", CrashKind.TRANSIENT),
+    ("Segmentation fault in a custom kernel", CrashKind.RUNTIME_ERROR),
+])
+def test_start_up_crash_is_classified_from_the_log(message: str, kind: CrashKind) -> None:
+    ev = _evaluator("--mode", "crash-on-start", "--crash-message", message, "--exit-code", "1")
+    evaluation = ev.evaluate({}, Monitor())
+    assert evaluation.crash_kind is kind
+    assert "exited with code 1 before it became healthy" in (evaluation.error or "")
+    assert message[:30] in evaluation.log
+    _assert_released(evaluation)
+
+
+def test_numbers_printed_before_a_crash_become_metrics() -> None:
+    message = ("Available KV cache memory: 1.10 GiB ... the estimated maximum model length "
+               "is 9008. Try increasing gpu_memory_utilization")
+    ev = _evaluator("--mode", "crash-on-start", "--crash-message", message, "--exit-code", "1")
+    evaluation = ev.evaluate({}, Monitor())
+    assert evaluation.crash_kind is CrashKind.OOM
+    assert evaluation.metrics["estimated_max_model_len"] == 9008
+    assert evaluation.metrics["kv_cache_gib"] == pytest.approx(1.10)
+
+
+def test_user_metric_patterns_read_start_up_lines() -> None:
+    ev = _evaluator("--mode", "ok", "--print-startup-line", "slots: 7 ready, kv=123.5 MiB",
+                    metric_patterns={"slots": r"slots: (\d+)", "kv_mib": r"kv=([\d.]+) MiB"})
+    evaluation = ev.evaluate({}, Monitor())
+    assert evaluation.error is None
+    assert evaluation.metrics["slots"] == 7
+    assert evaluation.metrics["kv_mib"] == 123.5
+
+
+def test_server_dying_mid_load_is_a_crash_with_partial_metrics() -> None:
+    ev = _evaluator("--mode", "die-mid-load", "--die-after", "3",
+                    load=LoadSpec(requests=12, concurrency=1, max_tokens=4))
+    t0 = time.monotonic()
+    evaluation = ev.evaluate({}, Monitor())
+    assert evaluation.crash_kind is CrashKind.RUNTIME_ERROR
+    assert "during the load test" in (evaluation.error or "")
+    assert evaluation.metrics.get("startup_s", 0) > 0
+    assert evaluation.info.get("exit_code") == 3
+    assert time.monotonic() - t0 < 60
+    _assert_released(evaluation)
+
+
+def test_request_errors_count_and_all_failing_is_a_crash() -> None:
+    some = _evaluator("--mode", "errors", "--error-every", "2",
+                      load=LoadSpec(requests=8, concurrency=1, max_tokens=4))
+    evaluation = some.evaluate({}, Monitor())
+    assert evaluation.error is None
+    assert evaluation.metrics["error_rate"] == pytest.approx(0.5)
+    every = _evaluator("--mode", "errors", "--error-every", "1",
+                       load=LoadSpec(requests=4, concurrency=1, max_tokens=4))
+    evaluation = every.evaluate({}, Monitor())
+    assert evaluation.crash_kind is CrashKind.RUNTIME_ERROR
+    assert "every request of the load test failed" in (evaluation.error or "")
+    _assert_released(evaluation)
+
+
+def test_slow_stream_is_aborted_early_by_the_monitor() -> None:
+    ev = _evaluator("--mode", "slow-stream", "--token-delay-ms", "150",
+                    load=LoadSpec(requests=40, concurrency=1, max_tokens=6, report_every=1))
+
+    def check(partial: dict[str, float], step: int | None) -> str | None:
+        return "too slow" if partial.get("tpot_p95_ms", 0) > 50 else None
+
+    t0 = time.monotonic()
+    evaluation = ev.evaluate({}, Monitor(check))
+    assert evaluation.aborted == "too slow"
+    assert evaluation.error is None
+    assert evaluation.metrics["tpot_p95_ms"] > 50
+    assert time.monotonic() - t0 < 30  # 40 requests x 6 tokens x 150 ms would take 36 s
+    _assert_released(evaluation)
+
+
+def test_trial_time_limit_kills_the_server_mid_load() -> None:
+    ev = _evaluator("--mode", "slow-stream", "--token-delay-ms", "200", timeout_s=4.0,
+                    load=LoadSpec(requests=50, concurrency=1, max_tokens=8))
+    evaluation = ev.evaluate({}, Monitor())
+    assert evaluation.crash_kind is CrashKind.TIMEOUT
+    assert "timed out after 4 s" in (evaluation.error or "")
+    _assert_released(evaluation)
+
+
+def test_fixed_port_held_by_someone_else_is_transient() -> None:
+    port = free_port()
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        ev = _evaluator("--mode", "ok", port=port, release_timeout_s=1.0)
+        evaluation = ev.evaluate({}, Monitor())
+    assert evaluation.crash_kind is CrashKind.TRANSIENT
+    assert f"port {port} is in use" in (evaluation.error or "")
+
+
+def test_children_of_the_server_are_killed_with_it() -> None:
+    ev = _evaluator("--mode", "ok", "--spawn-child")
+    evaluation = ev.evaluate({}, Monitor())
+    assert evaluation.error is None
+    _assert_released(evaluation)
+
+
+def test_settings_reject_bad_values() -> None:
+    with pytest.raises(ValueError, match=r"evaluator\.server\.port"):
+        ServerSettings(("x",), port=70000)
+    with pytest.raises(ValueError, match="startup_timeout_s"):
+        ServerSettings(("x",), startup_timeout_s=0)
+    with pytest.raises(ValueError, match="needs one \\(group\\)"):
+        ServerSettings(("x",), metric_patterns={"kv": "KV size"})
+    with pytest.raises(ValueError, match="health_url"):
+        ServerSettings(("x",), health_url="localhost:8000/health")
+
+
+def test_tuning_run_through_a_spec(tmp_path: Path) -> None:
+    """A tuner run on a YAML spec: the token delay is the knob, one value is a start-up crash."""
+    spec_text = f"""
+space:
+  delay_ms: {{type: categorical, choices: [2, 30]}}
+  mode: {{type: categorical, choices: [ok, crash-on-start]}}
+objective: {{metric: output_tokens_per_s, direction: maximize}}
+constraints: ["ttft_p95_ms <= 5000"]
+evaluator:
+  server:
+    argv: ["{{python}}", {FAKE!r}, --port, "{{port}}", --mode, "{{mode}}",
+           --token-delay-ms, "{{delay_ms}}", --crash-message, "CUDA out of memory"]
+    startup_timeout_s: 20
+  load: {{requests: 4, concurrency: 2, max_tokens: 6}}
+budget: 6
+seed: 3
+"""
+    path = tmp_path / "spec.yaml"
+    path.write_text(spec_text)
+    spec = load_spec(path)
+    evaluator = spec.build_evaluator()
+    assert isinstance(evaluator, ServerEvaluator)
+    try:
+        result = deploytune.optimize(
+            evaluator, spec.space, objective=spec.objective.metric,
+            direction=spec.objective.direction, constraints=spec.constraints,
+            budget=spec.budget_trials, sampler="random", seed=spec.seed)
+    finally:
+        evaluator.close()
+    assert len(result.trials) == 6
+    crashed = [t for t in result.trials if t.status.value == "crashed"]
+    assert crashed, "mode crash-on-start was never sampled in 6 random trials"
+    assert all(t.crash_kind is CrashKind.OOM for t in crashed)
+    best = result.best_trial
+    assert best is not None and best.config["mode"] == "ok"
