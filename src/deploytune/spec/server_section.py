@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
 from typing import Any
 
 from deploytune.spec.checks import as_mapping, as_string, check_keys, is_number, positive_number
@@ -117,7 +116,7 @@ def _patterns(raw: Any, path: str) -> dict[str, str]:
 def parse_load(raw: Any) -> dict[str, Any]:
     """The validated ``evaluator.load`` mapping (the keys of
     :class:`~deploytune.loadgen.LoadSpec`)."""
-    from deploytune.loadgen import LoadSpec
+    from deploytune.loadgen import LoadSpec, LoadSpecError
 
     path = "evaluator.load"
     d = as_mapping(raw if raw is not None else {}, path, LOAD_EXAMPLE)
@@ -126,16 +125,8 @@ def parse_load(raw: Any) -> dict[str, Any]:
             raise Invalid(join(path, key), f"must be a finite number, got {value!r}")
     try:
         spec = LoadSpec.from_dict(dict(d))
+    except LoadSpecError as exc:
+        raise Invalid(join(path, exc.field), one_line(exc.message)) from None
     except (TypeError, ValueError) as exc:
-        text = one_line(str(exc))
-        field = _field_named(text, d)
-        raise Invalid(join(path, field) if field else path, text) from None
+        raise Invalid(path, one_line(str(exc))) from None
     return dict(spec.to_dict())
-
-
-def _field_named(text: str, d: Mapping[Any, Any]) -> str | None:
-    """The key of ``d`` an error message names first, if any."""
-    for key in d:
-        if isinstance(key, str) and re.search(rf"\b{re.escape(key)}\b", text):
-            return key
-    return None
