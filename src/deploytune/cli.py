@@ -11,6 +11,8 @@ Commands:
   the samplers' milliseconds per ask instead; with ``--isolation``, the per-trial overhead of
   isolated evaluators; with ``--early-abort``, the seconds early abort saves on a spec's
   problem (the matmul command example by default).
+* ``deploytune load URL``: send streamed load to an OpenAI-compatible LLM server and print
+  TTFT / TPOT / ITL / E2E percentiles, throughput, error rate and SLO goodput.
 * ``deploytune samplers``: list the sampler names.
 * ``deploytune problems``: list the benchmark problems.
 
@@ -433,6 +435,67 @@ def show(
         path = write_report(study_obj, report_dir_of(study, study_obj, spec),
                             spec=spec.to_dict() if spec else None)
         console.print(f"report: {path}", highlight=False)
+
+
+@app.command()
+def load(
+    url: Annotated[str, typer.Argument(
+        help="The server's root URL, e.g. http://127.0.0.1:8000 (a trailing /v1 is fine).",
+        show_default=False)],
+    requests: Annotated[int | None, typer.Option(
+        "--requests", "-n", help="Measured requests (default 16).", show_default=False)] = None,
+    duration: Annotated[float | None, typer.Option(
+        "--duration", help="Issue requests for this many seconds instead of a fixed count.",
+        show_default=False)] = None,
+    concurrency: Annotated[int | None, typer.Option(
+        "--concurrency", "-c", help="Requests in flight (default 1); with --rate, a cap.",
+        show_default=False)] = None,
+    rate: Annotated[float | None, typer.Option(
+        "--rate", help="Open loop: Poisson arrivals at this many requests per second.",
+        show_default=False)] = None,
+    prompts: Annotated[str | None, typer.Option(
+        "--prompts", help="A .txt (one prompt per line) or .jsonl ({\"prompt\": ...}) file "
+                          "(default: the built-in prompts).", show_default=False)] = None,
+    max_tokens: Annotated[int | None, typer.Option(
+        "--max-tokens", help="max_tokens per request (default 64).", show_default=False)] = None,
+    endpoint: Annotated[str | None, typer.Option(
+        "--endpoint", help="chat (/v1/chat/completions) or completions (/v1/completions).",
+        show_default=False)] = None,
+    model: Annotated[str | None, typer.Option(
+        "--model", help="The model name sent (default: the first of GET /v1/models).",
+        show_default=False)] = None,
+    seed: Annotated[int | None, typer.Option(
+        "--seed", help="Seeds the prompt order and the arrivals (default 0).",
+        show_default=False)] = None,
+    slo_ttft_ms: Annotated[float | None, typer.Option(
+        "--slo-ttft-ms", help="Per-request TTFT SLO for goodput.", show_default=False)] = None,
+    slo_tpot_ms: Annotated[float | None, typer.Option(
+        "--slo-tpot-ms", help="Per-request TPOT SLO for goodput.", show_default=False)] = None,
+    slo_e2e_ms: Annotated[float | None, typer.Option(
+        "--slo-e2e-ms", help="Per-request end-to-end SLO for goodput.",
+        show_default=False)] = None,
+    warmup: Annotated[int | None, typer.Option(
+        "--warmup", help="Unmeasured requests sent first (default 0).", show_default=False)
+    ] = None,
+    timeout: Annotated[float | None, typer.Option(
+        "--timeout", help="Seconds per request (default 120).", show_default=False)] = None,
+    ignore_eos: Annotated[bool, typer.Option(
+        "--ignore-eos", help="Send ignore_eos: always generate max_tokens tokens.")] = False,
+    json_out: Annotated[bool, typer.Option(
+        "--json", help="Print one JSON object (interim lines go to stderr).")] = False,
+) -> None:
+    """Send streamed load to an OpenAI-compatible LLM server and print its metrics.
+
+    Exit status: 0 done, 1 server unreachable or every request failed, 2 bad options,
+    130 stopped by Ctrl-C.
+    """
+    from deploytune.loadgen.cli_support import load_command
+
+    load_command(url, json_out=json_out, requests=requests, duration_s=duration,
+                 concurrency=concurrency, rate=rate, prompts=prompts, max_tokens=max_tokens,
+                 endpoint=endpoint, model=model, seed=seed, slo_ttft_ms=slo_ttft_ms,
+                 slo_tpot_ms=slo_tpot_ms, slo_e2e_ms=slo_e2e_ms, warmup_requests=warmup,
+                 request_timeout_s=timeout, ignore_eos=ignore_eos or None)
 
 
 @app.command("samplers")
