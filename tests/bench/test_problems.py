@@ -24,7 +24,7 @@ NAMES = ["crashy-branin", "hierarchical-rosenbrock", "deploy-sim-edge", "deploy-
 """The simulated problems (what the ``problem`` fixture covers)."""
 REAL = [f"{w}-{s}" for w in ("effnet", "minilm", "whisper") for s in ("edge", "server")]
 REPLAY_NAMES = [f"{name}-replay" for name in REAL]
-LIVE_NAMES = list(REAL)
+LIVE_NAMES = [*REAL, "llama-cpu"]
 NOISE_FREE: dict[str, Callable[[Mapping[str, Any]], dict[str, float]]] = {
     "crashy-branin": synthetic.simulate_branin,
     "hierarchical-rosenbrock": synthetic.simulate_rosenbrock,
@@ -33,6 +33,9 @@ NOISE_FREE: dict[str, Callable[[Mapping[str, Any]], dict[str, float]]] = {
     "pipeline-sim": lambda c: pipeline_sim.simulate_pipeline(c, noise=False),
 }
 CRASH_TYPES = (InvalidConfig, MemoryError, TimeoutError, RuntimeError)
+LLM_NAMES = ["llm-sim-8b-24gb", "llm-sim-70b-2xh100", "llm-sim-70b-4xh100",
+             "llm-sim-70b-8xh100"]
+"""The llm-sim problems (tested in test_llm_sim.py)."""
 
 
 @pytest.fixture(scope="module", params=NAMES)
@@ -51,10 +54,11 @@ def _judge(problem: Problem, config: Config,
 
 # ------------------------------------------------------------------------------------ registry
 def test_registry_names_and_aliases(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert problem_names() == [*NAMES, *REPLAY_NAMES, *LIVE_NAMES]  # live ones last
+    assert problem_names() == [*NAMES, *LLM_NAMES, *REPLAY_NAMES, *LIVE_NAMES]  # live last
     assert expand_problem_names(["deploy-sim"]) == ["deploy-sim-edge", "deploy-sim-server"]
-    assert expand_problem_names(["all"]) == [*NAMES, *REPLAY_NAMES]  # never the live ones
+    assert expand_problem_names(["all"]) == [*NAMES, *LLM_NAMES, *REPLAY_NAMES]  # never live
     assert expand_problem_names(["replay"]) == REPLAY_NAMES
+    assert expand_problem_names(["llm-sim"]) == LLM_NAMES
     assert expand_problem_names(["live"]) == LIVE_NAMES
     assert expand_problem_names(["crashy-branin", "deploy-sim", "deploy-sim-edge"]) == [
         "crashy-branin", "deploy-sim-edge", "deploy-sim-server"]

@@ -12,6 +12,12 @@ import functools
 from collections.abc import Callable, Sequence
 
 from deploytune.bench.deploy_sim import deploy_sim_edge, deploy_sim_server
+from deploytune.bench.llm_sim import (
+    llm_sim_8b_24gb,
+    llm_sim_70b_2xh100,
+    llm_sim_70b_4xh100,
+    llm_sim_70b_8xh100,
+)
 from deploytune.bench.pipeline_sim import pipeline_sim
 from deploytune.bench.problem import Problem
 from deploytune.bench.synthetic import crashy_branin, hierarchical_rosenbrock
@@ -40,17 +46,31 @@ _FACTORIES: dict[str, Callable[[], Problem]] = {
     "deploy-sim-edge": deploy_sim_edge,
     "deploy-sim-server": deploy_sim_server,
     "pipeline-sim": pipeline_sim,
+    "llm-sim-8b-24gb": llm_sim_8b_24gb,
+    "llm-sim-70b-2xh100": llm_sim_70b_2xh100,
+    "llm-sim-70b-4xh100": llm_sim_70b_4xh100,
+    "llm-sim-70b-8xh100": llm_sim_70b_8xh100,
     **{name: functools.partial(_real, name, True) for name in _REPLAY},
 }
 
+def _llama_cpu() -> Problem:
+    from deploytune.bench.llama_cpu import llama_cpu
+
+    return llama_cpu()
+
+
 _LIVE_FACTORIES: dict[str, Callable[[], Problem]] = {
-    name: functools.partial(_real, name, False) for name in _LIVE}
+    **{name: functools.partial(_real, name, False) for name in _LIVE},
+    "llama-cpu": _llama_cpu,
+}
 """Problems whose evaluations really run (minutes per run): never part of ``all``."""
 
 ALIASES: dict[str, tuple[str, ...]] = {
     "deploy-sim": ("deploy-sim-edge", "deploy-sim-server"),
+    "llm-sim": ("llm-sim-8b-24gb", "llm-sim-70b-2xh100", "llm-sim-70b-4xh100",
+                "llm-sim-70b-8xh100"),
     "replay": tuple(_REPLAY),
-    "live": tuple(_LIVE),
+    "live": (*_LIVE, "llama-cpu"),
 }
 """Names that stand for several problems (``all`` stands for every problem except the live
 ones, which run real evaluations)."""
