@@ -81,6 +81,17 @@ def test_wasted_seconds_use_the_cost_model() -> None:
     assert m.total_seconds == pytest.approx(90.0 + 4 * 60.0)
 
 
+def test_wasted_seconds_of_a_live_problem_are_the_measured_ones() -> None:
+    prob = _problem()
+    prob.live = lambda: None
+    trials = [TrialRecord(i, t.config, t.status, t.crash_kind, {}, t.value, {}, None,
+                          float(i + 1)) for i, t in enumerate(_trials())]
+    m = run_metrics(trials, prob)
+    # trials 0, 1, 3 and 6 were not feasible; each cost its number + 1 measured seconds
+    assert m.wasted_seconds == pytest.approx(1.0 + 2.0 + 4.0 + 7.0)
+    assert m.total_seconds == pytest.approx(sum(range(1, 9)))
+
+
 def test_trials_are_ordered_by_number() -> None:
     shuffled = list(reversed(_trials()))
     assert run_metrics(shuffled, _problem()) == run_metrics(_trials(), _problem())

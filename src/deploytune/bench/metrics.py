@@ -54,7 +54,8 @@ class RunMetrics:
         crash_counts: Crash kind value -> number of crashed trials (every kind is present).
         waste: Fraction of trials that were not feasible (0 for a run without trials).
         trials_to_first_feasible: 1-based index of the first feasible trial, or ``None``.
-        wasted_seconds: Simulated seconds spent on trials that were not feasible.
+        wasted_seconds: Seconds spent on trials that were not feasible (simulated by the
+            cost model; measured wall seconds for a live problem).
         total_seconds: Simulated seconds spent on all trials.
         families_evaluated: Family parameter -> sorted distinct values among evaluated configs.
         families_feasible: Family parameter -> sorted distinct values among feasible configs.
@@ -175,7 +176,7 @@ def run_metrics(trials: Sequence[TrialRecord], problem: Problem) -> RunMetrics:
         if t.status is Status.CRASHED:
             kind = t.crash_kind or CrashKind.RUNTIME_ERROR
             crash_counts[kind.value] += 1
-        seconds = problem.cost.seconds(t.config, t.status, t.crash_kind)
+        seconds = problem.trial_seconds(t.config, t.status, t.crash_kind, t.cost_s)
         total += seconds
         if t.status is Status.FEASIBLE:
             if first is None and _finite(t.value) is not None:

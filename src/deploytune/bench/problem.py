@@ -117,6 +117,14 @@ class Problem:
 
         return evaluate
 
+    def trial_seconds(self, config: Config, status: Status, crash_kind: CrashKind | None,
+                      measured_s: float) -> float:
+        """Seconds one trial cost: the measured wall seconds for a live problem (its
+        evaluations really ran), the cost model's simulated seconds otherwise."""
+        if self.live is not None:
+            return float(measured_s)
+        return self.cost.seconds(config, status, crash_kind)
+
     def regret(self, best_value: float | None) -> float:
         """Normalised regret of a run's best feasible value; 1.0 when nothing was feasible
         (capped at 1 from above: a run that found nothing is as bad as the reference)."""

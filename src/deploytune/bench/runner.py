@@ -229,7 +229,7 @@ def _trial_rows(trials: Sequence[TrialRecord], metrics: RunMetrics, problem: Pro
     rows: list[dict[str, Any]] = []
     wasted = total = 0.0
     for i, t in enumerate(sorted(trials, key=lambda t: t.number)):
-        sim = problem.cost.seconds(t.config, t.status, t.crash_kind)
+        sim = problem.trial_seconds(t.config, t.status, t.crash_kind, t.cost_s)
         total += sim
         if t.status is not Status.FEASIBLE:
             wasted += sim
