@@ -6,6 +6,7 @@ Commands:
   study when run again; Ctrl-C stops cleanly); prints the best feasible configuration with its
   margins and writes ``report.html`` and figures next to the study.
 * ``deploytune show STUDY``: the same summary for an existing study.
+* ``deploytune importance STUDY``: which parameters drive the objective, crashes and infeasibility.
 * ``deploytune bench``: run DeployBench (every problem x sampler x seed, each run in its own
   process) and write JSON-lines runs, a summary table and figures; with ``--overhead``, measure
   the samplers' milliseconds per ask instead; with ``--isolation``, the per-trial overhead of
@@ -435,6 +436,54 @@ def show(
         path = write_report(study_obj, report_dir_of(study, study_obj, spec),
                             spec=spec.to_dict() if spec else None)
         console.print(f"report: {path}", highlight=False)
+
+
+@app.command()
+def importance(
+    study: Annotated[str, typer.Argument(
+        help="A spec file (.yaml), an SQLite file (.db) or a storage URL.",
+        show_default=False)],
+    study_name: Annotated[str | None, typer.Option(
+        "--study-name", "--study", help="The study's name, when the storage holds several.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="Folder for STUDY_NAME-importance.png (default: next to the "
+                            "study's report folder).", show_default=False)] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seeds the forests and trees.")] = 0,
+) -> None:
+    """Rank the parameters separately for the objective, crashes and infeasibility.
+
+    Objective: among feasible trials; crashes: also per crash kind, with rules; infeasibility:
+    also per constraint. Prints the rankings and writes a PNG figure. Exit status 2 when the
+    study is missing or has too few trials for any ranking.
+    """
+    from rich.console import Console
+
+    from deploytune.analysis.importance import (
+        importance_of_study,
+        render_importance,
+        write_importance_figure,
+    )
+    from deploytune.spec import SpecError
+    from deploytune.tuning import StudyNotFound, open_study, report_dir_of
+
+    try:
+        study_obj, spec = open_study(study, study_name)
+        report = importance_of_study(study_obj, seed=seed)
+    except (SpecError, StudyNotFound, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    if not report.any_available:
+        reasons = "; ".join(f"{r.target}: {r.note}" for r in report.rankings)
+        raise _fail(f"study {study_obj.study_name!r} has too few trials for an importance "
+                    f"ranking ({report.n_trials} evaluations; {reasons})")
+    console = Console()
+    render_importance(report, console)
+    folder = out if out is not None else report_dir_of(study, study_obj, spec).parent
+    try:
+        path = write_importance_figure(report, folder / f"{study_obj.study_name}-importance.png")
+    except OSError as exc:
+        raise _fail(f"cannot write the figure: {exc}") from None
+    console.print(f"figure: {path}", highlight=False)
 
 
 @app.command()

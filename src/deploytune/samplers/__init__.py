@@ -8,6 +8,7 @@
 ``tba``        Thermal Budget Annealing: feasible-first, crash-aware simulated annealing
 ``tba-tpe``    TBA, then a handoff of the whole history to TPE (:class:`TBATPESampler`)
 ``tba-tpe-paper``  ``tba-tpe`` with the original research code's settings
+``smac``       SMAC-style BO: random-forest surrogate, log EI, crashes get the worst cost
 ``default``    the best sampler we have (currently ``tba-tpe``)
 =============  ==========================================================================
 """
@@ -79,7 +80,8 @@ def _load_builtin() -> None:
     except ImportError:  # pragma: no cover - during bootstrap
         return
     baselines.register_all(register)
-    from deploytune.samplers import annealing, hybrid
+    from deploytune.samplers import annealing, hybrid, smac_rf
 
     annealing.register_all(register)
     hybrid.register_all(register)
+    smac_rf.register_all(register)
