@@ -109,6 +109,11 @@ def bench(
     budget: Annotated[int | None, typer.Option(
         "--budget", "-b", min=1, help="Trials per run (default 25; with --early-abort: 20).",
         show_default=False)] = None,
+    budgets: Annotated[str | None, typer.Option(
+        "--budgets", help="Comma-separated budgets, e.g. 15,25,50, instead of --budget: every "
+                          "budget is run separately and samplers are compared per (problem, "
+                          "budget) cell; runs go to OUT/runs/{problem}/b{budget}/.",
+        show_default=False)] = None,
     jobs: Annotated[int | None, typer.Option(
         "--jobs", "-j", min=1, help="Runs at a time (default: the number of CPUs).")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = DEFAULT_OUT,
@@ -162,8 +167,10 @@ def bench(
 ) -> None:
     """Run DeployBench, or (with --overhead) time the samplers.
 
-    Writes OUT/runs/{problem}/{sampler}/seed_{s}.jsonl (one line per trial),
-    OUT/summary.json, OUT/summary.md and OUT/figures/*.png; with --overhead,
+    Writes OUT/runs/{problem}/{sampler}/seed_{s}.jsonl (one line per trial; with --budgets,
+    OUT/runs/{problem}/b{budget}/{sampler}/seed_{s}.jsonl), OUT/summary.json, OUT/summary.md
+    (the table, then per (problem, budget) paired Wilcoxon tests and a scoreboard) and
+    OUT/figures/*.png (with --budgets, OUT/figures/b{budget}/*.png); with --overhead,
     OUT/overhead.md and OUT/overhead.json; with --isolation, OUT/isolation.md and
     OUT/isolation.json; with --early-abort, OUT/early_abort.md and OUT/early_abort.json;
     with --record, the workload's table (see --table); with --tables, OUT/tables.md.
@@ -174,6 +181,21 @@ def bench(
         raise typer.BadParameter(
             "give at most one of --overhead, --isolation, --early-abort, --record, --tables",
             param_hint="'--overhead / --isolation / --early-abort / --record / --tables'")
+    budget_list: list[int] | None = None
+    if budgets is not None:
+        if budget is not None:
+            raise typer.BadParameter("give either --budget or --budgets, not both",
+                                     param_hint="'--budget / --budgets'")
+        if overhead or isolation or early_abort or tables or record is not None:
+            raise typer.BadParameter("--budgets is for the bench runs only",
+                                     param_hint="'--budgets'")
+        try:
+            budget_list = [int(b) for b in budgets.split(",") if b.strip()]
+        except ValueError:
+            budget_list = []
+        if not budget_list or min(budget_list) < 1:
+            raise typer.BadParameter(f"expected comma-separated budgets >= 1, got {budgets!r}",
+                                     param_hint="'--budgets'")
     console = Console()
     if tables:
         from deploytune.bench.real import WORKLOADS
@@ -214,9 +236,10 @@ def bench(
     problem_list = _check_problems(problems if problems is not None else "all")
     from deploytune.bench.runner import run_bench
 
-    result = run_bench(problem_list, sampler_list, list(range(seeds)), budget,
-                       jobs=jobs or os.cpu_count() or 1, out_dir=out, figures=figures,
-                       console=console, progress=progress)
+    result = run_bench(problem_list, sampler_list, list(range(seeds)),
+                       None if budget_list is not None else budget,
+                       jobs=jobs or os.cpu_count() or 1, out_dir=out, budgets=budget_list,
+                       figures=figures, console=console, progress=progress)
     if result.failures:
         n = len(result.failures)
         total = n + len(result.runs)

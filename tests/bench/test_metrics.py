@@ -7,7 +7,13 @@ from typing import Any
 
 import pytest
 
-from deploytune.bench.metrics import RunMetrics, aggregate, best_so_far, run_metrics
+from deploytune.bench.metrics import (
+    RunMetrics,
+    aggregate,
+    best_so_far,
+    discoverable_families,
+    run_metrics,
+)
 from deploytune.bench.problem import CostModel, Problem
 from deploytune.outcome import CrashKind, Status
 from deploytune.tuner import TrialRecord
@@ -152,3 +158,43 @@ def test_aggregate_over_seeds() -> None:
 def test_aggregate_of_nothing() -> None:
     agg = aggregate([])
     assert agg.n_runs == 0 and agg.regret_mean is None and agg.best_value_mean is None
+
+
+def test_discoverable_families_default_to_every_choice() -> None:
+    prob = _problem()
+    assert discoverable_families(prob) == {"model": ["a", "b", "c"]}
+    prob.feasible_families = {"model": ("b", "a")}
+    assert discoverable_families(prob) == {"model": ["a", "b"]}
+    assert discoverable_families(_problem(families=())) == {}
+
+
+def test_discovered_all_needs_every_value_that_can_be_feasible() -> None:
+    prob = _problem()
+    m = run_metrics(_trials(), prob)  # evaluates a, b and c
+    assert m.families_discoverable == {"model": ["a", "b", "c"]}
+    assert m.discovered_all is True
+    some = [_t(0, Status.FEASIBLE, value=1.0, model="a"), _t(1, Status.CRASHED,
+                                                             kind=CrashKind.OOM, model="c")]
+    assert run_metrics(some, prob).discovered_all is False
+    prob.feasible_families = {"model": ("a", "c")}  # b can never be feasible
+    assert run_metrics(some, prob).discovered_all is True
+    assert run_metrics(_trials(), _problem(families=())).discovered_all is None
+    d = run_metrics(some, prob).to_dict()
+    assert d["discovered_all"] is True and RunMetrics.from_dict(d).discovered_all is True
+    # runs recorded before the field existed: unknown
+    old = {k: v for k, v in d.items() if k != "families_discoverable"}
+    assert RunMetrics.from_dict(old).discovered_all is None
+
+
+def test_aggregate_median_ttff_discovery_rate_and_wasted_trials() -> None:
+    prob = _problem()
+    good = run_metrics(_trials(), prob)  # ttff 3, discovers a, b, c, 4 wasted of 8
+    none = run_metrics([_t(0, Status.CRASHED, kind=CrashKind.OOM)], prob)  # ttff -> 1 + 1
+    best8 = run_metrics([_t(0, Status.FEASIBLE, value=8.0)], prob)  # ttff 1, only a
+    agg = aggregate([good, none, best8])
+    assert agg.ttff_median == pytest.approx(2.0)  # median of (3, 2, 1)
+    assert agg.discovery_rate == pytest.approx(1 / 3)
+    assert agg.wasted_trials_mean == pytest.approx((4 + 1 + 0) / 3)
+    assert aggregate([none]).ttff_median == 2.0
+    empty = aggregate([])
+    assert empty.ttff_median is None and empty.discovery_rate is None

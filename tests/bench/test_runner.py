@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 from rich.console import Console
+from typer.testing import CliRunner
 
 from deploytune.bench.problem import Problem
 from deploytune.bench.runner import (
@@ -17,7 +18,9 @@ from deploytune.bench.runner import (
     jsonable,
     run_bench,
     run_one,
+    run_path,
 )
+from deploytune.cli import app
 
 
 def tiny_problem() -> Problem:
@@ -121,7 +124,14 @@ def test_summary_files(bench: tuple[Path, Any]) -> None:
         assert 0.0 <= row["waste_mean"] <= 1.0
     md = (out / "summary.md").read_text()
     assert "| problem | sampler |" in md
-    assert md.count("| random |") == 2
+    table = md.split("\n## ")[0]  # the summary table, before the statistics sections
+    assert table.count("| random |") == 2
+    assert "## Per (problem, budget) cell" in md and "## Scoreboard" in md
+    assert f"### {TINY}, budget 8" in md
+    assert summary["budget"] == 8 and summary["budgets"] == [8]
+    assert [(c["problem"], c["budget"]) for c in summary["stats"]["cells"]] == [
+        (TINY, 8), (TINY_MIN, 8)]
+    assert "budget" not in summary["rows"][0]  # the single-budget rows are unchanged
     assert "DeployBench summary" in (out / "console.txt").read_text()
 
 
@@ -179,6 +189,78 @@ def test_rejects_bad_arguments(tmp_path: Path) -> None:
         run_bench([TINY], ["random"], [0], budget=0, out_dir=tmp_path)
     with pytest.raises(ValueError, match="no_such_module_xyz"):
         expand_problems(["no_such_module_xyz:factory"])
+    with pytest.raises(ValueError, match="not both"):
+        run_bench([TINY], ["random"], [0], budget=3, budgets=[3, 5], out_dir=tmp_path)
+    with pytest.raises(ValueError, match="budget"):
+        run_bench([TINY], ["random"], [0], out_dir=tmp_path)
+    with pytest.raises(ValueError, match="budget"):
+        run_bench([TINY], ["random"], [0], budgets=[5, 0], out_dir=tmp_path)
+    assert not list(tmp_path.rglob("*.jsonl"))
+
+
+def test_run_path_layouts(tmp_path: Path) -> None:
+    assert run_path(tmp_path, "p", "s", 3) == tmp_path / "runs" / "p" / "s" / "seed_3.jsonl"
+    assert run_path(tmp_path, "p", "s", 3, 25) == (
+        tmp_path / "runs" / "p" / "b25" / "s" / "seed_3.jsonl")
+
+
+def test_cli_budgets_runs_every_budget_and_compares_per_cell(tmp_path: Path) -> None:
+    pytest.importorskip("deploytune.bench.registry")
+    out = tmp_path / "res"
+    result = CliRunner().invoke(app, [
+        "bench", "--no-progress", "--no-figures", "--problems", "crashy-branin",
+        "--samplers", "random,ctpe", "--seeds", "3", "--budgets", "5,8", "--jobs", "4",
+        "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    files = sorted(p.relative_to(out / "runs").as_posix() for p in out.rglob("*.jsonl"))
+    assert files == [f"crashy-branin/b{b}/{s}/seed_{i}.jsonl"
+                     for b in (5, 8) for s in ("ctpe", "random") for i in range(3)]
+    for f in out.rglob("*.jsonl"):
+        budget = int(f.parent.parent.name[1:])
+        assert len(f.read_text().splitlines()) == budget
+    summary = _strict_loads((out / "summary.json").read_text())
+    assert summary["budget"] is None and summary["budgets"] == [5, 8]
+    assert [(r["budget"], r["sampler"]) for r in summary["rows"]] == [
+        (5, "random"), (5, "ctpe"), (8, "random"), (8, "ctpe")]
+    assert all(r["n_runs"] == 3 for r in summary["rows"])
+    assert sorted((r["budget"], r["sampler"], r["seed"]) for r in summary["runs"]) == sorted(
+        (b, s, i) for b in (5, 8) for s in ("random", "ctpe") for i in range(3))
+    stats = summary["stats"]
+    assert [(c["problem"], c["budget"]) for c in stats["cells"]] == [
+        ("crashy-branin", 5), ("crashy-branin", 8)]
+    for cell in stats["cells"]:
+        assert cell["lowest"] and set(cell["lowest"]) <= {"random", "ctpe"}
+        for entry in cell["samplers"]:
+            assert entry["n_pairs"] == 3 and 0.0 < entry["p_value"] <= 1.0
+            assert entry["reference"] in {"random", "ctpe"} - {entry["sampler"]}
+            assert entry["discovery_rate"] is not None
+    board = {s["sampler"]: s for s in stats["scoreboard"]}
+    assert set(board) == {"random", "ctpe"}
+    assert sum(s["cells_won"] for s in board.values()) >= 2
+    assert all(s["n_cells"] == 2 for s in board.values())
+    assert set(board["random"]["waste_ratio"]) == {"ctpe"}
+    md = (out / "summary.md").read_text()
+    assert "| problem | budget | sampler |" in md
+    assert "### crashy-branin, budget 5" in md and "### crashy-branin, budget 8" in md
+    assert "## Scoreboard" in md and "Waste relative to each other sampler" in md
+    assert "crashy-branin, budget 8" in result.output and "scoreboard" in result.output
+
+
+def test_cli_budget_and_budgets_conflict(tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["bench", "--no-progress", "--problems", TINY, "--samplers",
+                                 "random", "--budget", "5", "--budgets", "5,8", "--out",
+                                 str(tmp_path)])
+    assert result.exit_code == 2
+    assert "--budget" in result.output and "--budgets" in result.output
+    assert "not both" in result.output
+    result = runner.invoke(app, ["bench", "--no-progress", "--problems", TINY, "--samplers",
+                                 "random", "--budgets", "5,x", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "budgets" in result.output
+    result = runner.invoke(app, ["bench", "--overhead", "--budgets", "5,8", "--out",
+                                 str(tmp_path)])
+    assert result.exit_code == 2 and "--budgets" in result.output
+    assert not list(tmp_path.rglob("*.jsonl"))
 
 
 def test_jsonable_makes_standard_json() -> None:

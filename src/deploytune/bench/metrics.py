@@ -15,6 +15,9 @@ Definitions:
 * *wasted seconds*: simulated seconds (:meth:`CostModel.seconds`) spent on non-feasible trials.
 * *discovery*: how many distinct values of the problem's ``families`` parameters (e.g. the
   model) the run evaluated, and how many of them it found feasible.
+* *discovered all*: whether the run evaluated, at least once, every family value that can be
+  feasible (:func:`discoverable_families`); the *discovery rate* of a set of runs is the
+  fraction of them that did.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ __all__ = [
     "RunMetrics",
     "aggregate",
     "best_so_far",
+    "discoverable_families",
     "run_metrics",
 ]
 
@@ -59,6 +63,9 @@ class RunMetrics:
         total_seconds: Simulated seconds spent on all trials.
         families_evaluated: Family parameter -> sorted distinct values among evaluated configs.
         families_feasible: Family parameter -> sorted distinct values among feasible configs.
+        families_discoverable: Family parameter -> the values that can be feasible
+            (:func:`discoverable_families`); empty for a problem without families (and for
+            runs recorded before this field existed).
     """
 
     n_trials: int
@@ -74,6 +81,7 @@ class RunMetrics:
     total_seconds: float
     families_evaluated: dict[str, list[Any]] = field(default_factory=dict)
     families_feasible: dict[str, list[Any]] = field(default_factory=dict)
+    families_discoverable: dict[str, list[Any]] = field(default_factory=dict)
 
     @property
     def found_feasible(self) -> bool:
@@ -90,6 +98,15 @@ class RunMetrics:
         """Number of distinct (family parameter, value) pairs among feasible configs."""
         return sum(len(v) for v in self.families_feasible.values())
 
+    @property
+    def discovered_all(self) -> bool | None:
+        """Whether every family value that can be feasible was evaluated at least once;
+        ``None`` when the problem has no families (or the run predates the field)."""
+        if not self.families_discoverable:
+            return None
+        return all(v in self.families_evaluated.get(fam, [])
+                   for fam, values in self.families_discoverable.items() for v in values)
+
     def fraction(self, status: Status | str) -> float:
         """Fraction of the run's trials that ended with ``status`` (0 without trials)."""
         if not self.n_trials:
@@ -102,6 +119,7 @@ class RunMetrics:
         d["found_feasible"] = self.found_feasible
         d["discovery"] = self.discovery
         d["discovery_feasible"] = self.discovery_feasible
+        d["discovered_all"] = self.discovered_all
         return d
 
     @classmethod
@@ -130,6 +148,32 @@ def _distinct(configs: Sequence[Mapping[str, Any]],
             if fam in c:
                 seen.setdefault(_sort_key(c[fam]), c[fam])
         out[fam] = [seen[k] for k in sorted(seen)]
+    return out
+
+
+def discoverable_families(problem: Problem) -> dict[str, list[Any]]:
+    """The family values a run should discover: for each of ``problem.families``, the values
+    that have a feasible configuration (:attr:`Problem.feasible_families`), or, when the
+    problem does not know them, every choice of that parameter.
+
+    Args:
+        problem: The problem.
+
+    Returns:
+        Family parameter -> sorted values (a family that is not a choice parameter and has no
+        known feasible values is left out).
+    """
+    out: dict[str, list[Any]] = {}
+    known = problem.feasible_families or {}
+    for fam in problem.families:
+        if fam in known:
+            values = list(known[fam])
+        else:
+            param = next((p for p in problem.space if p.name == fam), None)
+            values = list(getattr(param, "choices", ()) or ())
+        if values:
+            seen = {_sort_key(v): v for v in values}
+            out[fam] = [seen[k] for k in sorted(seen)]
     return out
 
 
@@ -201,6 +245,7 @@ def run_metrics(trials: Sequence[TrialRecord], problem: Problem) -> RunMetrics:
         families_evaluated=_distinct([t.config for t in ordered], families),
         families_feasible=_distinct(
             [t.config for t in ordered if t.status is Status.FEASIBLE], families),
+        families_discoverable=discoverable_families(problem),
     )
 
 
@@ -222,10 +267,16 @@ class Aggregate:
         waste_mean: Mean fraction of non-feasible trials.
         waste_std: Its standard deviation.
         ttff_mean: Mean trials to first feasible, over the runs that found one.
+        ttff_median: Median trials to first feasible over all runs, a run that found nothing
+            feasible counting as ``n_trials + 1`` (so it is ``> n_trials`` when most runs
+            found nothing).
         wasted_seconds_mean: Mean simulated seconds spent on non-feasible trials.
         total_seconds_mean: Mean simulated seconds spent on all trials.
         discovery_mean: Mean number of distinct family values evaluated.
         discovery_feasible_mean: Mean number of distinct family values found feasible.
+        discovery_rate: Fraction of runs that evaluated every family value that can be feasible
+            (``None`` for a problem without families).
+        wasted_trials_mean: Mean number of trials that were not feasible.
         status_fractions: Status value -> mean fraction of trials with that status.
         crash_counts_mean: Crash kind value -> mean number of crashes of that kind per run.
     """
@@ -246,6 +297,9 @@ class Aggregate:
     discovery_feasible_mean: float | None
     status_fractions: dict[str, float]
     crash_counts_mean: dict[str, float]
+    ttff_median: float | None = None
+    discovery_rate: float | None = None
+    wasted_trials_mean: float | None = None
 
     @property
     def n_nothing_feasible(self) -> int:
@@ -281,6 +335,10 @@ def aggregate(runs: Sequence[RunMetrics]) -> Aggregate:
     wastes = [r.waste for r in runs]
     ttffs = [float(r.trials_to_first_feasible) for r in runs
              if r.trials_to_first_feasible is not None]
+    censored = [float(r.trials_to_first_feasible if r.trials_to_first_feasible is not None
+                      else r.n_trials + 1) for r in runs]
+    discovered = [r.discovered_all for r in runs if r.discovered_all is not None]
+    feasible = Status.FEASIBLE.value
     return Aggregate(
         n_runs=len(runs),
         n_found=len(found),
@@ -300,4 +358,8 @@ def aggregate(runs: Sequence[RunMetrics]) -> Aggregate:
                           for s in Status},
         crash_counts_mean={k.value: (_mean([float(r.crash_counts.get(k.value, 0))
                                             for r in runs]) or 0.0) for k in CrashKind},
+        ttff_median=float(statistics.median(censored)) if censored else None,
+        discovery_rate=_mean([float(d) for d in discovered]),
+        wasted_trials_mean=_mean([float(r.n_trials - r.status_counts.get(feasible, 0))
+                                  for r in runs]),
     )

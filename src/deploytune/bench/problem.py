@@ -80,6 +80,10 @@ class Problem:
     description: str = ""
     families: tuple[str, ...] = ()
     """Top-level categorical parameters whose values count for "discovery" (e.g. model)."""
+    feasible_families: dict[str, tuple[Any, ...]] | None = None
+    """Family parameter -> the values that have at least one feasible configuration, for the
+    "discovery" rate (a run discovered everything when it evaluated each of them). ``None``:
+    unknown, and every choice of each ``families`` parameter counts."""
     live: Callable[[], Any] | None = None
     """For a problem whose evaluations really run: makes the
     :class:`~deploytune.evaluators.base.Evaluator` the runner uses instead of ``simulate``."""

@@ -1,14 +1,23 @@
-"""DeployBench runner: every (problem, sampler, seed) run in its own process.
+"""DeployBench runner: every (problem, sampler, seed, budget) run in its own process.
 
 :func:`run_one` runs one sampler on one problem with one seed, in the calling process.
 :func:`run_bench` runs the whole grid, each run in a freshly spawned process (so no run, and no
 order of runs, can influence another through module state, caches or random generators), and
-writes::
+writes, with one ``budget``::
 
     out/runs/{problem}/{sampler}/seed_{s}.jsonl   one line per trial
-    out/summary.json                              aggregated rows, every run, failures
-    out/summary.md                                the summary as a markdown table
+    out/summary.json                              aggregated rows, every run, failures, stats
+    out/summary.md                                the summary table, then the statistics
     out/figures/*.png                             regret curves and waste bars
+
+or, with several ``budgets`` (each budget is a run of its own: samplers such as ``tba-tpe``
+schedule by the budget)::
+
+    out/runs/{problem}/b{budget}/{sampler}/seed_{s}.jsonl
+    out/figures/b{budget}/*.png
+
+The statistics (:mod:`deploytune.bench.stats`) compare the samplers per (problem, budget)
+cell with paired Wilcoxon tests over seeds, and score them across cells.
 
 Every file is standard JSON (no ``NaN`` or ``Infinity``: those become ``null``).
 
@@ -38,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 from deploytune.bench._markdown import markdown_table
 from deploytune.bench.metrics import Aggregate, RunMetrics, aggregate, run_metrics
 from deploytune.bench.problem import Problem
+from deploytune.bench.stats import BenchStats, bench_stats, stats_markdown
 
 if TYPE_CHECKING:
     from rich.console import Console, Group
@@ -53,6 +63,7 @@ __all__ = [
     "run_bench",
     "run_one",
     "run_path",
+    "scoreboard_table",
     "summary_markdown",
     "summary_rows",
     "summary_table",
@@ -122,7 +133,8 @@ def _safe(name: str) -> str:
     return _UNSAFE.sub("_", name).strip("._") or "_"
 
 
-def run_path(out_dir: str | Path, problem: str, sampler: str, seed: int) -> Path:
+def run_path(out_dir: str | Path, problem: str, sampler: str, seed: int,
+             budget: int | None = None) -> Path:
     """Where :func:`run_bench` writes the JSON-lines file of one run.
 
     Args:
@@ -130,11 +142,17 @@ def run_path(out_dir: str | Path, problem: str, sampler: str, seed: int) -> Path
         problem: Problem name.
         sampler: Sampler name.
         seed: Seed.
+        budget: The run's budget when the bench has several (``budgets``); ``None`` for a
+            single-``budget`` bench.
 
     Returns:
-        ``out_dir/runs/{problem}/{sampler}/seed_{seed}.jsonl``.
+        ``out_dir/runs/{problem}/{sampler}/seed_{seed}.jsonl``, or with a budget
+        ``out_dir/runs/{problem}/b{budget}/{sampler}/seed_{seed}.jsonl``.
     """
-    return Path(out_dir) / "runs" / _safe(problem) / _safe(sampler) / f"seed_{seed}.jsonl"
+    base = Path(out_dir) / "runs" / _safe(problem)
+    if budget is not None:
+        base = base / f"b{int(budget)}"
+    return base / _safe(sampler) / f"seed_{seed}.jsonl"
 
 
 # ----------------------------------------------------------------------------------- problems
@@ -324,7 +342,7 @@ def _run_task(task: _Task) -> dict[str, Any]:
     except Exception:  # reported as a failed run, never fatal to the bench
         Path(task.path).unlink(missing_ok=True)  # no stale file from an earlier bench
         return {"problem": task.problem, "sampler": task.sampler, "seed": task.seed,
-                "error": traceback.format_exc()}
+                "budget": task.budget, "error": traceback.format_exc()}
     rows = run.pop("rows")
     _write_text(Path(task.path), "".join(dumps_strict(r) + "\n" for r in rows))
     run["path"] = task.path
@@ -341,6 +359,7 @@ def _run_isolated(task: _Task) -> dict[str, Any]:
     except Exception as exc:  # e.g. the worker process died (BrokenProcessPool)
         Path(task.path).unlink(missing_ok=True)
         return {"problem": task.problem, "sampler": task.sampler, "seed": task.seed,
+                "budget": task.budget,
                 "error": f"the worker process failed: {type(exc).__name__}: {exc}"}
 
 
@@ -351,11 +370,16 @@ class BenchResult:
 
     Attributes:
         out_dir: The output folder.
-        rows: One aggregated row per (problem, sampler) (see :func:`summary_rows`).
+        rows: One aggregated row per (problem, sampler), or per (problem, budget, sampler)
+            with several budgets (see :func:`summary_rows`).
         runs: One summary per successful run (``problem``, ``sampler``, ``seed``, ``budget``,
             ``wall_s``, ``path``, ``metrics``).
-        failures: One record per failed run (``problem``, ``sampler``, ``seed``, ``error``).
+        failures: One record per failed run (``problem``, ``sampler``, ``seed``, ``budget``,
+            ``error``).
         figures: Paths of the figures written.
+        stats: The per-(problem, budget) comparisons and the scoreboard
+            (:func:`deploytune.bench.stats.bench_stats`).
+        budgets: The budgets run.
     """
 
     out_dir: Path
@@ -363,31 +387,43 @@ class BenchResult:
     runs: list[dict[str, Any]]
     failures: list[dict[str, Any]] = field(default_factory=list)
     figures: list[Path] = field(default_factory=list)
+    stats: BenchStats | None = None
+    budgets: list[int] = field(default_factory=list)
 
 
 def summary_rows(runs: Sequence[Mapping[str, Any]], problems: Sequence[str],
-                 samplers: Sequence[str],
-                 failures: Sequence[Mapping[str, Any]] = ()) -> list[dict[str, Any]]:
-    """Aggregate run summaries into one row per (problem, sampler).
+                 samplers: Sequence[str], failures: Sequence[Mapping[str, Any]] = (),
+                 budgets: Sequence[int] | None = None) -> list[dict[str, Any]]:
+    """Aggregate run summaries into one row per (problem, sampler), or per (problem, budget,
+    sampler) when ``budgets`` is given.
 
     Args:
-        runs: Run summaries, each with ``problem``, ``sampler`` and ``metrics``.
+        runs: Run summaries, each with ``problem``, ``sampler`` and ``metrics`` (and
+            ``budget`` when ``budgets`` is given).
         problems: Problems, in row order.
         samplers: Samplers, in row order.
         failures: Failed runs, counted per row as ``n_failed``.
+        budgets: Budgets, in row order within a problem; ``None``: one row per (problem,
+            sampler), whatever the runs' budgets, and no ``budget`` key.
 
     Returns:
-        Dicts with ``problem``, ``sampler``, ``n_failed`` and the fields of
+        Dicts with ``problem``, (``budget``,) ``sampler``, ``n_failed`` and the fields of
         :meth:`Aggregate.to_dict`.
     """
     rows = []
-    for p in problems:
+    cells: list[tuple[str, int | None]] = [
+        (p, b) for p in problems for b in (budgets if budgets is not None else [None])]
+    for p, b in cells:
+        def here(r: Mapping[str, Any], p: str = p, b: int | None = b) -> bool:
+            return r["problem"] == p and (b is None or r.get("budget") == b)
+
         for s in samplers:
             ms = [RunMetrics.from_dict(r["metrics"]) for r in runs
-                  if r["problem"] == p and r["sampler"] == s]
+                  if here(r) and r["sampler"] == s]
             agg: Aggregate = aggregate(ms)
-            n_failed = sum(f["problem"] == p and f["sampler"] == s for f in failures)
-            rows.append({"problem": p, "sampler": s, "n_failed": n_failed, **agg.to_dict()})
+            n_failed = sum(here(f) and f["sampler"] == s for f in failures)
+            head: dict[str, Any] = {"problem": p} if b is None else {"problem": p, "budget": b}
+            rows.append({**head, "sampler": s, "n_failed": n_failed, **agg.to_dict()})
     return rows
 
 
@@ -406,10 +442,10 @@ _COLUMNS = ("problem", "sampler", "best value", "regret", "median regret", "wast
             "trials to 1st feasible", "wasted sim. s", "nothing feasible", "discovery", "failed")
 
 
-def _cells(row: Mapping[str, Any]) -> list[str]:
+def _cells(row: Mapping[str, Any], with_budget: bool = False) -> list[str]:
     waste = row["waste_mean"]
     return [
-        row["problem"], row["sampler"],
+        row["problem"], *([str(row.get("budget", ""))] if with_budget else []), row["sampler"],
         _pm(row["best_value_mean"], row["best_value_std"]),
         _pm(row["regret_mean"], row["regret_std"], ".3f", ".3f"),
         _num(row["regret_median"], ".3f"),
@@ -424,28 +460,39 @@ def _cells(row: Mapping[str, Any]) -> list[str]:
 
 def summary_markdown(rows: Sequence[Mapping[str, Any]],
                      failures: Sequence[Mapping[str, Any]] = (),
-                     title: str = "DeployBench summary") -> str:
-    """The summary as a markdown document (one table, then the failed runs if any).
+                     title: str = "DeployBench summary",
+                     stats: BenchStats | None = None) -> str:
+    """The summary as a markdown document: one table, then the failed runs if any, then the
+    statistics if given.
 
     Args:
-        rows: Rows from :func:`summary_rows`.
+        rows: Rows from :func:`summary_rows` (with a ``budget`` key, the table gets a budget
+            column).
         failures: Failed runs.
         title: The heading.
+        stats: Per-cell comparisons and scoreboard (:func:`~deploytune.bench.stats.bench_stats`),
+            appended as sections.
 
     Returns:
         Markdown text.
     """
+    with_budget = any("budget" in r for r in rows)
+    columns = (*_COLUMNS[:1], "budget", *_COLUMNS[1:]) if with_budget else _COLUMNS
     lines = [f"# {title}", "",
              "Mean ± population std over seeds. Best value: over runs that found a feasible "
              "configuration. Regret: normalised (0 = optimum, 1 = reference or nothing "
              "feasible). Trials to 1st feasible: mean over runs that found one. Discovery: "
              "distinct family values evaluated.", "",
-             *markdown_table(_COLUMNS, (_cells(r) for r in rows))]
+             *markdown_table(columns, (_cells(r, with_budget) for r in rows))]
     if failures:
         lines += ["", "## Failed runs", ""]
         for f in failures:
             last = str(f["error"]).strip().splitlines()[-1:] or [""]
-            lines.append(f"- {f['problem']} / {f['sampler']} / seed {f['seed']}: `{last[0]}`")
+            budget = f" / budget {f['budget']}" if with_budget and "budget" in f else ""
+            lines.append(f"- {f['problem']}{budget} / {f['sampler']} / seed {f['seed']}: "
+                         f"`{last[0]}`")
+    if stats is not None and stats.cells:
+        lines += ["", stats_markdown(stats).rstrip("\n")]
     return "\n".join(lines) + "\n"
 
 
@@ -473,14 +520,15 @@ def summary_table(rows: Sequence[Mapping[str, Any]],
                         f"trials to first feasible; wasted s = simulated seconds on non-feasible "
                         f"trials; none = runs without a feasible trial; disc. = family values "
                         f"evaluated; fail = failed runs"]
-    for problem in dict.fromkeys(r["problem"] for r in rows):
-        table = Table(title=escape(problem), title_justify="left", box=box.SIMPLE_HEAD,
+    for problem, budget in dict.fromkeys((r["problem"], r.get("budget")) for r in rows):
+        name = problem if budget is None else f"{problem}, budget {budget}"
+        table = Table(title=escape(name), title_justify="left", box=box.SIMPLE_HEAD,
                       padding=(0, 1), collapse_padding=True, pad_edge=False,
                       show_edge=False)
         for i, head in enumerate(heads if show_failed else heads[:-1]):
             table.add_column(head, justify="left" if i == 0 else "right", no_wrap=True)
         for r in rows:
-            if r["problem"] != problem:
+            if (r["problem"], r.get("budget")) != (problem, budget):
                 continue
             waste = r["waste_mean"]
             cells = [
@@ -501,19 +549,66 @@ def summary_table(rows: Sequence[Mapping[str, Any]],
 
 
 # -------------------------------------------------------------------------------------- bench
+def _check_budget(budget: Any) -> int:
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise ValueError(f"budget: must be a positive number of trials (got {budget!r})")
+    return budget
+
+
+def scoreboard_table(stats: BenchStats) -> Any:
+    """The scoreboard of :func:`~deploytune.bench.stats.bench_stats` as a rich table.
+
+    Args:
+        stats: The bench's statistics.
+
+    Returns:
+        A :class:`rich.table.Table`.
+    """
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"scoreboard over {len(stats.cells)} (problem, budget) cells: won = "
+                        f"lowest mean regret, worse = significantly worse than the best other "
+                        f"(Wilcoxon p < {stats.alpha:g})", title_justify="left",
+                  box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True, pad_edge=False,
+                  show_edge=False)
+    for i, head in enumerate(("sampler", "won", "worse", "regret rank", "wasted-s rank",
+                              "med. TTFF", "disc.")):
+        table.add_column(head, justify="left" if i == 0 else "right", no_wrap=True)
+
+    def num(x: float | None, fmt: str) -> str:
+        return "—" if x is None else f"{x:{fmt}}"
+
+    for sc in stats.scoreboard:
+        table.add_row(escape(sc.sampler), f"{sc.cells_won}/{sc.n_cells}",
+                      str(sc.cells_significantly_worse), num(sc.regret_rank_mean, ".2f"),
+                      num(sc.wasted_seconds_rank_mean, ".2f"), num(sc.ttff_median, ".1f"),
+                      num(sc.discovery_rate, ".2f"))
+    return table
+
+
 def run_bench(
     problems: Sequence[str],
     samplers: Sequence[str],
     seeds: Sequence[int],
-    budget: int,
+    budget: int | None = None,
     jobs: int | None = None,
     out_dir: str | Path = "results/bench",
     *,
+    budgets: Sequence[int] | None = None,
     figures: bool = True,
     console: Console | None = None,
     progress: bool = True,
 ) -> BenchResult:
-    """Run every (problem, sampler, seed), each in its own spawned process, and summarise.
+    """Run every (problem, sampler, seed, budget), each in its own spawned process, and
+    summarise.
+
+    Give either ``budget`` (one budget; the historical output layout and one summary row per
+    (problem, sampler)) or ``budgets`` (each budget run separately: runs under
+    ``runs/{problem}/b{budget}/``, one summary row per (problem, budget, sampler)). Either way
+    the summary ends with the per-(problem, budget) statistics and the scoreboard
+    (:mod:`deploytune.bench.stats`).
 
     Args:
         problems: Problem names (groups such as ``all`` are expanded).
@@ -522,6 +617,7 @@ def run_bench(
         budget: Trials per run.
         jobs: Runs at a time (default: the number of CPUs).
         out_dir: Output folder (see the module docstring for its layout).
+        budgets: Several budgets (trials per run), instead of ``budget``.
         figures: Whether to draw the figures.
         console: Where to print the progress bar and the table (default: a new console).
         progress: Whether to show a progress bar.
@@ -530,7 +626,8 @@ def run_bench(
         A :class:`BenchResult`. Failed runs are listed there and in the summary, not raised.
 
     Raises:
-        ValueError: For unknown problem or sampler names, an empty grid, or a budget below 1.
+        ValueError: For unknown problem or sampler names, an empty grid, a budget below 1, or
+            both or neither of ``budget`` and ``budgets``.
     """
     from rich.console import Console
     from rich.markup import escape
@@ -543,8 +640,15 @@ def run_bench(
         TimeRemainingColumn,
     )
 
-    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
-        raise ValueError(f"budget: must be a positive number of trials (got {budget!r})")
+    if budget is not None and budgets is not None:
+        raise ValueError("give either budget or budgets, not both")
+    if budget is None and budgets is None:
+        raise ValueError("give a budget (trials per run) or budgets")
+    multi = budgets is not None
+    budget_list = ([_check_budget(b) for b in dict.fromkeys(budgets)] if budgets is not None
+                   else [_check_budget(budget)])
+    if not budget_list:
+        raise ValueError("budgets: give at least one budget")
     from deploytune.samplers import available
 
     problem_list = expand_problems(problems)
@@ -558,8 +662,9 @@ def run_bench(
         raise ValueError("run_bench: give at least one problem, one sampler and one seed")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tasks = [_Task(p, s, seed, budget, str(run_path(out, p, s, seed)))
-             for p in problem_list for s in sampler_list for seed in seed_list]
+    tasks = [_Task(p, s, seed, b, str(run_path(out, p, s, seed, b if multi else None)))
+             for p in problem_list for b in budget_list for s in sampler_list
+             for seed in seed_list]
     n_jobs = max(1, min(jobs or os.cpu_count() or 1, len(tasks)))
     console = console or Console()
 
@@ -575,34 +680,49 @@ def run_bench(
                 res = fut.result()
                 results.append(res)
                 mark = "[red]failed[/red] " if "error" in res else ""
+                at = f"b{res['budget']} / " if multi else ""
                 bar.update(bar_id, advance=1, description=(
-                    f"{mark}{escape(res['problem'])} / {escape(res['sampler'])} / "
+                    f"{mark}{escape(res['problem'])} / {at}{escape(res['sampler'])} / "
                     f"seed {res['seed']}"))
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
-    order = {(t.problem, t.sampler, t.seed): i for i, t in enumerate(tasks)}
-    results.sort(key=lambda r: order[(r["problem"], r["sampler"], r["seed"])])
+    order = {(t.problem, t.sampler, t.seed, t.budget): i for i, t in enumerate(tasks)}
+    results.sort(key=lambda r: order[(r["problem"], r["sampler"], r["seed"], r["budget"])])
     runs = [r for r in results if "error" not in r]
     failures = [r for r in results if "error" in r]
-    rows = summary_rows(runs, problem_list, sampler_list, failures)
-    result = BenchResult(out, rows, runs, failures)
+    rows = summary_rows(runs, problem_list, sampler_list, failures,
+                        budget_list if multi else None)
+    stats = bench_stats(runs, problem_list, sampler_list, budget_list)
+    result = BenchResult(out, rows, runs, failures, stats=stats, budgets=budget_list)
     if figures and runs:
         from deploytune.bench.figures import make_figures
 
-        result.figures = make_figures(runs, out / "figures", problem_list, sampler_list)
+        if multi:
+            for b in budget_list:
+                mine = [r for r in runs if r["budget"] == b]
+                if mine:
+                    result.figures += make_figures(mine, out / "figures" / f"b{b}",
+                                                   problem_list, sampler_list)
+        else:
+            result.figures = make_figures(runs, out / "figures", problem_list, sampler_list)
     summary = {
         "problems": problem_list, "samplers": sampler_list, "seeds": seed_list,
-        "budget": budget, "rows": rows, "runs": runs, "failures": failures,
+        "budget": None if multi else budget_list[0], "budgets": budget_list,
+        "rows": rows, "stats": stats.to_dict(), "runs": runs, "failures": failures,
         "figures": [str(p) for p in result.figures],
     }
     _write_text(out / "summary.json", dumps_strict(summary, indent=1) + "\n")
-    _write_text(out / "summary.md", summary_markdown(rows, failures))
+    _write_text(out / "summary.md", summary_markdown(rows, failures, stats=stats))
     console.print(summary_table(rows))
+    if len(sampler_list) > 1 and stats.cells:
+        console.print(scoreboard_table(stats))
     for f in failures:
         last = (str(f["error"]).strip().splitlines() or [""])[-1]
-        console.print(f"[red]run failed[/red]: {escape(f['problem'])} / {escape(f['sampler'])} "
-                      f"/ seed {f['seed']}: {escape(last)}", highlight=False)
+        at = f" / budget {f['budget']}" if multi else ""
+        console.print(f"[red]run failed[/red]: {escape(f['problem'])}{at} / "
+                      f"{escape(f['sampler'])} / seed {f['seed']}: {escape(last)}",
+                      highlight=False)
     if failures:
         console.print(f"full tracebacks in {out / 'summary.json'} (\"failures\")")
     console.print(f"results in {out}")

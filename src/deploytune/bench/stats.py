@@ -1,0 +1,524 @@
+"""Statistics of a DeployBench: samplers judged per (problem, budget) cell, paired over seeds.
+
+A *cell* is one (problem, budget) pair; each sampler has one run per seed in it. Per cell:
+
+* the *lowest* sampler(s): the lowest mean normalised regret (every sampler tied at the lowest
+  mean counts as lowest);
+* for every sampler, a paired two-sided Wilcoxon signed-rank test of its per-seed regrets
+  against those of the *best other* sampler (the lowest mean regret among the other samplers,
+  the first in sampler order on ties), paired by seed. Zero differences are split between the
+  signs (``zero_method="zsplit"``); when every difference is zero, ``p = 1``. A sampler is
+  *significantly worse* when ``p < alpha`` and its mean regret is above the best other's
+  (*significantly better* when below, which only the lowest sampler can be);
+* waste relative to every other sampler: ratios of mean wasted trials and of mean wasted
+  simulated seconds.
+
+Across cells, per sampler (:class:`SamplerScore`): the share of cells where it is lowest, the
+number of cells where it is significantly worse, its mean rank of regret and of wasted seconds
+(1 = best, ties averaged), its waste relative to every other sampler as ratios of means over the
+cells both ran, the median trials to first feasible over all its runs, and its discovery rate
+over all its runs (:attr:`~deploytune.bench.metrics.RunMetrics.discovered_all`).
+
+Runs are the run summaries of :func:`deploytune.bench.runner.run_bench` (``problem``,
+``sampler``, ``seed``, ``budget``, ``metrics``).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from deploytune.bench._markdown import markdown_table
+from deploytune.bench.metrics import Aggregate, RunMetrics, aggregate
+
+__all__ = [
+    "ALPHA",
+    "BenchStats",
+    "CellStats",
+    "SamplerCell",
+    "SamplerScore",
+    "bench_stats",
+    "cell_stats",
+    "discovery_fraction",
+    "lowest_samplers",
+    "ratio",
+    "stats_markdown",
+    "wilcoxon_p",
+]
+
+ALPHA = 0.05
+"""Significance level of the "significantly worse" flag."""
+
+_ZERO = 1e-12  # differences this small count as ties (floating-point noise)
+
+
+# ------------------------------------------------------------------------------ building blocks
+def wilcoxon_p(x: Sequence[float], y: Sequence[float]) -> float | None:
+    """Two-sided p-value of a paired Wilcoxon signed-rank test of ``x`` against ``y``.
+
+    Zero differences (``|x - y| <= 1e-12``) are split evenly between the positive and the
+    negative ranks (``zero_method="zsplit"``), ties share ranks.
+
+    Args:
+        x: Per-seed values of one sampler.
+        y: The other sampler's values for the same seeds, in the same order.
+
+    Returns:
+        The p-value; ``1.0`` when every difference is zero; ``None`` without pairs.
+
+    Raises:
+        ValueError: When ``x`` and ``y`` differ in length.
+    """
+    if len(x) != len(y):
+        raise ValueError(f"wilcoxon_p: {len(x)} values paired with {len(y)}")
+    if not x:
+        return None
+    d = np.asarray(x, dtype=float) - np.asarray(y, dtype=float)
+    d[np.abs(d) <= _ZERO] = 0.0
+    if not np.any(d):
+        return 1.0
+    from scipy.stats import wilcoxon
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # small-sample and ties notes
+        p = float(wilcoxon(d, zero_method="zsplit", alternative="two-sided").pvalue)
+    return min(1.0, p) if math.isfinite(p) else 1.0
+
+
+def lowest_samplers(means: Mapping[str, float | None]) -> list[str]:
+    """The samplers tied at the lowest mean (within ``1e-12``), in the mapping's order.
+
+    Args:
+        means: Sampler -> mean regret (``None``: no runs, never lowest).
+
+    Returns:
+        Every sampler whose mean equals the lowest; empty when no mean is known.
+    """
+    known = {s: m for s, m in means.items() if m is not None}
+    if not known:
+        return []
+    low = min(known.values())
+    return [s for s, m in known.items() if m - low <= _ZERO]
+
+
+def discovery_fraction(runs: Sequence[RunMetrics]) -> float | None:
+    """Fraction of runs that evaluated every family value that can be feasible.
+
+    Args:
+        runs: Runs of one sampler (on one or several problems).
+
+    Returns:
+        The fraction, over the runs whose problem has families; ``None`` when none has.
+    """
+    known = [r.discovered_all for r in runs if r.discovered_all is not None]
+    return float(sum(known)) / len(known) if known else None
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    """``a / b`` for waste ratios: ``1.0`` when both are zero, ``None`` when ``b`` is zero
+    alone or either is unknown."""
+    if a is None or b is None:
+        return None
+    if b == 0:
+        return 1.0 if a == 0 else None
+    return a / b
+
+
+def _rank(values: Mapping[str, float | None]) -> dict[str, float]:
+    """Rank 1 = lowest, ties averaged; unknown values are left out."""
+    from scipy.stats import rankdata
+
+    known = [(s, v) for s, v in values.items() if v is not None]
+    if not known:
+        return {}
+    ranks = rankdata([v for _, v in known], method="average")
+    return {s: float(r) for (s, _), r in zip(known, ranks, strict=True)}
+
+
+# ----------------------------------------------------------------------------------- one cell
+@dataclass(frozen=True)
+class SamplerCell:
+    """One sampler in one (problem, budget) cell.
+
+    Attributes:
+        sampler: Sampler name.
+        seeds: Seeds of its runs, sorted.
+        regrets: Normalised regret per seed, in the order of ``seeds``.
+        aggregate: Its runs summarised (:class:`~deploytune.bench.metrics.Aggregate`).
+        lowest: Whether its mean regret is the cell's lowest (ties: every tied sampler).
+        reference: The best other sampler it is tested against (``None``: no other sampler
+            has runs in the cell).
+        n_pairs: Seeds both it and ``reference`` have runs for.
+        p_value: Two-sided Wilcoxon p-value against ``reference`` (``None``: no pairs).
+        significantly_worse: ``p_value < alpha`` and its mean regret above the reference's.
+        significantly_better: ``p_value < alpha`` and its mean regret below the reference's.
+    """
+
+    sampler: str
+    seeds: list[int]
+    regrets: list[float]
+    aggregate: Aggregate
+    lowest: bool = False
+    reference: str | None = None
+    n_pairs: int = 0
+    p_value: float | None = None
+    significantly_worse: bool = False
+    significantly_better: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data: the fields, with the aggregate's fields flattened in."""
+        return {"sampler": self.sampler, "seeds": list(self.seeds),
+                "regrets": list(self.regrets), "lowest": self.lowest,
+                "reference": self.reference, "n_pairs": self.n_pairs,
+                "p_value": self.p_value, "significantly_worse": self.significantly_worse,
+                "significantly_better": self.significantly_better,
+                **self.aggregate.to_dict()}
+
+
+@dataclass(frozen=True)
+class CellStats:
+    """The samplers of one (problem, budget) cell, compared.
+
+    Attributes:
+        problem: Problem name.
+        budget: Trials per run.
+        samplers: One entry per sampler with runs in the cell, in sampler order.
+        lowest: The samplers with the lowest mean regret (several on ties).
+        waste_ratio: ``a -> b -> mean wasted trials of a / of b`` (see :func:`ratio`).
+        seconds_ratio: ``a -> b -> mean wasted simulated seconds of a / of b``.
+        alpha: The significance level used.
+    """
+
+    problem: str
+    budget: int
+    samplers: list[SamplerCell]
+    lowest: list[str]
+    waste_ratio: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    seconds_ratio: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    alpha: float = ALPHA
+
+    def get(self, sampler: str) -> SamplerCell | None:
+        """The entry of ``sampler``, or ``None`` when it has no runs in the cell."""
+        return next((c for c in self.samplers if c.sampler == sampler), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data."""
+        return {"problem": self.problem, "budget": self.budget, "lowest": list(self.lowest),
+                "alpha": self.alpha, "samplers": [c.to_dict() for c in self.samplers],
+                "waste_ratio": self.waste_ratio, "seconds_ratio": self.seconds_ratio}
+
+
+def _metrics_by_seed(runs: Sequence[Mapping[str, Any]]) -> dict[int, RunMetrics]:
+    out: dict[int, RunMetrics] = {}
+    for r in runs:
+        m = r["metrics"]
+        out[int(r["seed"])] = m if isinstance(m, RunMetrics) else RunMetrics.from_dict(m)
+    return dict(sorted(out.items()))
+
+
+def cell_stats(runs: Sequence[Mapping[str, Any]], problem: str, budget: int,
+               samplers: Sequence[str] | None = None, alpha: float = ALPHA) -> CellStats:
+    """Compare the samplers of one (problem, budget) cell.
+
+    Args:
+        runs: Run summaries (``problem``, ``sampler``, ``seed``, ``budget``, ``metrics`` as a
+            :meth:`RunMetrics.to_dict` dict or a :class:`RunMetrics`); runs of other cells are
+            ignored, a run without ``budget`` belongs to every budget.
+        problem: The problem.
+        budget: The budget.
+        samplers: Samplers in order (default: those with runs, in order of appearance);
+            samplers without runs in the cell are left out.
+        alpha: Significance level.
+
+    Returns:
+        The :class:`CellStats`.
+    """
+    mine = [r for r in runs if r["problem"] == problem and r.get("budget", budget) == budget]
+    order = list(samplers) if samplers is not None else list(
+        dict.fromkeys(r["sampler"] for r in mine))
+    by_sampler = {s: _metrics_by_seed([r for r in mine if r["sampler"] == s]) for s in order}
+    by_sampler = {s: ms for s, ms in by_sampler.items() if ms}
+    aggs = {s: aggregate(list(ms.values())) for s, ms in by_sampler.items()}
+    means = {s: a.regret_mean for s, a in aggs.items()}
+    lowest = lowest_samplers(means)
+    cells: list[SamplerCell] = []
+    for s, ms in by_sampler.items():
+        others = {o: m for o, m in means.items() if o != s}
+        best_other = lowest_samplers(others)
+        ref = best_other[0] if best_other else None
+        p: float | None = None
+        n_pairs = 0
+        worse = better = False
+        if ref is not None:
+            seeds = [seed for seed in ms if seed in by_sampler[ref]]
+            n_pairs = len(seeds)
+            p = wilcoxon_p([ms[seed].regret for seed in seeds],
+                           [by_sampler[ref][seed].regret for seed in seeds])
+            mean_s, mean_ref = means[s], means[ref]
+            if p is not None and p < alpha and mean_s is not None and mean_ref is not None:
+                worse = mean_s - mean_ref > _ZERO
+                better = mean_ref - mean_s > _ZERO
+        cells.append(SamplerCell(s, list(ms), [m.regret for m in ms.values()], aggs[s],
+                                 lowest=s in lowest, reference=ref, n_pairs=n_pairs,
+                                 p_value=p, significantly_worse=worse,
+                                 significantly_better=better))
+    waste = {a: {b: ratio(aggs[a].wasted_trials_mean, aggs[b].wasted_trials_mean)
+                 for b in aggs if b != a} for a in aggs}
+    seconds = {a: {b: ratio(aggs[a].wasted_seconds_mean, aggs[b].wasted_seconds_mean)
+                   for b in aggs if b != a} for a in aggs}
+    return CellStats(problem, budget, cells, lowest, waste, seconds, alpha)
+
+
+# ---------------------------------------------------------------------------------- scoreboard
+@dataclass(frozen=True)
+class SamplerScore:
+    """One sampler across every cell.
+
+    Attributes:
+        sampler: Sampler name.
+        n_cells: Cells in which it has runs.
+        cells_won: Cells where its mean regret is the lowest (ties count for every tied one).
+        cells_won_share: ``cells_won / n_cells`` (``None`` without cells).
+        cells_significantly_worse: Cells where it is significantly worse than the best other.
+        regret_rank_mean: Mean over cells of its rank by mean regret (1 = lowest; ties
+            averaged).
+        wasted_seconds_rank_mean: Mean over cells of its rank by mean wasted simulated seconds.
+        ttff_median: Median trials to first feasible over all its runs (a run without a
+            feasible trial counts as its budget + 1).
+        discovery_rate: Fraction of its runs that evaluated every family value that can be
+            feasible (over runs on problems with families; ``None`` when there are none).
+        waste_ratio: Other sampler -> its mean wasted trials / the other's, both over the cells
+            both have runs in (ratio of means; ``None`` when the other wasted nothing there).
+        seconds_ratio: Other sampler -> the same for wasted simulated seconds (dominated by
+            the problems with expensive trials).
+    """
+
+    sampler: str
+    n_cells: int
+    cells_won: int
+    cells_won_share: float | None
+    cells_significantly_worse: int
+    regret_rank_mean: float | None
+    wasted_seconds_rank_mean: float | None
+    ttff_median: float | None
+    discovery_rate: float | None
+    waste_ratio: dict[str, float | None]
+    seconds_ratio: dict[str, float | None]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data."""
+        return {"sampler": self.sampler, "n_cells": self.n_cells, "cells_won": self.cells_won,
+                "cells_won_share": self.cells_won_share,
+                "cells_significantly_worse": self.cells_significantly_worse,
+                "regret_rank_mean": self.regret_rank_mean,
+                "wasted_seconds_rank_mean": self.wasted_seconds_rank_mean,
+                "ttff_median": self.ttff_median, "discovery_rate": self.discovery_rate,
+                "waste_ratio": dict(self.waste_ratio),
+                "seconds_ratio": dict(self.seconds_ratio)}
+
+
+@dataclass(frozen=True)
+class BenchStats:
+    """Every cell of a bench, and the per-sampler scoreboard across them.
+
+    Attributes:
+        cells: One :class:`CellStats` per (problem, budget) with runs, problems outermost.
+        scoreboard: One :class:`SamplerScore` per sampler, in sampler order.
+        alpha: The significance level used.
+    """
+
+    cells: list[CellStats]
+    scoreboard: list[SamplerScore]
+    alpha: float = ALPHA
+
+    def cell(self, problem: str, budget: int) -> CellStats | None:
+        """The cell of (``problem``, ``budget``), or ``None``."""
+        return next((c for c in self.cells if (c.problem, c.budget) == (problem, budget)), None)
+
+    def score(self, sampler: str) -> SamplerScore | None:
+        """The scoreboard entry of ``sampler``, or ``None``."""
+        return next((s for s in self.scoreboard if s.sampler == sampler), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data."""
+        return {"alpha": self.alpha, "cells": [c.to_dict() for c in self.cells],
+                "scoreboard": [s.to_dict() for s in self.scoreboard]}
+
+
+def _mean(xs: Sequence[float]) -> float | None:
+    return float(statistics.fmean(xs)) if xs else None
+
+
+def bench_stats(runs: Sequence[Mapping[str, Any]], problems: Sequence[str] | None = None,
+                samplers: Sequence[str] | None = None, budgets: Sequence[int] | None = None,
+                alpha: float = ALPHA) -> BenchStats:
+    """Compare the samplers in every (problem, budget) cell, and score them across cells.
+
+    Args:
+        runs: Run summaries (see :func:`cell_stats`); each needs ``budget``.
+        problems: Problems in order (default: those in ``runs``, in order of appearance).
+        samplers: Samplers in order (default: those in ``runs``, in order of appearance).
+        budgets: Budgets in order (default: those in ``runs``, sorted).
+        alpha: Significance level.
+
+    Returns:
+        The :class:`BenchStats`; cells without runs are left out.
+    """
+    problems = list(problems) if problems is not None else list(
+        dict.fromkeys(r["problem"] for r in runs))
+    samplers = list(samplers) if samplers is not None else list(
+        dict.fromkeys(r["sampler"] for r in runs))
+    budgets = list(budgets) if budgets is not None else sorted({int(r["budget"]) for r in runs})
+    cells = [c for p in problems for b in budgets
+             if (c := cell_stats(runs, p, b, samplers, alpha)).samplers]
+    regret_ranks = [_rank({e.sampler: e.aggregate.regret_mean for e in c.samplers})
+                    for c in cells]
+    seconds_ranks = [_rank({e.sampler: e.aggregate.wasted_seconds_mean for e in c.samplers})
+                     for c in cells]
+    board: list[SamplerScore] = []
+    for s in samplers:
+        entries = [(i, e) for i, c in enumerate(cells) if (e := c.get(s)) is not None]
+        n = len(entries)
+        won = sum(e.lowest for _, e in entries)
+        mine = [RunMetrics.from_dict(r["metrics"]) if not isinstance(r["metrics"], RunMetrics)
+                else r["metrics"] for r in runs if r["sampler"] == s
+                and any((r["problem"], r.get("budget")) == (cells[i].problem, cells[i].budget)
+                        for i, _ in entries)]
+        ttff = [float(m.trials_to_first_feasible if m.trials_to_first_feasible is not None
+                      else m.n_trials + 1) for m in mine]
+        waste: dict[str, float | None] = {}
+        seconds: dict[str, float | None] = {}
+        for o in samplers:
+            if o == s:
+                continue
+            pairs = [(e.aggregate, other.aggregate) for i, e in entries
+                     if (other := cells[i].get(o)) is not None]
+            waste[o] = ratio(
+                _mean([a.wasted_trials_mean or 0.0 for a, _ in pairs]) if pairs else None,
+                _mean([b.wasted_trials_mean or 0.0 for _, b in pairs]) if pairs else None)
+            seconds[o] = ratio(
+                _mean([a.wasted_seconds_mean or 0.0 for a, _ in pairs]) if pairs else None,
+                _mean([b.wasted_seconds_mean or 0.0 for _, b in pairs]) if pairs else None)
+        board.append(SamplerScore(
+            sampler=s, n_cells=n, cells_won=won, cells_won_share=won / n if n else None,
+            cells_significantly_worse=sum(e.significantly_worse for _, e in entries),
+            regret_rank_mean=_mean([regret_ranks[i][s] for i, _ in entries
+                                    if s in regret_ranks[i]]),
+            wasted_seconds_rank_mean=_mean([seconds_ranks[i][s] for i, _ in entries
+                                            if s in seconds_ranks[i]]),
+            ttff_median=float(statistics.median(ttff)) if ttff else None,
+            discovery_rate=discovery_fraction(mine),
+            waste_ratio=waste, seconds_ratio=seconds))
+    return BenchStats(cells, board, alpha)
+
+
+# ------------------------------------------------------------------------------------ markdown
+def _num(x: float | None, fmt: str) -> str:
+    return "—" if x is None else f"{x:{fmt}}"
+
+
+def _p(p: float | None) -> str:
+    if p is None:
+        return "—"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _ttff(x: float | None, budget: int | None = None) -> str:
+    if x is None:
+        return "—"
+    if budget is not None and x > budget:
+        return f">{budget}"
+    return f"{x:.1f}".removesuffix(".0")
+
+
+_CELL_COLUMNS = ("sampler", "regret", "median regret", "waste % (trials)", "wasted sim. s",
+                 "median TTFF", "discovery", "vs best other", "p", "sig. worse")
+
+
+def _cell_rows(cell: CellStats) -> list[list[str]]:
+    rows = []
+    for e in cell.samplers:
+        a = e.aggregate
+        name = f"**{e.sampler}**" if e.lowest else e.sampler
+        mean = "—" if a.regret_mean is None else f"{a.regret_mean:.3f} ± {a.regret_std or 0:.3f}"
+        worse = "yes" if e.significantly_worse else ("better" if e.significantly_better else "")
+        rows.append([
+            name, mean, _num(a.regret_median, ".3f"),
+            "—" if a.waste_mean is None else f"{100 * a.waste_mean:.0f}",
+            _num(a.wasted_seconds_mean, ".0f"), _ttff(a.ttff_median, cell.budget),
+            _num(a.discovery_rate, ".2f"), e.reference or "—",
+            _p(e.p_value) + (f" (n={e.n_pairs})" if e.p_value is not None else ""), worse,
+        ])
+    return rows
+
+
+_BOARD_COLUMNS = ("sampler", "cells", "cells won", "cells sig. worse", "mean regret rank",
+                  "mean wasted-s rank", "median TTFF", "discovery")
+
+
+def _won(score: SamplerScore) -> str:
+    share = score.cells_won_share
+    return f"{score.cells_won}" + ("" if share is None else f" ({100 * share:.0f} %)")
+
+
+def _ratio_cell(score: SamplerScore, other: str) -> str:
+    if other == score.sampler:
+        return "—"
+    t, s = score.waste_ratio.get(other), score.seconds_ratio.get(other)
+    return f"{_num(t, '.2f')} / {_num(s, '.2f')}"
+
+
+def stats_markdown(stats: BenchStats, level: int = 2) -> str:
+    """The statistics as markdown: one table per (problem, budget) cell, then the scoreboard
+    and the waste-ratio matrix.
+
+    Args:
+        stats: From :func:`bench_stats`.
+        level: Heading level of the sections (``2`` -> ``##``).
+
+    Returns:
+        Markdown text.
+    """
+    h = "#" * level
+    alpha = f"{stats.alpha:g}"
+    lines = [
+        f"{h} Per (problem, budget) cell", "",
+        "Bold: lowest mean regret (ties: every tied sampler). Regret: mean ± population std "
+        "over seeds. Waste % = trials not feasible; wasted sim. s = mean simulated seconds on "
+        "them. Median TTFF: median trials to first feasible over all runs (a run without one "
+        "counts as budget + 1; `>B`: most runs found nothing). Discovery: fraction of runs "
+        "that evaluated every family value that can be feasible. p: paired two-sided Wilcoxon "
+        "signed-rank test (zero differences split) of the per-seed regrets against the best "
+        f"other sampler (n = paired seeds); sig. worse: p < {alpha} and a higher mean regret "
+        "(better: p < {alpha} and lower).".replace("{alpha}", alpha), ""]
+    for cell in stats.cells:
+        lines += [f"{h}# {cell.problem}, budget {cell.budget}", "",
+                  *markdown_table(_CELL_COLUMNS, _cell_rows(cell)), ""]
+    board = stats.scoreboard
+    lines += [f"{h} Scoreboard", "",
+              f"Over {len(stats.cells)} cells. Cells won: lowest mean regret (ties count for "
+              f"every tied sampler). Cells sig. worse: significantly worse (p < {alpha}) than "
+              "the cell's best other sampler. Ranks: 1 = best, ties averaged. Median TTFF and "
+              "discovery: over all the sampler's runs.", "",
+              *markdown_table(_BOARD_COLUMNS, ([
+                  s.sampler, str(s.n_cells),
+                  _won(s),
+                  str(s.cells_significantly_worse), _num(s.regret_rank_mean, ".2f"),
+                  _num(s.wasted_seconds_rank_mean, ".2f"), _ttff(s.ttff_median),
+                  _num(s.discovery_rate, ".2f")] for s in board)), ""]
+    if len(board) > 1:
+        names = [s.sampler for s in board]
+        lines += [f"{h} Waste relative to each other sampler", "",
+                  "Row sampler's mean wasted trials / column sampler's, then the same for "
+                  "wasted simulated seconds (ratios of means over the cells both ran; below 1 "
+                  "= the row sampler wastes less).", "",
+                  *markdown_table(("sampler", *(f"vs {n}" for n in names)),
+                                  ([s.sampler, *(_ratio_cell(s, n) for n in names)]
+                                   for s in board)), ""]
+    return "\n".join(lines).rstrip("\n") + "\n"
