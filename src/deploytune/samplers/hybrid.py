@@ -24,9 +24,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from deploytune.history import observations
 from deploytune.samplers._base import SpaceSampler, trial_rng
 from deploytune.samplers._view import GradedTransform, HistoryView
 from deploytune.samplers.annealing import Annealer, AnnealingSettings, AnnealingState
+from deploytune.samplers.crash_model import CrashGate, CrashModel
 from deploytune.space import Config, Space
 
 if TYPE_CHECKING:
@@ -66,6 +68,10 @@ class TBATPESampler(SpaceSampler):
         handoff: Enable the handoff (off: pure Phase-1 annealing forever).
         dedup: Redraw proposals that were already evaluated, in both phases.
         tpe_options: Keyword arguments for Optuna's ``TPESampler`` in Phase 2.
+        crash_gate: With a threshold in (0, 1], proposals of both phases whose crash
+            probability under the history's crash model
+            (:class:`~deploytune.samplers.crash_model.CrashModel`) exceeds it are redrawn;
+            ``None`` (default) switches the gate off.
         **settings: Fields of :class:`AnnealingSettings` overriding :data:`HYBRID_SETTINGS`.
     """
 
@@ -73,8 +79,12 @@ class TBATPESampler(SpaceSampler):
                  min_phase1: int = 5, max_phase1: int = 15, min_feasible: int = 5,
                  min_bad: int = 3, min_families: int = 1, family_param: str | None = None,
                  handoff: bool = True, dedup: bool = True,
-                 tpe_options: dict[str, Any] | None = None, **settings: Any) -> None:
+                 tpe_options: dict[str, Any] | None = None, crash_gate: float | None = None,
+                 **settings: Any) -> None:
         super().__init__(space, seed)
+        if crash_gate is not None and not 0 < crash_gate <= 1:
+            raise ValueError(f"crash_gate: must be a probability in (0, 1], got {crash_gate!r}")
+        self.crash_gate = crash_gate
         self.budget = int(budget or 50)
         self.settings = replace(HYBRID_SETTINGS, dedup=dedup, **settings)
         self.min_phase1, self.max_phase1 = min_phase1, max_phase1
@@ -105,18 +115,32 @@ class TBATPESampler(SpaceSampler):
     def propose(self, study: Study, trial: FrozenTrial) -> Config:
         """Phase 1: an annealing move. Phase 2: TPE on the graded mirror of the history."""
         state = self.annealer.state_for(study, trial.number)
+        gate = self._gate(study, trial.number)
         if not state.handed_off:
-            return self.annealer.propose(state, trial.number)
+            return self.annealer.propose(state, trial.number, accept=gate)
         import optuna
 
         inner_seed = int(trial_rng(self.seed, trial.number, "tpe").integers(2**31))
         inner = optuna.samplers.TPESampler(seed=inner_seed, **self.tpe_options)
         fallback = trial_rng(self.seed, trial.number, "fallback")
-        if not self.dedup:
+        if not self.dedup and gate is None:
             return self._view.draw(study, inner, fallback=fallback)
-        return self._view.draw(study, inner,
-                               accept=lambda c: self.space.key(c) not in state.evaluated,
-                               tries=self.settings.dedup_tries, fallback=fallback)
+
+        def accept(c: Config) -> bool:
+            if self.dedup and self.space.key(c) in state.evaluated:
+                return False
+            return gate is None or gate(c)
+
+        return self._view.draw(study, inner, accept=accept, tries=self.settings.dedup_tries,
+                               fallback=fallback)
+
+    def _gate(self, study: Study, number: int) -> CrashGate | None:
+        """The crash gate of this ask (``None`` when switched off)."""
+        if self.crash_gate is None:
+            return None
+        model = CrashModel(self.space, int(trial_rng(self.seed, number, "crash-model")
+                                           .integers(2**31)), observations(study))
+        return CrashGate(model, self.crash_gate)
 
 
 def register_all(register: Callable[[str, Callable[..., Any]], None]) -> None:
@@ -125,3 +149,5 @@ def register_all(register: Callable[[str, Callable[..., Any]], None]) -> None:
         space, seed=seed, budget=budget, **kw))
     register("tba-tpe-paper", lambda space, seed=None, budget=None, **kw: TBATPESampler(
         space, seed=seed, budget=budget, **{"dedup": False, **kw}))
+    register("tba-tpe-gate", lambda space, seed=None, budget=None, **kw: TBATPESampler(
+        space, seed=seed, budget=budget, **{"crash_gate": 0.5, **kw}))

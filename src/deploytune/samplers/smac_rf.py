@@ -76,6 +76,7 @@ from scipy.special import ndtr
 from deploytune.history import Observation, observations
 from deploytune.outcome import Status
 from deploytune.samplers._base import SpaceSampler, trial_rng
+from deploytune.samplers._encoding import ConfigEncoder, same_value
 from deploytune.space import Categorical, Config, Float, Int, Param, Space
 
 if TYPE_CHECKING:
@@ -86,7 +87,6 @@ __all__ = ["RandomForestSampler", "default_n_init", "make_smac", "register_all",
 
 _Key = tuple[tuple[str, Any], ...]
 
-_INACTIVE = -1.0
 """Imputed unit value of an inactive numeric parameter (outside [0, 1], as SMAC does)."""
 
 _LOG_EPS = 1e-3
@@ -161,72 +161,6 @@ def log_scale(costs: np.ndarray, percentile: float = 5.0) -> np.ndarray:
     lo, hi = float(costs.min()), float(costs.max())
     d = max(float(np.percentile(costs, percentile)) - lo, _LOG_EPS * (hi - lo), 1e-300)
     return np.asarray(np.log((costs - lo + d) / (hi - lo + d)))
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    return bool(a == b)
-
-
-class _Encoder:
-    """Configurations to rows of a float matrix (one-hot categoricals, unit-scaled numbers)."""
-
-    def __init__(self, space: Space) -> None:
-        self.space = space
-        self.offsets: list[int] = []
-        width = 0
-        for p in space.params:
-            self.offsets.append(width)
-            width += len(p.choices) if isinstance(p, Categorical) else 1
-        self.width = width
-
-    @staticmethod
-    def to_unit(p: Int | Float, value: Any) -> float:
-        """``value`` of the numeric ``p`` scaled to [0, 1] (log-scaled when ``p.log``)."""
-        lo, hi, v = float(p.low), float(p.high), float(value)
-        if hi <= lo:
-            return 0.5
-        if p.log:
-            lo, hi, v = math.log(lo), math.log(hi), math.log(max(v, float(p.low)))
-        return min(1.0, max(0.0, (v - lo) / (hi - lo)))
-
-    @staticmethod
-    def from_unit(p: Param, u: float) -> Any:
-        """The value of ``p`` at unit coordinate ``u`` (inverse of :meth:`to_unit`)."""
-        u = min(1.0, max(0.0, float(u)))
-        if isinstance(p, Categorical):
-            return p.choices[min(len(p.choices) - 1, int(u * len(p.choices)))]
-        assert isinstance(p, (Int, Float))
-        lo, hi = float(p.low), float(p.high)
-        if isinstance(p, Int):
-            if p.log:
-                v = round(math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo))))
-            else:
-                v = p.low + int(u * (p.high - p.low + 1))
-            return int(min(p.high, max(p.low, v)))
-        if p.log:
-            return float(min(hi, max(lo, math.exp(math.log(lo) + u * (math.log(hi)
-                                                                       - math.log(lo))))))
-        return float(min(hi, max(lo, lo + u * (hi - lo))))
-
-    def encode(self, configs: Sequence[Config]) -> np.ndarray:
-        """One row per configuration; inactive (absent) parameters are imputed."""
-        x = np.zeros((len(configs), self.width))
-        for j, p in enumerate(self.space.params):
-            col = self.offsets[j]
-            if isinstance(p, Categorical):
-                for i, c in enumerate(configs):
-                    if p.name in c:
-                        k = next((k for k, ch in enumerate(p.choices) if _same(ch, c[p.name])),
-                                 None)
-                        if k is not None:
-                            x[i, col + k] = 1.0
-            else:
-                assert isinstance(p, (Int, Float))
-                for i, c in enumerate(configs):
-                    x[i, col] = self.to_unit(p, c[p.name]) if p.name in c else _INACTIVE
-        return x
 
 
 class _Surrogate:
@@ -319,7 +253,7 @@ class RandomForestSampler(SpaceSampler):
         self.max_enumerate = max_enumerate
         self.log_y = log_y
         self.log_percentile = log_percentile
-        self._encoder = _Encoder(space)
+        self._encoder = ConfigEncoder(space)
         self._all: list[Config] | None = None
         self._enumerated = False
 
@@ -495,7 +429,7 @@ class RandomForestSampler(SpaceSampler):
         out: list[Config] = []
         for p in self.space.active_params(config):
             if isinstance(p, Categorical):
-                others = [c for c in p.choices if not _same(c, config[p.name])]
+                others = [c for c in p.choices if not same_value(c, config[p.name])]
                 if len(others) > _MAX_CATEGORICAL_NEIGHBOURS:
                     idx = rng.choice(len(others), _MAX_CATEGORICAL_NEIGHBOURS, replace=False)
                     others = [others[int(k)] for k in sorted(idx)]
