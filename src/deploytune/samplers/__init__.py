@@ -9,6 +9,8 @@
 ``tba-tpe``    TBA, then a handoff of the whole history to TPE (:class:`TBATPESampler`)
 ``tba-tpe-paper``  ``tba-tpe`` with the original research code's settings
 ``smac``       SMAC-style BO: random-forest surrogate, log EI, crashes get the worst cost
+``tba-tpe-gate``   experimental: ``tba-tpe`` whose proposals pass a crash-model gate (0.5)
+``tba-tpe-gate2``  experimental: the gate at 0.7, in the TPE phase only
 ``default``    the best sampler we have (currently ``tba-tpe``)
 =============  ==========================================================================
 """

@@ -72,6 +72,8 @@ class TBATPESampler(SpaceSampler):
             probability under the history's crash model
             (:class:`~deploytune.samplers.crash_model.CrashModel`) exceeds it are redrawn;
             ``None`` (default) switches the gate off.
+        crash_gate_phase1: Apply the gate to Phase-1 (annealing) moves too, not only to
+            Phase 2.
         **settings: Fields of :class:`AnnealingSettings` overriding :data:`HYBRID_SETTINGS`.
     """
 
@@ -80,11 +82,12 @@ class TBATPESampler(SpaceSampler):
                  min_bad: int = 3, min_families: int = 1, family_param: str | None = None,
                  handoff: bool = True, dedup: bool = True,
                  tpe_options: dict[str, Any] | None = None, crash_gate: float | None = None,
-                 **settings: Any) -> None:
+                 crash_gate_phase1: bool = True, **settings: Any) -> None:
         super().__init__(space, seed)
         if crash_gate is not None and not 0 < crash_gate <= 1:
             raise ValueError(f"crash_gate: must be a probability in (0, 1], got {crash_gate!r}")
         self.crash_gate = crash_gate
+        self.crash_gate_phase1 = crash_gate_phase1
         self.budget = int(budget or 50)
         self.settings = replace(HYBRID_SETTINGS, dedup=dedup, **settings)
         self.min_phase1, self.max_phase1 = min_phase1, max_phase1
@@ -117,7 +120,8 @@ class TBATPESampler(SpaceSampler):
         state = self.annealer.state_for(study, trial.number)
         gate = self._gate(study, trial.number)
         if not state.handed_off:
-            return self.annealer.propose(state, trial.number, accept=gate)
+            return self.annealer.propose(state, trial.number,
+                                         accept=gate if self.crash_gate_phase1 else None)
         import optuna
 
         inner_seed = int(trial_rng(self.seed, trial.number, "tpe").integers(2**31))
@@ -144,10 +148,15 @@ class TBATPESampler(SpaceSampler):
 
 
 def register_all(register: Callable[[str, Callable[..., Any]], None]) -> None:
-    """Register ``tba-tpe`` and ``tba-tpe-paper`` (the original code's exact configuration)."""
+    """Register ``tba-tpe``, ``tba-tpe-paper`` (the original code's exact configuration) and
+    two experimental crash-gated variants: ``tba-tpe-gate`` (gate 0.5, both phases) and
+    ``tba-tpe-gate2`` (gate 0.7, Phase 2 only); see docs/benchmarks.md for their A/B."""
     register("tba-tpe", lambda space, seed=None, budget=None, **kw: TBATPESampler(
         space, seed=seed, budget=budget, **kw))
     register("tba-tpe-paper", lambda space, seed=None, budget=None, **kw: TBATPESampler(
         space, seed=seed, budget=budget, **{"dedup": False, **kw}))
     register("tba-tpe-gate", lambda space, seed=None, budget=None, **kw: TBATPESampler(
         space, seed=seed, budget=budget, **{"crash_gate": 0.5, **kw}))
+    register("tba-tpe-gate2", lambda space, seed=None, budget=None, **kw: TBATPESampler(
+        space, seed=seed, budget=budget, **{"crash_gate": 0.7, "crash_gate_phase1": False,
+                                             **kw}))
