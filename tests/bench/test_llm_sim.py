@@ -220,6 +220,18 @@ def test_shipped_optimum_is_the_enumerated_best(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_shipped_feasible_families_are_the_enumerated_ones(name: str) -> None:
+    from deploytune.bench.llm_sim import FEASIBLE_FAMILIES, feasible_family_values
+
+    assert feasible_family_values(name) == FEASIBLE_FAMILIES[name]
+    problem = get_problem(name)
+    assert problem.feasible_families == FEASIBLE_FAMILIES[name]
+    # the optimum's own family values are among them
+    for fam, values in FEASIBLE_FAMILIES[name].items():
+        assert OPTIMAL_CONFIGS[name][fam] in values
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_no_random_config_beats_the_optimum(name: str) -> None:
     problem = get_problem(name)
     for i in range(300):

@@ -51,6 +51,13 @@ def test_replay_problem_optimum_is_the_enumerated_best(name: str) -> None:
     assert best.status == "ok"
     assert all(c.is_met(best.metrics[c.metric]) for c in problem.constraints)
     assert problem.description.startswith(f"{workload.name} {scenario.name}")
+    # discovery counts the family values that have a feasible cell, and the optimum's do
+    assert problem.feasible_families is not None
+    assert set(problem.feasible_families) == set(problem.families)
+    for fam, values in problem.feasible_families.items():
+        assert land.best_config[fam] in values
+        assert len(values) <= len(getattr(next(p for p in problem.space if p.name == fam),
+                                          "choices", ()))
 
 
 def test_a_replay_tuning_run_on_a_shipped_table() -> None:

@@ -90,6 +90,7 @@ from deploytune.space import Categorical, Config, Space
 
 __all__ = [
     "A10",
+    "FEASIBLE_FAMILIES",
     "FIDELITIES",
     "H100",
     "INSTANCES",
@@ -106,6 +107,7 @@ __all__ = [
     "LLMSimCost",
     "ModelArch",
     "enumerate_metrics",
+    "feasible_family_values",
     "fidelity_cost_s",
     "grid_optimum",
     "llm_sim_8b_24gb",
@@ -868,6 +870,30 @@ def grid_optimum(instance: LLMInstance | str) -> tuple[float, Config]:
     return float(value[best]), config
 
 
+def feasible_family_values(instance: LLMInstance | str,
+                           families: tuple[str, ...] = ("tensor_parallel_size", "quantization"),
+                           ) -> dict[str, tuple[Any, ...]]:
+    """For each family parameter, the values that occur in at least one noise-free feasible
+    configuration of the whole grid (in the order of the parameter's choices)."""
+    inst = _instance(instance)
+    cols, choices = _grid_columns(inst)
+    core = _run_core(inst, cols)
+    arrays = _metrics_arrays(inst, core)
+    ok = (core["stage"] == 0) & (core["p_runtime_oom"] <= 0.5)
+    for con in parse_constraints(inst.constraints):
+        ok &= arrays[con.metric] <= con.limit if con.op == "<=" else arrays[con.metric] >= con.limit
+    shape = [len(ch) for ch in choices]
+    names = llm_space(inst).names
+    feasible = ok.reshape(shape)
+    out: dict[str, tuple[Any, ...]] = {}
+    for fam in families:
+        axis = names.index(fam)
+        other = tuple(i for i in range(len(shape)) if i != axis)
+        any_ok = feasible.any(axis=other)
+        out[fam] = tuple(v for v, flag in zip(choices[axis], any_ok, strict=True) if flag)
+    return out
+
+
 def _judge_noise_free(inst: LLMInstance, config: Config) -> float | None:
     try:
         metrics = simulate_llm(inst, config, noise=False)
@@ -944,6 +970,19 @@ RATES: dict[str, str] = {
 off with ``max_num_batched_tokens < max_model_len`` alone is about a third of the space."""
 
 
+FEASIBLE_FAMILIES: dict[str, dict[str, tuple[Any, ...]]] = {
+    "llm-sim-8b-24gb": {"tensor_parallel_size": (1, 2, 4), "quantization": ("none", "awq")},
+    "llm-sim-70b-2xh100": {"tensor_parallel_size": (1, 2),
+                           "quantization": ("none", "fp8", "awq")},
+    "llm-sim-70b-4xh100": {"tensor_parallel_size": (2, 4),
+                           "quantization": ("none", "fp8", "awq")},
+    "llm-sim-70b-8xh100": {"tensor_parallel_size": (2, 4, 8),
+                           "quantization": ("none", "fp8", "awq")},
+}
+"""Family values with at least one noise-free feasible configuration, by problem name
+(:func:`feasible_family_values`; what "discovery" counts)."""
+
+
 def _simulator(inst: LLMInstance) -> Any:
     def simulate(config: Config, rng: np.random.Generator) -> dict[str, float]:
         return simulate_llm(inst, config, rng, noise=True, fidelity="full")
@@ -965,7 +1004,8 @@ def llm_sim_problem(name: str) -> Problem:
     return Problem.build(
         name, llm_space(inst), inst.objective, "maximize", inst.constraints, _simulator(inst),
         OPTIMA[name], REFERENCES[name], cost=LLMSimCost(instance=name),
-        description=description, families=("tensor_parallel_size", "quantization"))
+        description=description, families=("tensor_parallel_size", "quantization"),
+        feasible_families=FEASIBLE_FAMILIES.get(name))
 
 
 def llm_sim_8b_24gb() -> Problem:

@@ -235,6 +235,8 @@ class ReplayLandscape:
         crashed: Share of random samples that crash.
         infeasible: Share that run but violate a constraint.
         feasible: Share that are feasible.
+        feasible_values: Parameter -> the values that occur in at least one feasible
+            configuration (categorical parameters only).
     """
 
     optimum: float
@@ -243,6 +245,7 @@ class ReplayLandscape:
     crashed: float
     infeasible: float
     feasible: float
+    feasible_values: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
 
 
 def landscape(table: RecordedTable, objective: Objective,
@@ -253,10 +256,15 @@ def landscape(table: RecordedTable, objective: Objective,
         ValueError: When no configuration is feasible, or every feasible one ties.
     """
     best: tuple[float, Mapping[str, Any]] | None = None
+    categorical = [p.name for p in table.space if getattr(p, "choices", None)]
+    seen: dict[str, dict[Any, None]] = {name: {} for name in categorical}
     for config in _all_configs(table.space):
         result = table.lookup(config)
         if result.status != "ok" or not _is_feasible(result.metrics, constraints):
             continue
+        for name in categorical:
+            if name in config:
+                seen[name][config[name]] = None
         value = float(result.metrics[objective.metric])
         if best is None or objective.better(value, best[0]):
             best = (value, config)
@@ -278,7 +286,8 @@ def landscape(table: RecordedTable, objective: Objective,
     if not objective.sign * (best[0] - reference) > 0:
         reference = best[0] - objective.sign * max(abs(best[0]) * 0.1, 1e-6)
     return ReplayLandscape(best[0], best[1], reference, crashed / samples,
-                           infeasible / samples, len(values) / samples)
+                           infeasible / samples, len(values) / samples,
+                           {name: tuple(v) for name, v in seen.items()})
 
 
 @functools.lru_cache(maxsize=8)
@@ -326,7 +335,9 @@ def _problem(workload: RealWorkload, scenario: Scenario, replay: bool) -> Proble
         f"the recorded optimum is {land.optimum:.4g} at {dict(land.best_config)}.")
     problem = Problem(name, table.space, objective, constraints, simulate, land.optimum,
                       land.reference, cost=RecordedCost(table=table), description=description,
-                      families=workload.families)
+                      families=workload.families,
+                      feasible_families={f: land.feasible_values[f] for f in workload.families
+                                         if f in land.feasible_values})
     if not replay:
         problem.live = functools.partial(_live_evaluator, workload)
     return problem
