@@ -845,6 +845,19 @@ def enumerate_metrics(instance: LLMInstance | str) -> tuple[list[Config], dict[s
     return configs, arrays
 
 
+def _feasible_grid(inst: LLMInstance) -> tuple[np.ndarray, dict[str, np.ndarray],
+                                               list[tuple[Any, ...]]]:
+    """Noise-free feasibility of every grid configuration (a runtime OOM more likely than not
+    counts as a crash), the metric arrays, and the choices per parameter (grid order)."""
+    cols, choices = _grid_columns(inst)
+    core = _run_core(inst, cols)
+    arrays = _metrics_arrays(inst, core)
+    ok = (core["stage"] == 0) & (core["p_runtime_oom"] <= 0.5)
+    for con in parse_constraints(inst.constraints):
+        ok &= arrays[con.metric] <= con.limit if con.op == "<=" else arrays[con.metric] >= con.limit
+    return ok, arrays, choices
+
+
 def grid_optimum(instance: LLMInstance | str) -> tuple[float, Config]:
     """The best noise-free feasible objective over the whole grid, and its configuration.
 
@@ -854,12 +867,7 @@ def grid_optimum(instance: LLMInstance | str) -> tuple[float, Config]:
         ValueError: When no configuration is feasible.
     """
     inst = _instance(instance)
-    cols, choices = _grid_columns(inst)
-    core = _run_core(inst, cols)
-    arrays = _metrics_arrays(inst, core)
-    ok = (core["stage"] == 0) & (core["p_runtime_oom"] <= 0.5)
-    for con in parse_constraints(inst.constraints):
-        ok &= arrays[con.metric] <= con.limit if con.op == "<=" else arrays[con.metric] >= con.limit
+    ok, arrays, choices = _feasible_grid(inst)
     if not ok.any():
         raise ValueError(f"{inst.name}: no feasible configuration in the grid")
     value = np.where(ok, arrays[inst.objective], -np.inf)
@@ -876,12 +884,7 @@ def feasible_family_values(instance: LLMInstance | str,
     """For each family parameter, the values that occur in at least one noise-free feasible
     configuration of the whole grid (in the order of the parameter's choices)."""
     inst = _instance(instance)
-    cols, choices = _grid_columns(inst)
-    core = _run_core(inst, cols)
-    arrays = _metrics_arrays(inst, core)
-    ok = (core["stage"] == 0) & (core["p_runtime_oom"] <= 0.5)
-    for con in parse_constraints(inst.constraints):
-        ok &= arrays[con.metric] <= con.limit if con.op == "<=" else arrays[con.metric] >= con.limit
+    ok, _, choices = _feasible_grid(inst)
     shape = [len(ch) for ch in choices]
     names = llm_space(inst).names
     feasible = ok.reshape(shape)
@@ -889,7 +892,7 @@ def feasible_family_values(instance: LLMInstance | str,
     for fam in families:
         axis = names.index(fam)
         other = tuple(i for i in range(len(shape)) if i != axis)
-        any_ok = feasible.any(axis=other)
+        any_ok = np.asarray(feasible.any(axis=other)).tolist()
         out[fam] = tuple(v for v, flag in zip(choices[axis], any_ok, strict=True) if flag)
     return out
 
