@@ -6,11 +6,21 @@ Example:
     >>> print(summary_text(result))
     >>> write_report(study, Path("report"))
 
-Importing this package does not import matplotlib; :func:`write_report` does, when called.
+Parameter importance by target (objective, crashes, infeasibility):
+:func:`~deploytune.analysis.importance.importance_of_study`.
+
+Importing this package does not import matplotlib or scikit-learn; :func:`write_report` and the
+importance functions do, when called.
 """
 
 from __future__ import annotations
 
+from deploytune.analysis.importance import (
+    ImportanceReport,
+    importance,
+    importance_of_study,
+    write_importance_figure,
+)
 from deploytune.analysis.report import CATEGORY_COLORS, write_report
 from deploytune.analysis.summary import (
     Closest,
@@ -23,9 +33,13 @@ from deploytune.analysis.summary import (
 __all__ = [
     "CATEGORY_COLORS",
     "Closest",
+    "ImportanceReport",
     "closest_constraint",
+    "importance",
+    "importance_of_study",
     "load_result",
     "render_summary",
     "summary_text",
+    "write_importance_figure",
     "write_report",
 ]
