@@ -82,7 +82,7 @@ def llama_space(models: tuple[str, ...] = ("smollm2", "gemma3")) -> Space:
     })
 
 
-def llama_server_argv() -> list[str | list[str]]:
+def llama_server_argv() -> list[str]:
     """The server's argv template (placeholders name the space's parameters and the port)."""
     return [sys.executable, "-m", "deploytune.workloads.llama_server",
             "--model", "{model}", "--n_threads", "{n_threads}", "--n_batch", "{n_batch}",
@@ -96,8 +96,7 @@ def llama_evaluator(load: Mapping[str, Any] | None = None, timeout_s: float = TI
     from deploytune.evaluators.server import ServerEvaluator, ServerSettings
     from deploytune.loadgen import LoadSpec
 
-    argv = tuple(a if isinstance(a, str) else tuple(a) for a in llama_server_argv())
-    settings = ServerSettings(argv, health_url="http://127.0.0.1:{port}/v1/models",
+    settings = ServerSettings(tuple(llama_server_argv()), health_url="http://127.0.0.1:{port}/v1/models",
                               startup_timeout_s=120.0, stop_timeout_s=10.0)
     return ServerEvaluator(settings, LoadSpec.from_dict(dict(load or LLAMA_LOAD)),
                            timeout_s=timeout_s)

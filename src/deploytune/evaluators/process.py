@@ -45,6 +45,7 @@ __all__ = [
     "ChildRun",
     "ChildStartError",
     "LineCallback",
+    "kill_group",
     "launcher_argv",
     "memory_limit_bytes",
     "run_child",
@@ -313,7 +314,7 @@ def _signal_name(signum: int) -> str:
         return str(signum)
 
 
-def _killpg(pgid: int, sig: int) -> None:
+def kill_group(pgid: int, sig: int) -> None:
     """Signal a process group; a group that is already gone is not an error."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
@@ -391,7 +392,7 @@ class _Runner:
             self._loop(sel, pidfd >= 0, start)
         finally:
             if proc.returncode is None:  # an exception (KeyboardInterrupt, a bug) got here
-                _killpg(proc.pid, signal.SIGKILL)
+                kill_group(proc.pid, signal.SIGKILL)
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(timeout=10)
             sel.close()
@@ -448,7 +449,7 @@ class _Runner:
             if now < self.kill_at:
                 return self.kill_at
             self.kill_at = None
-            _killpg(self.proc.pid, signal.SIGKILL)  # the grace after SIGTERM is over
+            kill_group(self.proc.pid, signal.SIGKILL)  # the grace after SIGTERM is over
             return None
         if self.final_at is not None:
             # The result is in: give the child linger_s to exit (a non-daemon thread or an
@@ -490,14 +491,14 @@ class _Runner:
         if self._sel is not None and self._pidfd >= 0 and self._pidfd in self._sel.get_map():
             self._sel.unregister(self._pidfd)
         # The unreaped child still holds its pid, so the group id cannot have been reused.
-        _killpg(self.proc.pid, signal.SIGKILL)
+        kill_group(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
         self.reaped_at = time.monotonic()
         return self.reaped_at + DRAIN_S
 
     def _signal_leader(self, sig: int) -> None:
         self.killed = True
-        _killpg(self.proc.pid, sig)
+        kill_group(self.proc.pid, sig)
 
     def _write_stdin(self, sel: selectors.BaseSelector, fd: int, view: memoryview,
                      pos: int) -> int:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
 import socket
 import subprocess
 import threading
@@ -47,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 from deploytune.evaluators.base import AbortTrial, Evaluation, Evaluator, Monitor
 from deploytune.evaluators.classify import Rule
 from deploytune.evaluators.command import CommandEvaluator
-from deploytune.evaluators.process import launcher_argv, memory_limit_bytes
+from deploytune.evaluators.process import kill_group, launcher_argv, memory_limit_bytes
 from deploytune.outcome import CrashKind
 
 if TYPE_CHECKING:
@@ -328,6 +329,8 @@ class ServerEvaluator(Evaluator):
         self.load = load
         self._command = CommandEvaluator(settings.argv, env=env, cwd=cwd, timeout_s=timeout_s,
                                          memory_mb=memory_mb)
+        # the URLs are templates too: rendered (and checked) by the same machinery, as the
+        # arguments 1 and 2 of a command that is never run
         self._urls = CommandEvaluator(["url", settings.health_url, settings.base_url])
         self.cwd = self._command.cwd
         self.timeout_s = self._command.timeout_s
@@ -386,8 +389,7 @@ class ServerEvaluator(Evaluator):
             memory.sample()
             monitor.report({"startup_s": startup_s, "memory_mb": memory.peak_mb,
                             **log.pattern_metrics()}, step=0)
-            metrics.update(self._drive_load(proc, base_url, monitor, metrics, memory, log,
-                                            watchdog))
+            metrics.update(self._drive_load(proc, base_url, monitor, memory, log, watchdog))
         except AbortTrial as exc:
             return self._finish(proc, log, memory, {**metrics, **monitor.partial}, info,
                                 start, aborted=exc.reason)
@@ -430,7 +432,7 @@ class ServerEvaluator(Evaluator):
             time.sleep(_HEALTH_POLL_S)
 
     def _drive_load(self, proc: subprocess.Popen[bytes], base_url: str, monitor: Monitor,
-                    known: Mapping[str, Any], memory: _MemorySampler, log: _ServerLog,
+                    memory: _MemorySampler, log: _ServerLog,
                     watchdog: _Watchdog) -> dict[str, float]:
         from deploytune.loadgen import run_load_sync
 
@@ -452,19 +454,17 @@ class ServerEvaluator(Evaluator):
                            CrashKind.TIMEOUT if watchdog.fired else CrashKind.RUNTIME_ERROR) \
                 from None
         load_metrics = result.metrics()
+        monitor.partial.update(load_metrics)  # kept as the partial metrics of a failure below
         rc = proc.poll()
         if watchdog.fired:
-            monitor.partial.update(load_metrics)
             raise _Failure(f"timed out after {self.timeout_s:g} s during the load test",
                            CrashKind.TIMEOUT)
         if rc is not None:
-            monitor.partial.update(load_metrics)
             raise _Failure(f"the server exited with code {rc} during the load test "
                            f"({int(load_metrics.get('completed', 0))} requests had completed)",
                            None)
         if load_metrics.get("error_rate", 0.0) >= 1.0:
-            monitor.partial.update(load_metrics)
-            first = next((r.error for r in result.records if r.error), "unknown error")
+            first = result.first_error() or "unknown error"
             raise _Failure(f"every request of the load test failed (first error: {first})",
                            CrashKind.RUNTIME_ERROR)
         return load_metrics
@@ -498,12 +498,12 @@ class ServerEvaluator(Evaluator):
         """Stop the group and wait until its memory and port are released."""
         began = time.monotonic()
         pgid = proc.pid
-        _killpg(pgid, _SIGTERM)
+        kill_group(pgid, signal.SIGTERM)
         try:
             proc.wait(self.settings.stop_timeout_s)
         except subprocess.TimeoutExpired:
             info["stop"] = "SIGKILL after SIGTERM was ignored"
-        _killpg(pgid, _SIGKILL)
+        kill_group(pgid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(5.0)
         deadline = time.monotonic() + self.settings.release_timeout_s
@@ -513,7 +513,7 @@ class ServerEvaluator(Evaluator):
             if not process_group_members(pgid) and port_is_free(port) and self._released():
                 released = True
                 break
-            _killpg(pgid, _SIGKILL)
+            kill_group(pgid, signal.SIGKILL)
             time.sleep(0.1)
         info["release_s"] = round(time.monotonic() - began, 3)
         if not released:
@@ -531,14 +531,6 @@ class ServerEvaluator(Evaluator):
                                   timeout=10, check=False).returncode == 0
         except (OSError, subprocess.TimeoutExpired):
             return False
-
-
-_SIGTERM, _SIGKILL = 15, 9
-
-
-def _killpg(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
 
 
 def _healthy(url: str) -> bool:
@@ -569,7 +561,7 @@ class _Watchdog:
 
     def _fire(self, pgid: int) -> None:
         self.fired = True
-        _killpg(pgid, _SIGKILL)
+        kill_group(pgid, signal.SIGKILL)
 
     def cancel(self) -> None:
         """Disarm."""
