@@ -7,11 +7,12 @@ Commands:
   margins and writes ``report.html`` and figures next to the study.
 * ``deploytune show STUDY``: the same summary for an existing study.
 * ``deploytune importance STUDY``: which parameters drive the objective, crashes and infeasibility.
-* ``deploytune bench``: run DeployBench (every problem x sampler x seed, each run in its own
-  process) and write JSON-lines runs, a summary table and figures; with ``--overhead``, measure
-  the samplers' milliseconds per ask instead; with ``--isolation``, the per-trial overhead of
-  isolated evaluators; with ``--early-abort``, the seconds early abort saves on a spec's
-  problem (the matmul command example by default).
+* ``deploytune bench``: run DeployBench (every problem x sampler x seed, in spawned worker
+  processes; ``--resume`` keeps the runs already complete) and write JSON-lines runs, a
+  summary table and figures; with ``--overhead``, measure the samplers' milliseconds per ask
+  instead; with ``--isolation``, the per-trial overhead of isolated evaluators; with
+  ``--early-abort``, the seconds early abort saves on a spec's problem (the matmul command
+  example by default).
 * ``deploytune load URL``: send streamed load to an OpenAI-compatible LLM server and print
   TTFT / TPOT / ITL / E2E percentiles, throughput, error rate and SLO goodput.
 * ``deploytune samplers``: list the sampler names.
@@ -116,6 +117,15 @@ def bench(
         show_default=False)] = None,
     jobs: Annotated[int | None, typer.Option(
         "--jobs", "-j", min=1, help="Runs at a time (default: the number of CPUs).")] = None,
+    runs_per_process: Annotated[int | None, typer.Option(
+        "--runs-per-process", min=1,
+        help="Seeds of one (problem, budget, sampler) run one after the other in each spawned "
+             "process (spawning costs seconds of imports); 1 runs every run in a process of "
+             "its own. Results do not depend on it. Default: about two processes per job.",
+        show_default=False)] = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Keep the runs already complete in OUT (their seed_{s}.json "
+                         "summary exists) and run only the others.")] = False,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = DEFAULT_OUT,
     figures: Annotated[bool, typer.Option(
         "--figures/--no-figures", help="Draw PNG figures.")] = True,
@@ -168,7 +178,8 @@ def bench(
     """Run DeployBench, or (with --overhead) time the samplers.
 
     Writes OUT/runs/{problem}/{sampler}/seed_{s}.jsonl (one line per trial; with --budgets,
-    OUT/runs/{problem}/b{budget}/{sampler}/seed_{s}.jsonl), OUT/summary.json, OUT/summary.md
+    OUT/runs/{problem}/b{budget}/{sampler}/seed_{s}.jsonl) and, once the run is complete, its
+    summary seed_{s}.json next to it, OUT/summary.json, OUT/summary.md
     (the table, then per (problem, budget) paired Wilcoxon tests and a scoreboard) and
     OUT/figures/*.png (with --budgets, OUT/figures/b{budget}/*.png); with --overhead,
     OUT/overhead.md and OUT/overhead.json; with --isolation, OUT/isolation.md and
@@ -181,6 +192,10 @@ def bench(
         raise typer.BadParameter(
             "give at most one of --overhead, --isolation, --early-abort, --record, --tables",
             param_hint="'--overhead / --isolation / --early-abort / --record / --tables'")
+    if (resume or runs_per_process is not None) and (
+            overhead or isolation or early_abort or tables or record is not None):
+        raise typer.BadParameter("--resume and --runs-per-process are for the bench runs only",
+                                 param_hint="'--resume / --runs-per-process'")
     budget_list: list[int] | None = None
     if budgets is not None:
         if budget is not None:
@@ -239,7 +254,8 @@ def bench(
     result = run_bench(problem_list, sampler_list, list(range(seeds)),
                        None if budget_list is not None else budget,
                        jobs=jobs or os.cpu_count() or 1, out_dir=out, budgets=budget_list,
-                       figures=figures, console=console, progress=progress)
+                       figures=figures, console=console, progress=progress,
+                       runs_per_process=runs_per_process, resume=resume)
     if result.failures:
         n = len(result.failures)
         total = n + len(result.runs)

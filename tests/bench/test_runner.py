@@ -1,8 +1,10 @@
-"""The bench runner: runs in their own processes, strict JSON output, summary, figures."""
+"""The bench runner: runs in spawned processes, strict JSON output, summary, figures, resume."""
 
 from __future__ import annotations
 
+import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from deploytune.bench.runner import (
     run_bench,
     run_one,
     run_path,
+    summary_path,
 )
 from deploytune.cli import app
 
@@ -66,10 +69,44 @@ def dying_problem() -> Problem:
     os._exit(3)
 
 
+_BUILT = [0]
+"""Problems built in this process (each run builds its own)."""
+
+
+def pid_problem() -> Problem:
+    """The tiny problem, with the evaluating process's id as a metric."""
+    base = tiny_problem()
+
+    def simulate(config: dict[str, Any], rng: np.random.Generator) -> dict[str, float]:
+        return {**base.simulate(config, rng), "pid": float(os.getpid())}
+
+    return Problem.build("pid", base.space, "score", "maximize", ["latency_ms <= 7"], simulate,
+                         optimum=1.3, reference=0.5)
+
+
+def fails_second_problem() -> Problem:
+    """The tiny problem, but the second one built in a process fails."""
+    _BUILT[0] += 1
+    if _BUILT[0] == 2:
+        raise RuntimeError("the second problem of this process cannot be built")
+    return tiny_problem()
+
+
+def dies_second_problem() -> Problem:
+    """The tiny problem, but building the second one in a process kills that process."""
+    _BUILT[0] += 1
+    if _BUILT[0] == 2:
+        os._exit(5)
+    return tiny_problem()
+
+
 TINY = f"{__name__}:tiny_problem"
 TINY_MIN = f"{__name__}:tiny_min_problem"
 BROKEN = f"{__name__}:broken_problem"
 DYING = f"{__name__}:dying_problem"
+PID = f"{__name__}:pid_problem"
+FAILS_SECOND = f"{__name__}:fails_second_problem"
+DIES_SECOND = f"{__name__}:dies_second_problem"
 
 
 def _strict_loads(text: str) -> Any:
@@ -277,3 +314,188 @@ def test_smoke_registered_problem() -> None:
     run = run_one("crashy-branin", "random", 0, 5)
     assert len(run["rows"]) == 5
     dumps_strict(run)
+
+
+# ---------------------------------------------------------------------------- runs per process
+def _quiet(path: Path) -> Console:
+    return Console(file=open(path, "w"), width=200)  # closed by the caller
+
+
+def _null() -> Console:
+    return Console(file=io.StringIO(), width=200)
+
+
+def _rows(path: Path) -> list[dict[str, Any]]:
+    return [_strict_loads(line) for line in path.read_text().splitlines()]
+
+
+def test_runs_per_process_does_not_change_results(tmp_path: Path) -> None:
+    pytest.importorskip("deploytune.bench.registry")
+    results = {}
+    for n in (1, 3):
+        console = _quiet(tmp_path / f"console{n}.txt")
+        results[n] = run_bench(["crashy-branin"], ["random", "tba-tpe"], [0, 1, 2], budget=8,
+                               jobs=2, out_dir=tmp_path / f"rpp{n}", figures=False,
+                               console=console, progress=False, runs_per_process=n)
+        console.file.close()
+        assert not results[n].failures and len(results[n].runs) == 6
+    for sampler in ("random", "tba-tpe"):
+        for seed in (0, 1, 2):
+            one, three = (_rows(run_path(tmp_path / f"rpp{n}", "crashy-branin", sampler, seed))
+                          for n in (1, 3))
+            assert len(one) == 8
+            keys = ("config", "status", "crash_kind", "value", "metrics", "sim_cost_s",
+                    "eval_s")
+            assert [{k: r[k] for k in keys} for r in one] == [
+                {k: r[k] for k in keys} for r in three], (sampler, seed)
+    assert [r["metrics"] for r in results[1].runs] == [r["metrics"] for r in results[3].runs]
+    assert results[1].rows == results[3].rows
+
+
+def test_runs_share_processes_by_chunk(tmp_path: Path) -> None:
+    console = _quiet(tmp_path / "console.txt")
+    result = run_bench([PID], ["random"], [0, 1, 2, 3, 4], budget=3, jobs=2, out_dir=tmp_path,
+                       figures=False, console=console, progress=True, runs_per_process=2)
+    console.file.close()
+    assert not result.failures
+    pids = {}
+    for seed in range(5):
+        rows = _rows(run_path(tmp_path, PID, "random", seed))
+        seen = {r["metrics"]["pid"] for r in rows if "pid" in r["metrics"]}  # not crashes
+        assert len(seen) == 1, rows
+        pids[seed] = seen.pop()
+    # 5 seeds by at most 2 per process: (0, 1), (2, 3), (4), each chunk in a fresh process
+    assert pids[0] == pids[1] and pids[2] == pids[3]
+    assert len({pids[0], pids[2], pids[4]}) == 3
+    assert os.getpid() not in pids.values()
+    assert "5/5" in (tmp_path / "console.txt").read_text()  # the progress counts runs
+
+
+def test_a_failed_run_does_not_fail_its_chunk(tmp_path: Path) -> None:
+    result = run_bench([FAILS_SECOND], ["random"], [0, 1, 2], budget=3, jobs=1,
+                       out_dir=tmp_path, figures=False, console=_null(),
+                       progress=False, runs_per_process=3)
+    assert [r["seed"] for r in result.runs] == [0, 2]
+    assert [f["seed"] for f in result.failures] == [1]
+    assert "second problem of this process" in result.failures[0]["error"]
+    assert not run_path(tmp_path, FAILS_SECOND, "random", 1).exists()
+    assert run_path(tmp_path, FAILS_SECOND, "random", 2).exists()
+
+
+def test_a_dying_worker_fails_the_rest_of_its_chunk(tmp_path: Path) -> None:
+    result = run_bench([DIES_SECOND], ["random"], [0, 1, 2], budget=3, jobs=1,
+                       out_dir=tmp_path, figures=False, console=_null(),
+                       progress=False, runs_per_process=3)
+    assert [r["seed"] for r in result.runs] == [0]
+    assert [f["seed"] for f in result.failures] == [1, 2]
+    for f in result.failures:
+        assert "worker process failed (exit code 5)" in f["error"]
+    assert summary_path(run_path(tmp_path, DIES_SECOND, "random", 0)).exists()
+    for seed in (1, 2):
+        assert not run_path(tmp_path, DIES_SECOND, "random", seed).exists()
+        assert not summary_path(run_path(tmp_path, DIES_SECOND, "random", seed)).exists()
+
+
+def test_rejects_bad_runs_per_process(tmp_path: Path) -> None:
+    for bad in (0, -1, True, 1.5):
+        with pytest.raises(ValueError, match="runs_per_process"):
+            run_bench([TINY], ["random"], [0], budget=3, out_dir=tmp_path,
+                      runs_per_process=bad)  # type: ignore[arg-type]
+
+
+# -------------------------------------------------------------------------------------- resume
+def _mtimes(paths: list[Path]) -> list[int]:
+    return [p.stat().st_mtime_ns for p in paths]
+
+
+def test_resume_runs_only_the_missing_runs(tmp_path: Path) -> None:
+    first = run_bench([TINY], ["random"], [0, 1, 2], budget=5, jobs=2, out_dir=tmp_path,
+                      figures=False, console=_null(), progress=False)
+    assert not first.failures
+    jsonl = [run_path(tmp_path, TINY, "random", s) for s in range(3)]
+    done = [summary_path(p) for p in jsonl]
+    for p, d, run in zip(jsonl, done, first.runs, strict=True):
+        summary = _strict_loads(d.read_text())  # the run's summary, written next to its rows
+        assert summary == {**run, "path": str(p)}
+        assert "rows" not in summary
+    jsonl[1].unlink()
+    done[1].unlink()  # seed 1: no files at all
+    done[2].unlink()  # seed 2: rows without a summary, as when interrupted in between
+    kept = _mtimes([jsonl[0], done[0]])
+    stale = _mtimes([jsonl[2]])
+
+    console = _quiet(tmp_path / "c2.txt")
+    again = run_bench([TINY], ["random"], [0, 1, 2], budget=5, jobs=2, out_dir=tmp_path,
+                      figures=False, console=console, progress=True, resume=True)
+    console.file.close()
+    assert _mtimes([jsonl[0], done[0]]) == kept  # seed 0 was not run again
+    assert _mtimes([jsonl[2]]) != stale  # seed 2 was
+    assert all(p.exists() for p in jsonl + done)
+    assert [(r["seed"], r["metrics"]) for r in again.runs] == [
+        (r["seed"], r["metrics"]) for r in first.runs]
+    assert again.runs[0]["wall_s"] == first.runs[0]["wall_s"]  # read back, not re-measured
+    assert again.rows == first.rows and not again.failures
+    summary = _strict_loads((tmp_path / "summary.json").read_text())
+    assert [r["seed"] for r in summary["runs"]] == [0, 1, 2]
+    text = (tmp_path / "c2.txt").read_text()
+    assert "resumed 1 of 3 runs" in text and "3/3" in text
+
+    # everything complete: nothing runs; without resume, everything runs again
+    before = _mtimes(jsonl + done)
+    third = run_bench([TINY], ["random"], [0, 1, 2], budget=5, out_dir=tmp_path,
+                      figures=False, console=_null(), progress=False,
+                      resume=True)
+    assert _mtimes(jsonl + done) == before and third.rows == first.rows
+    before = _mtimes(jsonl)
+    run_bench([TINY], ["random"], [0, 1, 2], budget=5, out_dir=tmp_path, figures=False,
+              console=_null(), progress=False)
+    assert all(a != b for a, b in zip(_mtimes(jsonl), before, strict=True))
+
+
+def test_resume_reruns_runs_of_another_budget(tmp_path: Path) -> None:
+    run_bench([TINY], ["random"], [0], budget=4, out_dir=tmp_path, figures=False,
+              console=_null(), progress=False)
+    again = run_bench([TINY], ["random"], [0], budget=5, out_dir=tmp_path, figures=False,
+                      console=_null(), progress=False, resume=True)
+    assert again.runs[0]["metrics"]["n_trials"] == 5
+    assert len(_rows(run_path(tmp_path, TINY, "random", 0))) == 5
+
+
+def test_resume_recomputes_runs_of_a_folder_without_summaries(tmp_path: Path) -> None:
+    first = run_bench([TINY, TINY_MIN], ["random"], [0, 1], budget=5, jobs=2,
+                      out_dir=tmp_path, figures=False, console=_null(),
+                      progress=False)
+    jsonl = sorted((tmp_path / "runs").rglob("*.jsonl"))
+    assert len(jsonl) == 4
+    for p in jsonl:  # as written before summary files existed
+        summary_path(p).unlink()
+    before = _mtimes(jsonl)
+    again = run_bench([TINY, TINY_MIN], ["random"], [0, 1], budget=5, jobs=2,
+                      out_dir=tmp_path, figures=False, console=_null(),
+                      progress=False, resume=True)
+    assert _mtimes(jsonl) == before  # nothing ran again
+    assert [r["metrics"] for r in again.runs] == [r["metrics"] for r in first.runs]
+    assert again.rows == first.rows
+    for run in again.runs:  # wall seconds: the sum of the trials' wall seconds
+        rows = _rows(Path(run["path"]))
+        assert run["wall_s"] == pytest.approx(sum(r["wall_s"] for r in rows))
+        assert summary_path(run["path"]).exists()  # written back
+
+
+def test_cli_runs_per_process_and_resume(tmp_path: Path) -> None:
+    runner = CliRunner()
+    args = ["bench", "--no-progress", "--no-figures", "--problems", TINY, "--samplers",
+            "random", "--seeds", "2", "--budget", "3", "--out", str(tmp_path)]
+    result = runner.invoke(app, [*args, "--runs-per-process", "2"])
+    assert result.exit_code == 0, result.output
+    files = sorted((tmp_path / "runs").rglob("seed_*"))
+    assert [p.name for p in files] == ["seed_0.json", "seed_0.jsonl", "seed_1.json",
+                                       "seed_1.jsonl"]
+    before = _mtimes(files)
+    result = runner.invoke(app, [*args, "--resume"])
+    assert result.exit_code == 0, result.output
+    assert "resumed 2 of 2 runs" in result.output and _mtimes(files) == before
+    result = runner.invoke(app, [*args, "--runs-per-process", "0"])
+    assert result.exit_code == 2
+    result = runner.invoke(app, ["bench", "--overhead", "--resume", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "--resume" in result.output

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from deploytune.outcome import Constraint, CrashKind, Objective, Status, parse_constraints
+from deploytune.evaluators.base import AbortTrial, Evaluation, Evaluator, Monitor
+from deploytune.execution import outcome_of
+from deploytune.outcome import (
+    Constraint,
+    CrashKind,
+    Objective,
+    Status,
+    crash_kind_of,
+    parse_constraints,
+)
 from deploytune.space import Config, Space
 
-__all__ = ["CostModel", "Problem"]
+__all__ = ["CostModel", "Problem", "SimulatedEvaluator"]
 
 SimEvaluate = Callable[[Config, np.random.Generator], Mapping[str, float]]
 """A problem's evaluation: (config, rng) -> metrics; raising = crash (see ``crash_kind_of``)."""
@@ -121,6 +131,19 @@ class Problem:
 
         return evaluate
 
+    def sim_evaluator(self, seed: int) -> SimulatedEvaluator:
+        """An :class:`~deploytune.evaluators.base.Evaluator` for ``optimize()`` that evaluates
+        like :meth:`evaluator` (the same noise, seeded by ``seed``) and reports the cost
+        model's simulated seconds as each evaluation's ``cost_s``.
+
+        Args:
+            seed: Seed of the noise.
+
+        Returns:
+            A :class:`SimulatedEvaluator`.
+        """
+        return SimulatedEvaluator(self, seed)
+
     def trial_seconds(self, config: Config, status: Status, crash_kind: CrashKind | None,
                       measured_s: float) -> float:
         """Seconds one trial cost: the measured wall seconds for a live problem (its
@@ -137,6 +160,73 @@ class Problem:
         gap = self.objective.sign * (self.optimum - best_value)
         span = self.objective.sign * (self.optimum - self.reference)
         return float(min(1.0, max(0.0, gap / span))) if span > 0 else float(gap > 0)
+
+
+class SimulatedEvaluator(Evaluator):
+    """Evaluates a simulated :class:`Problem` in this process and reports, as each evaluation's
+    ``cost_s``, what it would have cost: :meth:`CostModel.seconds` of its outcome.
+
+    The tuner records ``cost_s`` on the trial (``Observation.cost_s``), so cost-aware samplers
+    see simulated seconds (a crash detected after 5 s, a full run of 60 s, ...) instead of the
+    microseconds the Python call took. The outcome is judged the way the tuner judges it
+    without user rules (:func:`~deploytune.execution.outcome_of`): a crash keeps the kind the
+    tuner will give it (exception class, then the built-in rules on the error text), a run is
+    feasible, infeasible, or crashed when a needed metric is missing. Crashes are built as
+    :class:`~deploytune.evaluators.base.FunctionEvaluator` builds them (same error text,
+    crash kind and ``info``). A trial whose transient failures were retried costs every
+    attempt, as with any evaluator.
+
+    Args:
+        problem: The problem.
+        seed: Seed of the noise (as :meth:`Problem.evaluator`).
+
+    Attributes:
+        problem: The problem.
+        seed: The seed.
+    """
+
+    def __init__(self, problem: Problem, seed: int):
+        self.problem = problem
+        self.seed = seed
+        self._evaluate = problem.evaluator(seed)
+
+    def evaluate(self, config: dict[str, Any], monitor: Monitor) -> Evaluation:
+        """Simulate ``config``; crashes become a crashed :class:`Evaluation`, never raised."""
+        try:
+            metrics = self._evaluate(dict(config))
+        except AbortTrial as exc:
+            evaluation = Evaluation(dict(monitor.partial), aborted=exc.reason)
+        except (Exception, SystemExit) as exc:
+            text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            evaluation = Evaluation(dict(monitor.partial), error=text,
+                                    crash_kind=crash_kind_of(exc),
+                                    info={"exception": type(exc).__name__})
+        else:
+            if isinstance(metrics, Mapping):
+                evaluation = Evaluation(dict(metrics))
+            else:
+                evaluation = Evaluation({}, error=f"the evaluator returned "
+                                        f"{type(metrics).__name__}, expected a dict of metrics")
+        evaluation.cost_s = self.simulated_seconds(config, evaluation)
+        return evaluation
+
+    def simulated_seconds(self, config: Config, evaluation: Evaluation) -> float:
+        """The cost model's seconds for ``evaluation`` of ``config``, judged as the tuner
+        judges it (no user rules).
+
+        Args:
+            config: The evaluated configuration.
+            evaluation: Its raw evaluation.
+
+        Returns:
+            :meth:`CostModel.seconds` of the outcome's status and crash kind.
+        """
+        outcome = outcome_of(evaluation, self.problem.objective, self.problem.constraints)
+        return self.problem.cost.seconds(config, outcome.status, outcome.crash_kind)
+
+    def describe(self) -> str:
+        """``simulated {problem} (seed {seed})``."""
+        return f"simulated {self.problem.name} (seed {self.seed})"
 
 
 def _stable_hash(text: str) -> int:

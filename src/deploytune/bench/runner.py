@@ -1,11 +1,13 @@
-"""DeployBench runner: every (problem, sampler, seed, budget) run in its own process.
+"""DeployBench runner: every (problem, sampler, seed, budget) run in spawned processes.
 
 :func:`run_one` runs one sampler on one problem with one seed, in the calling process.
-:func:`run_bench` runs the whole grid, each run in a freshly spawned process (so no run, and no
-order of runs, can influence another through module state, caches or random generators), and
-writes, with one ``budget``::
+:func:`run_bench` runs the whole grid in freshly spawned processes, each running a chunk of the
+seeds of one (problem, budget, sampler) one after the other (``runs_per_process``; every run
+builds its own problem, evaluator and sampler, so no run, and no order of runs, changes
+another's results), and writes, with one ``budget``::
 
     out/runs/{problem}/{sampler}/seed_{s}.jsonl   one line per trial
+    out/runs/{problem}/{sampler}/seed_{s}.json    the run's summary, written last (complete run)
     out/summary.json                              aggregated rows, every run, failures, stats
     out/summary.md                                the summary table, then the statistics
     out/figures/*.png                             regret curves and waste bars
@@ -13,8 +15,10 @@ writes, with one ``budget``::
 or, with several ``budgets`` (each budget is a run of its own: samplers such as ``tba-tpe``
 schedule by the budget)::
 
-    out/runs/{problem}/b{budget}/{sampler}/seed_{s}.jsonl
+    out/runs/{problem}/b{budget}/{sampler}/seed_{s}.jsonl (and .json)
     out/figures/b{budget}/*.png
+
+``run_bench(..., resume=True)`` reads the complete runs back instead of running them again.
 
 The statistics (:mod:`deploytune.bench.stats`) compare the samplers per (problem, budget)
 cell with paired Wilcoxon tests over seeds, and score them across cells.
@@ -39,7 +43,7 @@ import re
 import time
 import traceback
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,6 +54,8 @@ from deploytune.bench.problem import Problem
 from deploytune.bench.stats import BenchStats, bench_stats, stats_markdown
 
 if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+
     from rich.console import Console, Group
 
     from deploytune.tuner import TrialRecord
@@ -65,6 +71,7 @@ __all__ = [
     "run_path",
     "scoreboard_table",
     "summary_markdown",
+    "summary_path",
     "summary_rows",
     "summary_table",
 ]
@@ -275,7 +282,9 @@ def _trial_rows(trials: Sequence[TrialRecord], metrics: RunMetrics, problem: Pro
 def run_one(problem_name: str, sampler_name: str, seed: int, budget: int) -> dict[str, Any]:
     """Run ``sampler_name`` on ``problem_name`` with ``seed`` for ``budget`` trials.
 
-    Runs in the calling process. The evaluator's noise is seeded by ``seed`` as well.
+    Runs in the calling process. The evaluator's noise is seeded by ``seed`` as well. A
+    simulated problem is evaluated by :meth:`Problem.sim_evaluator`, so the tuner (and a
+    cost-aware sampler) sees each trial cost the cost model's simulated seconds.
 
     Args:
         problem_name: A problem name (see :func:`resolve_problem`).
@@ -289,8 +298,10 @@ def run_one(problem_name: str, sampler_name: str, seed: int, budget: int) -> dic
         per trial: ``trial`` (1-based index), ``number``, ``config``, ``status``,
         ``crash_kind``, ``value``, ``metrics``, ``violations``, ``error``,
         ``best_feasible_so_far``, ``regret_so_far``, ``sim_cost_s``, ``cum_wasted_s``,
-        ``cum_sim_s``, ``eval_s`` and ``wall_s`` (seconds from the previous trial's end,
-        sampling included)).
+        ``cum_sim_s``, ``eval_s`` (the trial's ``cost_s`` as the tuner recorded it: simulated
+        seconds, every attempt of a retried transient failure included, or the measured ones
+        for a live problem) and ``wall_s`` (seconds from the previous trial's end, sampling
+        included)).
     """
     import optuna
 
@@ -306,13 +317,17 @@ def run_one(problem_name: str, sampler_name: str, seed: int, budget: int) -> dic
         wall[rec.number] = now - last
         last = now
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        result = deploytune.optimize(
-            problem.live() if problem.live else problem.evaluator(seed), problem.space,
-            objective=problem.objective.metric, direction=problem.objective.direction,
-            constraints=[str(c) for c in problem.constraints], budget=budget,
-            sampler=sampler_name, seed=seed, callbacks=[on_trial])
+    evaluator = problem.live() if problem.live else problem.sim_evaluator(seed)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            result = deploytune.optimize(
+                evaluator, problem.space, objective=problem.objective.metric,
+                direction=problem.objective.direction,
+                constraints=[str(c) for c in problem.constraints], budget=budget,
+                sampler=sampler_name, seed=seed, callbacks=[on_trial])
+    finally:  # optimize() closes only the evaluators it makes; the next run may share this process
+        evaluator.close()
     elapsed = time.perf_counter() - start
     metrics = run_metrics(result.trials, problem)
     return {
@@ -334,33 +349,212 @@ class _Task:
     budget: int
     path: str
 
+    @property
+    def key(self) -> tuple[str, str, int, int]:
+        return (self.problem, self.sampler, self.seed, self.budget)
+
+
+def _key(run: Mapping[str, Any]) -> tuple[str, str, int, int]:
+    return (run["problem"], run["sampler"], run["seed"], run["budget"])
+
+
+def summary_path(path: str | Path) -> Path:
+    """The run-summary file that goes with a run's JSON-lines file.
+
+    :func:`run_bench` writes it after the JSON-lines file, so its presence marks a complete
+    run (``run_bench(..., resume=True)`` reads it back instead of running again).
+
+    Args:
+        path: A run's JSON-lines file (:func:`run_path`).
+
+    Returns:
+        The same path with ``.json`` instead of ``.jsonl`` (``seed_{s}.json``).
+    """
+    return Path(path).with_suffix(".json")
+
+
+def _failure(task: _Task, error: str) -> dict[str, Any]:
+    return {"problem": task.problem, "sampler": task.sampler, "seed": task.seed,
+            "budget": task.budget, "error": error}
+
 
 def _run_task(task: _Task) -> dict[str, Any]:
-    """Worker entry point: run one task, write its JSON-lines file, return its summary."""
+    """Run one task in this process, write its JSON-lines file and then its summary file,
+    return its summary (a failure becomes an error record; no file is left behind)."""
+    done = summary_path(task.path)
+    done.unlink(missing_ok=True)  # no stale "complete" mark while the run is not
     try:
         run = run_one(task.problem, task.sampler, task.seed, task.budget)
+        rows = run.pop("rows")
+        _write_text(Path(task.path), "".join(dumps_strict(r) + "\n" for r in rows))
+        run["path"] = task.path
+        _write_text(done, dumps_strict(run, indent=1) + "\n")
     except Exception:  # reported as a failed run, never fatal to the bench
         Path(task.path).unlink(missing_ok=True)  # no stale file from an earlier bench
-        return {"problem": task.problem, "sampler": task.sampler, "seed": task.seed,
-                "budget": task.budget, "error": traceback.format_exc()}
-    rows = run.pop("rows")
-    _write_text(Path(task.path), "".join(dumps_strict(r) + "\n" for r in rows))
+        done.unlink(missing_ok=True)
+        return _failure(task, traceback.format_exc())
+    return run
+
+
+def _chunk_worker(tasks: Sequence[_Task], conn: Connection) -> None:
+    """Entry point of a spawned worker: run ``tasks`` one after the other, sending each
+    run's summary (or error record) to the parent as soon as it is written."""
+    try:
+        for task in tasks:
+            conn.send(_run_task(task))
+    finally:
+        conn.close()
+
+
+def _run_chunk(chunk: Sequence[_Task], report: Callable[[dict[str, Any]], None]) -> None:
+    """Run ``chunk`` in one freshly spawned process, calling ``report`` with each run's
+    summary or error record as it arrives; never raises for a failed run.
+
+    When the process dies, every run it had not finished is reported as failed (a run whose
+    summary file it wrote before dying is read back instead).
+    """
+    pending = {t.key: t for t in chunk}
+    note = "it could not be started"
+    try:
+        for task in chunk:  # a summary file is now written only by this worker
+            summary_path(task.path).unlink(missing_ok=True)
+        ctx = multiprocessing.get_context("spawn")
+        reader, writer = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_chunk_worker, args=(list(chunk), writer),
+                           name=f"deploytune-bench-{chunk[0].sampler}")
+        try:
+            try:
+                proc.start()
+            finally:
+                writer.close()  # the child holds its own end: EOF when it exits
+            while pending:
+                try:
+                    run = reader.recv()
+                except (EOFError, OSError):  # the process died
+                    break
+                if pending.pop(_key(run), None) is not None:
+                    report(run)
+            proc.join()
+            note = f"exit code {proc.exitcode}"
+        finally:
+            reader.close()
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+    except Exception as exc:
+        note = f"{type(exc).__name__}: {exc}"
+    finally:
+        for task in pending.values():
+            run = _read_summary(task)
+            if run is None:
+                Path(task.path).unlink(missing_ok=True)
+                run = _failure(task, f"the worker process failed ({note}) before this run "
+                                     f"finished")
+            report(run)
+
+
+def _chunks(tasks: Sequence[_Task], size: int) -> list[list[_Task]]:
+    """Split ``tasks`` into chunks of at most ``size`` runs of one (problem, budget, sampler),
+    the chunks of a group as even as possible (7 seeds by 3: 3, 2, 2)."""
+    groups: dict[tuple[str, int, str], list[_Task]] = {}
+    for t in tasks:
+        groups.setdefault((t.problem, t.budget, t.sampler), []).append(t)
+    out: list[list[_Task]] = []
+    for group in groups.values():
+        k = -(-len(group) // size)
+        base, extra = divmod(len(group), k)
+        start = 0
+        for j in range(k):
+            stop = start + base + (j < extra)
+            out.append(group[start:stop])
+            start = stop
+    return out
+
+
+# ------------------------------------------------------------------------------------- resume
+def _read_summary(task: _Task) -> dict[str, Any] | None:
+    """The summary file of a complete run of ``task``, or ``None`` (missing, unreadable, of
+    another run, or without its JSON-lines file)."""
+    try:
+        run = json.loads(summary_path(task.path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(run, dict) or not Path(task.path).is_file():
+        return None
+    if any(run.get(k) != v for k, v in zip(("problem", "sampler", "seed", "budget"), task.key,
+                                            strict=True)):
+        return None
+    try:
+        RunMetrics.from_dict(run["metrics"])
+    except (KeyError, TypeError):
+        return None
     run["path"] = task.path
     return run
 
 
-def _run_isolated(task: _Task) -> dict[str, Any]:
-    """Run ``task`` in a freshly spawned process of its own; failures become error records."""
-    ctx = multiprocessing.get_context("spawn")
+def _trial_of_row(row: Mapping[str, Any], live: bool) -> TrialRecord:
+    """Rebuild the :class:`TrialRecord` of one JSON-lines row (what :func:`run_metrics`
+    needs: non-finite numbers were written as ``null`` and come back as missing)."""
+    from deploytune.outcome import CrashKind, Status
+    from deploytune.tuner import TrialRecord
+
+    cost = row.get("eval_s")
+    if cost is None and live:  # a live problem's seconds are the measured ones
+        raise KeyError("eval_s")
+
+    def numbers(d: Any) -> dict[str, float]:
+        return {str(k): float(v) for k, v in (d or {}).items() if v is not None}
+
+    return TrialRecord(
+        number=int(row["number"]), config=dict(row["config"]), status=Status(row["status"]),
+        crash_kind=CrashKind(row["crash_kind"]) if row.get("crash_kind") else None,
+        metrics=numbers(row.get("metrics")),
+        value=None if row.get("value") is None else float(row["value"]),
+        violations=numbers(row.get("violations")), error=row.get("error"),
+        cost_s=float(cost or 0.0))
+
+
+def _rebuild_summary(task: _Task, problem: Problem) -> dict[str, Any] | None:
+    """The summary of a complete run recomputed from its JSON-lines file alone (output of a
+    bench from before summary files), written to its summary file; ``None`` when the file is
+    missing, unreadable or does not hold ``budget`` trials."""
     try:
-        with cf.ProcessPoolExecutor(max_workers=1, mp_context=ctx,
-                                    max_tasks_per_child=1) as pool:
-            return pool.submit(_run_task, task).result()
-    except Exception as exc:  # e.g. the worker process died (BrokenProcessPool)
-        Path(task.path).unlink(missing_ok=True)
-        return {"problem": task.problem, "sampler": task.sampler, "seed": task.seed,
-                "budget": task.budget,
-                "error": f"the worker process failed: {type(exc).__name__}: {exc}"}
+        rows = [json.loads(line) for line in
+                Path(task.path).read_text(encoding="utf-8").splitlines() if line.strip()]
+        trials = [_trial_of_row(r, problem.live is not None) for r in rows]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if len(trials) != task.budget:
+        return None
+    run = {"problem": task.problem, "sampler": task.sampler, "seed": task.seed,
+           "budget": task.budget,
+           "wall_s": sum(float(r.get("wall_s") or 0.0) for r in rows),
+           "metrics": jsonable(run_metrics(trials, problem).to_dict()), "path": task.path}
+    _write_text(summary_path(task.path), dumps_strict(run, indent=1) + "\n")
+    return run
+
+
+def _resumable(tasks: Sequence[_Task], out: Path) -> dict[tuple[str, str, int, int],
+                                                            dict[str, Any]]:
+    """The complete runs among ``tasks``, by key: read from their summary files or, in an
+    output folder without any summary file (written before they existed), recomputed from
+    their JSON-lines files."""
+    done: dict[tuple[str, str, int, int], dict[str, Any]] = {}
+    legacy = not any((out / "runs").rglob("seed_*.json"))
+    problems: dict[str, Problem | None] = {}
+    for task in tasks:
+        run = _read_summary(task)
+        if run is None and legacy and Path(task.path).is_file():
+            if task.problem not in problems:
+                try:
+                    problems[task.problem] = resolve_problem(task.problem)
+                except Exception:  # then it is run again, and fails there if it must
+                    problems[task.problem] = None
+            problem = problems[task.problem]
+            run = _rebuild_summary(task, problem) if problem is not None else None
+        if run is not None:
+            done[task.key] = run
+    return done
 
 
 # ------------------------------------------------------------------------------------ summary
@@ -600,15 +794,35 @@ def run_bench(
     figures: bool = True,
     console: Console | None = None,
     progress: bool = True,
+    runs_per_process: int | None = None,
+    resume: bool = False,
 ) -> BenchResult:
-    """Run every (problem, sampler, seed, budget), each in its own spawned process, and
-    summarise.
+    """Run every (problem, sampler, seed, budget) in freshly spawned processes, and summarise.
 
     Give either ``budget`` (one budget; the historical output layout and one summary row per
     (problem, sampler)) or ``budgets`` (each budget run separately: runs under
     ``runs/{problem}/b{budget}/``, one summary row per (problem, budget, sampler)). Either way
     the summary ends with the per-(problem, budget) statistics and the scoreboard
     (:mod:`deploytune.bench.stats`).
+
+    Runs of one (problem, budget, sampler) are grouped into chunks of up to
+    ``runs_per_process`` seeds; each chunk runs, one run after the other, in a process spawned
+    for it alone, and every run builds its own problem, evaluator and sampler there, so a run's
+    results do not depend on the chunking (samplers derive everything from the history and the
+    seed). Spawning costs seconds of imports (deploytune, Optuna, scikit-learn), often more
+    than a run, hence the chunks. A run that fails is reported as a failed run of its own; when
+    a worker process dies, the runs of its chunk it had not finished are reported as failed.
+
+    Every run writes ``seed_{s}.jsonl`` and then ``seed_{s}.json``, its summary (the run's
+    entry of ``summary.json``): the summary file marks a complete run. With ``resume``, a run
+    whose summary file exists (with its JSON-lines file, for the same problem, sampler, seed
+    and budget) is read back instead of run again; the others (missing, failed, or interrupted
+    before their summary file was written) are run; the summary, statistics and figures cover
+    them all. In an output folder without any summary file (written by a version of the bench
+    from before them), a run's metrics are recomputed from its JSON-lines file instead (the
+    problem is then built in this process) and its summary file is written; a JSON-lines file
+    without ``budget`` rows is run again. Resume trusts the files: runs are not re-checked
+    against the current code.
 
     Args:
         problems: Problem names (groups such as ``all`` are expanded).
@@ -620,14 +834,20 @@ def run_bench(
         budgets: Several budgets (trials per run), instead of ``budget``.
         figures: Whether to draw the figures.
         console: Where to print the progress bar and the table (default: a new console).
-        progress: Whether to show a progress bar.
+        progress: Whether to show a progress bar (it counts runs, resumed ones included).
+        runs_per_process: Runs of one (problem, budget, sampler) per spawned process; 1 isolates
+            every run in a process of its own. ``None`` (default): ``ceil(runs / (2 x jobs))``
+            runs to run, so that there are about two chunks per job (the last chunks to finish
+            overlap the others), never more than the seeds of one (problem, budget, sampler).
+        resume: Read back the runs already complete in ``out_dir`` instead of running them
+            again (see above).
 
     Returns:
         A :class:`BenchResult`. Failed runs are listed there and in the summary, not raised.
 
     Raises:
-        ValueError: For unknown problem or sampler names, an empty grid, a budget below 1, or
-            both or neither of ``budget`` and ``budgets``.
+        ValueError: For unknown problem or sampler names, an empty grid, a budget below 1,
+            both or neither of ``budget`` and ``budgets``, or ``runs_per_process`` below 1.
     """
     from rich.console import Console
     from rich.markup import escape
@@ -644,6 +864,10 @@ def run_bench(
         raise ValueError("give either budget or budgets, not both")
     if budget is None and budgets is None:
         raise ValueError("give a budget (trials per run) or budgets")
+    if runs_per_process is not None and (isinstance(runs_per_process, bool) or not isinstance(
+            runs_per_process, int) or runs_per_process < 1):
+        raise ValueError(f"runs_per_process: must be a positive number of runs "
+                         f"(got {runs_per_process!r})")
     multi = budgets is not None
     budget_list = ([_check_budget(b) for b in dict.fromkeys(budgets)] if budgets is not None
                    else [_check_budget(budget)])
@@ -665,25 +889,40 @@ def run_bench(
     tasks = [_Task(p, s, seed, b, str(run_path(out, p, s, seed, b if multi else None)))
              for p in problem_list for b in budget_list for s in sampler_list
              for seed in seed_list]
-    n_jobs = max(1, min(jobs or os.cpu_count() or 1, len(tasks)))
     console = console or Console()
-
     results: list[dict[str, Any]] = []
+    if resume:
+        done = _resumable(tasks, out)
+        results += [done[t.key] for t in tasks if t.key in done]
+        if done:
+            console.print(f"resumed {len(done)} of {len(tasks)} runs from {out}",
+                          highlight=False)
+    loaded = {_key(r) for r in results}
+    todo = [t for t in tasks if t.key not in loaded]
+    max_jobs = max(1, jobs or os.cpu_count() or 1)
+    size = runs_per_process or max(1, -(-len(todo) // (2 * max_jobs)))
+    chunks = _chunks(todo, size)
+    n_jobs = max(1, min(max_jobs, len(chunks)))
+
     with Progress(TextColumn("[bold]bench"), BarColumn(bar_width=24), MofNCompleteColumn(),
                   TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.description}"),
                   console=console, disable=not progress, transient=False) as bar:
-        bar_id = bar.add_task("", total=len(tasks))
+        bar_id = bar.add_task("resumed" if results else "", total=len(tasks),
+                              completed=len(results))
+
+        def report(res: dict[str, Any]) -> None:  # called from the chunks' threads
+            results.append(res)
+            mark = "[red]failed[/red] " if "error" in res else ""
+            at = f"b{res['budget']} / " if multi else ""
+            bar.update(bar_id, advance=1, description=(
+                f"{mark}{escape(res['problem'])} / {at}{escape(res['sampler'])} / "
+                f"seed {res['seed']}"))
+
         pool = cf.ThreadPoolExecutor(max_workers=n_jobs)
         try:
-            futures = [pool.submit(_run_isolated, t) for t in tasks]
+            futures = [pool.submit(_run_chunk, chunk, report) for chunk in chunks]
             for fut in cf.as_completed(futures):
-                res = fut.result()
-                results.append(res)
-                mark = "[red]failed[/red] " if "error" in res else ""
-                at = f"b{res['budget']} / " if multi else ""
-                bar.update(bar_id, advance=1, description=(
-                    f"{mark}{escape(res['problem'])} / {at}{escape(res['sampler'])} / "
-                    f"seed {res['seed']}"))
+                fut.result()
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
