@@ -11,7 +11,9 @@
 ``smac``       SMAC-style BO: random-forest surrogate, log EI, crashes get the worst cost
 ``tba-tpe-gate``   experimental: ``tba-tpe`` whose proposals pass a crash-model gate (0.5)
 ``tba-tpe-gate2``  experimental: the gate at 0.7, in the TPE phase only
-``default``    the best sampler we have (currently ``tba-tpe``)
+``cabo``       crash- and cost-aware constrained BO (:mod:`deploytune.samplers.cabo`)
+``cabo-no-*``  ablations of ``cabo``, one component off each (docs/benchmarks.md)
+``default``    the best sampler we have (currently ``cabo``; docs/algorithm.md)
 =============  ==========================================================================
 """
 
@@ -35,7 +37,7 @@ __all__ = [
     "trial_rng",
 ]
 
-DEFAULT_SAMPLER = "tba-tpe"
+DEFAULT_SAMPLER = "cabo"
 
 _Factory = Callable[..., BaseSampler]
 _REGISTRY: dict[str, _Factory] = {}
@@ -82,8 +84,9 @@ def _load_builtin() -> None:
     except ImportError:  # pragma: no cover - during bootstrap
         return
     baselines.register_all(register)
-    from deploytune.samplers import annealing, hybrid, smac_rf
+    from deploytune.samplers import annealing, cabo, hybrid, smac_rf
 
     annealing.register_all(register)
+    cabo.register_all(register)
     hybrid.register_all(register)
     smac_rf.register_all(register)

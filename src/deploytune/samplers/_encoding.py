@@ -3,6 +3,11 @@
 Categorical parameters are one-hot blocks (all zeros when inactive); integers and floats are
 scaled to [0, 1], on a log scale where declared, and an inactive one is :data:`INACTIVE`
 (below the range, so a tree split never mixes "inactive" with "active").
+
+With ``ordinal=True``, a categorical parameter whose choices are all numbers (``max_num_seqs``
+in {64, 128, 256}, ``tensor_parallel_size`` in {1, 2, 4}) is one column holding the rank of
+its value among the sorted choices, scaled to [0, 1]: "OOM above 128 sequences" is then one
+split of a tree instead of a union of one-hot columns. Booleans and strings stay one-hot.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import numpy as np
 
 from deploytune.space import Categorical, Config, Float, Int, Param, Space
 
-__all__ = ["INACTIVE", "ConfigEncoder", "same_value"]
+__all__ = ["INACTIVE", "ConfigEncoder", "is_ordinal", "ordinal_rank", "same_value"]
 
 INACTIVE = -1.0
 """The encoded value of an inactive numeric parameter."""
@@ -28,16 +33,38 @@ def same_value(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-class ConfigEncoder:
-    """Configurations to rows of a float matrix (one-hot categoricals, unit-scaled numbers)."""
+def is_ordinal(p: Param) -> bool:
+    """Whether ``p`` is a categorical parameter whose choices are all numbers (not booleans):
+    its choices have a natural order, that of their values."""
+    return (isinstance(p, Categorical) and len(p.choices) > 1
+            and all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in p.choices))
 
-    def __init__(self, space: Space) -> None:
+
+def ordinal_rank(p: Categorical, value: Any) -> int | None:
+    """Rank of ``value`` among the sorted numeric choices of ``p`` (``None`` if absent)."""
+    ordered = sorted(p.choices)
+    return next((k for k, c in enumerate(ordered) if c == value), None)
+
+
+class ConfigEncoder:
+    """Configurations to rows of a float matrix (one-hot categoricals, unit-scaled numbers).
+
+    Args:
+        space: The search space.
+        ordinal: Encode numeric categoricals as one rank column (see the module docstring).
+    """
+
+    def __init__(self, space: Space, ordinal: bool = False) -> None:
         self.space = space
+        self.ordinal = ordinal
         self.offsets: list[int] = []
         width = 0
         for p in space.params:
             self.offsets.append(width)
-            width += len(p.choices) if isinstance(p, Categorical) else 1
+            if isinstance(p, Categorical) and not (ordinal and is_ordinal(p)):
+                width += len(p.choices)
+            else:
+                width += 1
         self.width = width
 
     @staticmethod
@@ -74,7 +101,12 @@ class ConfigEncoder:
         x = np.zeros((len(configs), self.width))
         for j, p in enumerate(self.space.params):
             col = self.offsets[j]
-            if isinstance(p, Categorical):
+            if isinstance(p, Categorical) and self.ordinal and is_ordinal(p):
+                top = len(p.choices) - 1
+                for i, c in enumerate(configs):
+                    r = ordinal_rank(p, c[p.name]) if p.name in c else None
+                    x[i, col] = INACTIVE if r is None else r / top
+            elif isinstance(p, Categorical):
                 for i, c in enumerate(configs):
                     if p.name in c:
                         k = next((k for k, ch in enumerate(p.choices) if same_value(ch, c[p.name])),

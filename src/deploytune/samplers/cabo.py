@@ -1,0 +1,517 @@
+"""``cabo``: crash- and cost-aware constrained Bayesian optimisation (the default sampler).
+
+The problem deploytune solves is not "maximise f": most configurations crash or miss a
+constraint, a crash and a full run cost very different seconds, and the budget is 15-50
+trials. ``cabo`` models each of those facts separately, from the study's history, at every ask:
+
+* **crash model**: P(crash | configuration), a forest over every non-transient trial
+  (label 1 = crashed: out of memory, invalid configuration, timeout, runtime error);
+* **constraint models**: one forest per constraint over the trials that ran (aborted ones
+  included, with their partial measurements), regressing the normalised signed violation;
+  P(constraint met) = ``Phi(-mean / sd)`` with the trees' spread as ``sd``;
+* **objective model**: a forest over the objective values of every trial that ran, feasible
+  or not (an infeasible run still says where throughput is high);
+* **cost model**: a forest over ``log(seconds)`` of every trial (a flag error costs seconds,
+  an OOM while loading 70B weights minutes, a full load test more), used only when the
+  measured costs differ by more than half.
+
+A configuration is scored by its probability of being feasible,
+``PoF = (1 - P(crash)) * prod_i P(constraint i met)``. Before anything feasible is known the
+acquisition is PoF itself (feasible first, as in TBA); after, it is constrained expected
+improvement over the best feasible value, ``EI * PoF`` (Gardner et al., ICML 2014; Gelbart
+et al., UAI 2014), divided by the expected cost to the power ``cost_exponent`` (Snoek et al.,
+NIPS 2012, "EI per second"), here applied to the expected *wasted* seconds only (see
+``CaboSettings.cost_mode``). While the history holds no run at all (only crashes), the
+acquisition is the distance to the nearest evaluated configuration (get away from the crash).
+With probability ``random_probability`` a trial explores instead: a random candidate among
+the likelier-feasible half of the pool.
+
+Candidates: random configurations, plus a short best-improvement local search from the best
+random candidates and the best evaluated configurations, in a neighbourhood that knows
+numeric choice lists are ordered (``max_num_seqs`` 128 -> 64 or 256, never straight to 1024).
+Numeric categoricals are encoded by rank for the same reason
+(:class:`~deploytune.samplers._encoding.ConfigEncoder` with ``ordinal=True``).
+
+**Coverage** (discovery): until every value of every categorical parameter with at most
+``coverage_max_choices`` choices has been evaluated once, or ``coverage_until`` of the budget is
+spent, only candidates that hold at least one value never evaluated are eligible (the best of
+them by the acquisition). Every model, backend, precision and tensor-parallel size is tried
+early, in the configuration the models find most promising for it, instead of hoping the
+search wanders there.
+
+Like every deploytune sampler, the proposal depends only on the finished trials and the seed
+(random draws come from generators seeded by (seed, trial number, purpose)), so a resumed or
+shared study proposes what an uninterrupted one would; evaluated configurations are never
+proposed again while unseen ones exist.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from scipy.special import ndtr
+
+from deploytune.history import Observation, observations
+from deploytune.samplers._base import SpaceSampler, trial_rng
+from deploytune.samplers._encoding import ConfigEncoder, is_ordinal, same_value
+from deploytune.space import Categorical, Config, Float, Int, Space
+
+if TYPE_CHECKING:
+    from optuna import Study
+    from optuna.trial import FrozenTrial
+
+__all__ = ["CaboSampler", "CaboSettings", "Models", "register_all"]
+
+_Key = tuple[tuple[str, Any], ...]
+
+_VIOLATION_CLIP = (-2.0, 4.0)
+_SD_FLOOR = 0.02
+_NUMERIC_NEIGHBOURS = 4
+_MAX_NOMINAL_NEIGHBOURS = 8
+_COST_SPREAD = 1.5
+_MIN_COST_S = 0.1
+"""Costs below this many seconds count as this many: differences between evaluations that take
+milliseconds are timing noise, and would make two runs of the same seed diverge."""
+
+
+@dataclass(frozen=True)
+class CaboSettings:
+    """Constants and switches of :class:`CaboSampler` (every component can be ablated).
+
+    Attributes:
+        n_trees: Trees per forest.
+        n_random: Random candidates per ask.
+        n_local_starts: Local searches per ask (from the best random candidates; the best
+            evaluated configurations are added).
+        local_steps: Moves of each local search at most.
+        crash_model: Use P(crash) (off: only the constraint models make PoF).
+        constraint_models: Use P(constraints met) (off: only the crash model makes PoF).
+        objective_model: Use expected improvement once something is feasible (off: keep
+            maximising PoF, tie-broken by the objective model's mean).
+        cost_exponent: Exponent of the cost penalty (0: off); see ``cost_mode``.
+        cost_mode: ``"waste"`` (default): divide by ``(1 + expected wasted seconds /
+            typical run seconds) ** cost_exponent``, the wasted seconds being
+            ``(1 - PoF) * predicted seconds``: a likely failure that would cost minutes is
+            penalised, a feasible run's cost is not (it is not waste). ``"ratio"``: divide by
+            ``(predicted seconds / cheapest prediction) ** cost_exponent``, i.e. EI per second
+            (it prefers cheap failures, measured in docs/benchmarks.md).
+        coverage: Force unseen categorical values early (see the module docstring).
+        coverage_max_choices: Categorical parameters with more choices are not covered.
+        coverage_until: Fraction of the budget after which coverage stops.
+        ordinal: Encode and move numeric categoricals by rank.
+        local_search: Add the local-search candidates (off: random candidates only).
+        random_probability: Probability that a trial explores: a random unseen candidate.
+        safe_random: Explore among the candidates whose PoF is at least the pool's median
+            (off: uniformly over the space, SMAC's interleaving).
+        neighbour_scales: Standard deviations (unit scale) of the local search's numeric
+            steps, used in turn.
+    """
+
+    n_trees: int = 12
+    n_random: int = 256
+    n_local_starts: int = 8
+    local_steps: int = 3
+    crash_model: bool = True
+    constraint_models: bool = True
+    objective_model: bool = True
+    cost_exponent: float = 1.0
+    coverage: bool = True
+    coverage_max_choices: int = 8
+    coverage_until: float = 0.6
+    ordinal: bool = True
+    local_search: bool = True
+    random_probability: float = 0.15
+    cost_mode: str = "waste"
+    safe_random: bool = True
+    neighbour_scales: tuple[float, ...] = (0.15,)
+
+
+def _forest(x: np.ndarray, y: np.ndarray, n_trees: int, seed: int) -> Any:
+    """Extremely randomised trees (fast to fit, smooth spread between trees)."""
+    from sklearn.ensemble import ExtraTreesRegressor
+
+    forest = ExtraTreesRegressor(n_estimators=n_trees, min_samples_leaf=1, max_features=0.6,
+                                 bootstrap=False, random_state=seed % (2**32), n_jobs=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        forest.fit(x, y)
+    return forest
+
+
+def _per_tree(forest: Any, x: np.ndarray) -> np.ndarray:
+    """Predictions of every tree: shape (trees, rows).
+
+    Calls the fitted trees' low-level ``tree_.predict`` on float32 rows (what
+    ``DecisionTreeRegressor.predict`` does after validating its input, which costs more than
+    the prediction itself on a few hundred candidates)."""
+    x32 = np.ascontiguousarray(x, dtype=np.float32)
+    return np.stack([t.tree_.predict(x32).reshape(len(x32)) for t in forest.estimators_])
+
+
+class Models:
+    """The crash, constraint, objective and cost models of one history (see the module).
+
+    Args:
+        space: The search space.
+        history: Finished, non-transient trials.
+        sign: +1 when the objective is maximised, -1 when minimised.
+        settings: Which models to fit and how.
+        seed: Seed of the forests.
+        encoder: The configuration encoder.
+    """
+
+    def __init__(self, space: Space, history: Sequence[Observation], sign: float,
+                 settings: CaboSettings, seed: int, encoder: ConfigEncoder) -> None:
+        self.space = space
+        self.encoder = encoder
+        self.settings = settings
+        configs = [o.config for o in history]
+        x = encoder.encode(configs) if configs else np.zeros((0, encoder.width))
+        self.x_seen = x
+        crashed = np.array([o.crashed for o in history], dtype=float)
+        ran = [i for i, o in enumerate(history) if not o.crashed]
+        self.n_ran = len(ran)
+        self.n_crashed = int(crashed.sum())
+        self.any_feasible = any(o.feasible for o in history)
+        n = settings.n_trees
+        # crash model: needs both classes
+        self._crash = None
+        if settings.crash_model and self.n_crashed and self.n_ran:
+            self._crash = _forest(x, crashed, n, seed)
+        # constraint models, one per constraint label seen on runs
+        self._constraints: list[Any] = []
+        if settings.constraint_models and len(ran) >= 2:
+            labels = sorted({k for i in ran for k in history[i].violations})
+            for k, label in enumerate(labels):
+                rows = [i for i in ran if label in history[i].violations]
+                if len(rows) < 2:
+                    continue
+                y = np.clip([history[i].violations[label] for i in rows], *_VIOLATION_CLIP)
+                self._constraints.append(_forest(x[rows], np.asarray(y), n, seed + 1 + k))
+        # objective model over runs with a finite value
+        rows = [i for i in ran if history[i].value is not None
+                and math.isfinite(float(history[i].value or 0.0))]
+        self._objective = None
+        self.incumbent: float | None = None
+        if len(rows) >= 2:
+            y = np.array([sign * float(history[i].value or 0.0) for i in rows])
+            mu, sd = float(y.mean()), float(y.std()) or 1.0
+            self._y_shift, self._y_scale = mu, sd
+            self._objective = _forest(x[rows], (y - mu) / sd, n, seed + 101)
+            feas = [sign * float(o.value) for o in history
+                    if o.feasible and o.value is not None and math.isfinite(float(o.value))]
+            if feas:
+                self.incumbent = (max(feas) - mu) / sd
+        # cost model over log seconds
+        self._cost = None
+        costs = np.array([max(o.cost_s, _MIN_COST_S) for o in history])
+        if (settings.cost_exponent > 0 and len(history) >= 3
+                and float(costs.max()) > _COST_SPREAD * float(costs.min())):
+            self._cost = _forest(x, np.log(costs), n, seed + 202)
+            ran_costs = [max(o.cost_s, _MIN_COST_S) for o in history if not o.crashed]
+            self._typical_cost = float(np.median(ran_costs if ran_costs else costs))
+
+    @property
+    def informative(self) -> bool:
+        """Whether any trial ran (else only distance from the crashes can guide)."""
+        return self.n_ran > 0
+
+    def p_crash(self, x: np.ndarray) -> np.ndarray:
+        """Predicted crash probability (0 without a crash model)."""
+        if self._crash is None:
+            return np.zeros(len(x))
+        return np.clip(_per_tree(self._crash, x).mean(axis=0), 0.0, 1.0)
+
+    def p_constraints(self, x: np.ndarray) -> np.ndarray:
+        """Predicted probability that every constraint is met (1 without models)."""
+        p = np.ones(len(x))
+        for forest in self._constraints:
+            t = _per_tree(forest, x)
+            m, s = t.mean(axis=0), np.sqrt(t.var(axis=0) + _SD_FLOOR**2)
+            p *= ndtr(-m / s)
+        return p
+
+    def objective(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation of the standardised objective (0, 1 without a model)."""
+        if self._objective is None:
+            return np.zeros(len(x)), np.ones(len(x))
+        t = _per_tree(self._objective, x)
+        return t.mean(axis=0), np.sqrt(t.var(axis=0) + 1e-6)
+
+    def expected_cost(self, x: np.ndarray, relative: bool = True) -> np.ndarray:
+        """Predicted seconds of each row, relative to the cheapest prediction by default
+        (1 without a cost model)."""
+        if self._cost is None:
+            return np.ones(len(x))
+        c = np.exp(_per_tree(self._cost, x).mean(axis=0))
+        return c / max(float(c.min()), 1e-9) if relative else c
+
+    def acquisition(self, x: np.ndarray) -> np.ndarray:
+        """The score of each row (higher is better); see the module docstring."""
+        if not self.informative:
+            return self.distance_to_seen(x)
+        pof = (1.0 - self.p_crash(x)) * self.p_constraints(x)
+        m, s = self.objective(x)
+        if self.any_feasible and self.incumbent is not None and self.settings.objective_model:
+            z = (m - self.incumbent) / s
+            ei = (m - self.incumbent) * ndtr(z) + s * np.exp(-0.5 * z * z) / math.sqrt(
+                2 * math.pi)
+            score = np.maximum(ei, 0.0) * pof
+            if not np.any(score > 0):
+                score = pof
+        else:
+            # feasible first; the objective's mean only breaks near-ties
+            score = pof * (1.0 + 1e-3 * np.tanh(m))
+        if self.settings.cost_exponent > 0 and self._cost is not None:
+            if self.settings.cost_mode == "waste":
+                waste = (1.0 - pof) * self.expected_cost(x, relative=False) / self._typical_cost
+                score = score / (1.0 + waste) ** self.settings.cost_exponent
+            else:
+                score = score / self.expected_cost(x) ** self.settings.cost_exponent
+        return score
+
+    def pof(self, x: np.ndarray) -> np.ndarray:
+        """Probability of feasibility: no crash and every constraint met."""
+        return (1.0 - self.p_crash(x)) * self.p_constraints(x)
+
+    def distance_to_seen(self, x: np.ndarray) -> np.ndarray:
+        """Euclidean distance of each row to the nearest evaluated configuration."""
+        if not len(self.x_seen):
+            return np.ones(len(x))
+        d = ((x[:, None, :] - self.x_seen[None, :, :]) ** 2).sum(axis=2)
+        return np.sqrt(d.min(axis=1))
+
+
+class CaboSampler(SpaceSampler):
+    """``cabo``: crash- and cost-aware constrained Bayesian optimisation (see the module).
+
+    Args:
+        space: The search space.
+        seed: Seed; ``None`` draws one (the run is then not reproducible).
+        budget: The run's budget in trials (for the coverage deadline); ``None`` assumes 50.
+        **settings: Fields of :class:`CaboSettings`.
+
+    Example:
+        >>> sampler = CaboSampler(space, seed=0, budget=25)
+        >>> study = optuna.create_study(sampler=sampler, direction="maximize")
+    """
+
+    def __init__(self, space: Space, seed: int | None = None, budget: int | None = None,
+                 **settings: Any) -> None:
+        super().__init__(space, seed)
+        known = {f.name for f in fields(CaboSettings)}
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise ValueError(f"cabo: unknown option(s) {', '.join(unknown)}; "
+                             f"choose from {', '.join(sorted(known))}")
+        self.settings = replace(CaboSettings(), **settings)
+        self.budget = int(budget or 50)
+        self.encoder = ConfigEncoder(space, ordinal=self.settings.ordinal)
+        self._cover = [p for p in space.params if isinstance(p, Categorical)
+                       and 1 < len(p.choices) <= self.settings.coverage_max_choices]
+
+    # ---------------------------------------------------------------------------- propose
+    def propose(self, study: Study, trial: FrozenTrial) -> Config:
+        """The acquisition maximiser among unseen candidates (see the module docstring)."""
+        sign = 1.0 if study.direction.name == "MAXIMIZE" else -1.0
+        history = [o for o in observations(study) if o.config and not o.transient]
+        seen = {self.space.key(o.config) for o in history}
+        number = trial.number
+        rng = trial_rng(self.seed, number, "cabo")
+        explore = self.settings.random_probability > 0 and trial_rng(
+            self.seed, number, "interleave").random() < self.settings.random_probability
+        if not history or (explore and not self.settings.safe_random):
+            return self._random_unseen(seen, rng)
+        uncovered = self._uncovered(history) if self._covering(len(history)) else set()
+        models = Models(self.space, history, sign, self.settings,
+                        int(trial_rng(self.seed, number, "forest").integers(2**31)),
+                        self.encoder)
+        pool = self._candidates(models, history, sign, uncovered, seen, rng)
+        if not pool:
+            return self._random_unseen(seen, rng)
+        x = self.encoder.encode(pool)
+        if explore and models.informative:
+            # a random candidate among the likelier-feasible half of the pool
+            pof = models.pof(x)
+            scores = np.where(pof >= np.median(pof), rng.random(len(pool)), -np.inf)
+        else:
+            scores = models.acquisition(x)
+        if uncovered:
+            covers = np.array([self._n_uncovered(c, uncovered) > 0 for c in pool])
+            if covers.any():
+                scores = np.where(covers, scores, -np.inf)
+        order = rng.permutation(len(pool))  # random tie-break
+        best = order[int(np.argmax(scores[order]))]
+        return pool[int(best)]
+
+    # --------------------------------------------------------------------------- coverage
+    def _covering(self, n_used: int) -> bool:
+        return self.settings.coverage and bool(self._cover) and \
+            n_used < self.settings.coverage_until * self.budget
+
+    def _uncovered(self, history: Sequence[Observation]) -> set[tuple[str, Any]]:
+        """(parameter, value) pairs of covered parameters never evaluated."""
+        out: set[tuple[str, Any]] = set()
+        for p in self._cover:
+            assert isinstance(p, Categorical)
+            for v in p.choices:
+                if not any(p.name in o.config and same_value(o.config[p.name], v)
+                           for o in history):
+                    out.add((p.name, v))
+        return out
+
+    @staticmethod
+    def _n_uncovered(config: Config, uncovered: set[tuple[str, Any]]) -> int:
+        return sum(1 for k, v in config.items()
+                   if any(k == n and same_value(v, u) for n, u in uncovered))
+
+    # ------------------------------------------------------------------------- candidates
+    def _candidates(self, models: Models, history: Sequence[Observation], sign: float,
+                    uncovered: set[tuple[str, Any]], seen: set[_Key],
+                    rng: np.random.Generator) -> list[Config]:
+        """Random candidates, candidates holding unseen values, and local-search results."""
+        s = self.settings
+        pool: list[Config] = [self.space.sample(rng) for _ in range(s.n_random)]
+        for name, value in sorted(uncovered, key=repr):
+            for _ in range(4):
+                c = self.space.sample(rng)
+                if name in c:
+                    c[name] = value
+                    c = self.space.complete(c, rng)
+                    if not self.space.is_forbidden(c):
+                        pool.append(c)
+        pool = self._unseen(pool, seen)
+        if s.local_search and pool:
+            scores = models.acquisition(self.encoder.encode(pool))
+            top = [pool[int(i)] for i in np.argsort(-scores, kind="stable")[:s.n_local_starts]]
+            starts = top + self._best_seen(history, sign)
+            pool += self._local_search(models, starts, seen, rng)
+        return pool
+
+    def _unseen(self, configs: list[Config], seen: set[_Key]) -> list[Config]:
+        out, keys = [], set(seen)
+        for c in configs:
+            k = self.space.key(c)
+            if k not in keys:
+                keys.add(k)
+                out.append(c)
+        return out
+
+    @staticmethod
+    def _best_seen(history: Sequence[Observation], sign: float, k: int = 4) -> list[Config]:
+        """The best feasible configurations; without one, the least-violating runs."""
+        feas = [o for o in history if o.feasible and o.value is not None]
+        if feas:
+            feas.sort(key=lambda o: -sign * float(o.value or 0.0))
+            return [dict(o.config) for o in feas[:k]]
+        runs = sorted((o for o in history if not o.crashed), key=lambda o: o.total_violation)
+        return [dict(o.config) for o in runs[:k]]
+
+    def _local_search(self, models: Models, starts: list[Config], seen: set[_Key],
+                      rng: np.random.Generator) -> list[Config]:
+        """Best-improvement moves from every start; returns every unseen candidate scored."""
+        found: list[Config] = []
+        keys = set(seen)
+        current = list(starts)
+        cur = models.acquisition(self.encoder.encode(current)) if current else np.zeros(0)
+        active = list(range(len(current)))
+        for _ in range(self.settings.local_steps):
+            cands: list[Config] = []
+            owner: list[int] = []
+            for i in active:
+                for nb in self.neighbours(current[i], rng):
+                    k = self.space.key(nb)
+                    if k in keys:
+                        continue
+                    keys.add(k)
+                    cands.append(nb)
+                    owner.append(i)
+            if not cands:
+                break
+            found += cands
+            sc = models.acquisition(self.encoder.encode(cands))
+            best_j: dict[int, int] = {}
+            for j, i in enumerate(owner):
+                if i not in best_j or sc[j] > sc[best_j[i]]:
+                    best_j[i] = j
+            moved = []
+            for i, j in best_j.items():
+                if sc[j] > cur[i]:
+                    current[i], cur[i] = cands[j], sc[j]
+                    moved.append(i)
+            if not moved:
+                break
+            active = moved
+        return found
+
+    def neighbours(self, config: Config, rng: np.random.Generator) -> list[Config]:
+        """One-parameter moves of ``config``: numeric choice lists step to adjacent values,
+        other categoricals to any other value, numbers by Gaussian steps in unit scale."""
+        out: list[Config] = []
+        for p in self.space.active_params(config):
+            values: list[Any] = []
+            if isinstance(p, Categorical):
+                if self.settings.ordinal and is_ordinal(p):
+                    ordered = sorted(p.choices)
+                    r = next((k for k, c in enumerate(ordered) if c == config[p.name]), None)
+                    if r is not None:
+                        values = [ordered[j] for j in (r - 1, r + 1) if 0 <= j < len(ordered)]
+                else:
+                    values = [c for c in p.choices if not same_value(c, config[p.name])]
+                    if len(values) > _MAX_NOMINAL_NEIGHBOURS:
+                        idx = rng.choice(len(values), _MAX_NOMINAL_NEIGHBOURS, replace=False)
+                        values = [values[int(k)] for k in sorted(idx)]
+            else:
+                assert isinstance(p, (Int, Float))
+                if p.high <= p.low:
+                    continue
+                u = self.encoder.to_unit(p, config[p.name])
+                sd = np.resize(self.settings.neighbour_scales, _NUMERIC_NEIGHBOURS)
+                for step in rng.normal(0.0, 1.0, _NUMERIC_NEIGHBOURS) * sd:
+                    v = self.encoder.from_unit(p, u + float(step))
+                    if isinstance(p, Int) and v == int(config[p.name]):
+                        v = int(min(p.high, max(p.low, v + (1 if step > 0 else -1))))
+                    if v != config[p.name]:
+                        values.append(v)
+            for v in values:
+                new = dict(config)
+                new[p.name] = v
+                if self.space.is_conditional:
+                    new = self.space.complete(new, rng)
+                if not self.space.is_forbidden(new):
+                    out.append(new)
+        return out
+
+    def _random_unseen(self, seen: set[_Key], rng: np.random.Generator) -> Config:
+        config = self.space.sample(rng)
+        for _ in range(200):
+            if self.space.key(config) not in seen:
+                return config
+            config = self.space.sample(rng)
+        return config
+
+
+def register_all(register: Callable[[str, Callable[..., Any]], None]) -> None:
+    """Register ``cabo`` and its ablations (``cabo-no-<component>``, ``cabo-ratio-cost``;
+    see docs/benchmarks.md)."""
+    register("cabo", lambda space, seed=None, budget=None, **kw: CaboSampler(
+        space, seed=seed, budget=budget, **kw))
+    ablations: dict[str, dict[str, Any]] = {
+        "cabo-no-crash": {"crash_model": False},
+        "cabo-no-constraints": {"constraint_models": False},
+        "cabo-no-ei": {"objective_model": False},
+        "cabo-no-cost": {"cost_exponent": 0.0},
+        "cabo-no-coverage": {"coverage": False},
+        "cabo-no-ordinal": {"ordinal": False},
+        "cabo-no-local": {"local_search": False},
+        "cabo-no-random": {"random_probability": 0.0},
+        "cabo-ratio-cost": {"cost_mode": "ratio"},
+    }
+    for name, opts in ablations.items():
+        register(name, lambda space, seed=None, budget=None, _o=opts, **kw: CaboSampler(
+            space, seed=seed, budget=budget, **{**_o, **kw}))

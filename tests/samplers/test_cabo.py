@@ -1,0 +1,176 @@
+"""``cabo``, the default sampler: models, coverage, ordinal moves, cost penalty, determinism."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+import deploytune
+from deploytune.history import Observation
+from deploytune.outcome import CrashKind, Status
+from deploytune.samplers import DEFAULT_SAMPLER, available, make_sampler
+from deploytune.samplers._encoding import ConfigEncoder
+from deploytune.samplers.cabo import CaboSampler, CaboSettings, Models
+from deploytune.space import Space
+from tests.toy import CONSTRAINTS, FORBIDDEN, SPACE_DICT, toy_evaluate
+
+SERVING = Space.from_dict({
+    "quantization": {"type": "categorical", "choices": ["none", "fp8", "awq"]},
+    "max_num_seqs": {"type": "categorical", "choices": [16, 32, 64, 128, 256, 512]},
+    "chunked": {"type": "categorical", "choices": [False, True]},
+    "mem_frac": {"type": "float", "low": 0.5, "high": 0.95},
+})
+
+
+def serving(c: dict[str, Any]) -> dict[str, float]:
+    """More sequences are faster until memory runs out (seqs * (1 - quantization saving))."""
+    need = c["max_num_seqs"] * {"none": 1.0, "fp8": 0.6, "awq": 0.4}[c["quantization"]]
+    if need > 150 * c["mem_frac"]:
+        raise MemoryError("CUDA out of memory")
+    latency = 5 + 0.2 * c["max_num_seqs"] * (0.8 if c["chunked"] else 1.0)
+    return {"tokens_per_s": c["max_num_seqs"] * (1.2 if c["quantization"] == "none" else 1.0),
+            "latency_ms": latency}
+
+
+def test_registered_as_the_default_with_ablations() -> None:
+    names = available()
+    assert DEFAULT_SAMPLER == "cabo"
+    for name in ("cabo", "cabo-no-crash", "cabo-no-cost", "cabo-no-coverage", "cabo-no-random",
+                 "cabo-ratio-cost"):
+        assert name in names
+    space = Space.from_dict(SPACE_DICT)
+    assert isinstance(make_sampler("default", space=space, seed=0), CaboSampler)
+    assert make_sampler("cabo-no-crash", space=space, seed=0).settings.crash_model is False
+
+
+def test_unknown_option_is_named() -> None:
+    with pytest.raises(ValueError, match="cabo: unknown option.*crash_modle.*choose from"):
+        CaboSampler(SERVING, seed=0, crash_modle=False)
+
+
+def test_numeric_choices_are_encoded_and_moved_by_rank() -> None:
+    enc = ConfigEncoder(SERVING, ordinal=True)
+    plain = ConfigEncoder(SERVING)
+    assert enc.width == plain.width - 5  # six one-hot columns became one rank column
+    x = enc.encode([{"quantization": "none", "max_num_seqs": 64, "chunked": True,
+                     "mem_frac": 0.5}])
+    assert x[0, 3] == pytest.approx(2 / 5)  # rank 2 of 0..5
+    sampler = CaboSampler(SERVING, seed=0)
+    config = {"quantization": "fp8", "max_num_seqs": 64, "chunked": False, "mem_frac": 0.7}
+    moves = sampler.neighbours(config, np.random.default_rng(0))
+    seqs = sorted({m["max_num_seqs"] for m in moves if m["max_num_seqs"] != 64})
+    assert seqs == [32, 128]  # adjacent values only, never straight to 512
+    quants = {m["quantization"] for m in moves if m["quantization"] != "fp8"}
+    assert quants == {"none", "awq"}  # a nominal choice moves to any other value
+
+
+def _serving_history(n: int, seed: int = 0) -> list[Observation]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        c = SERVING.sample(rng)
+        try:
+            m = serving(c)
+        except MemoryError:
+            out.append(Observation(i, c, Status.CRASHED, CrashKind.OOM, cost_s=120.0))
+            continue
+        v = {"latency_ms_max": (m["latency_ms"] - 40) / 40}
+        status = Status.FEASIBLE if v["latency_ms_max"] <= 0 else Status.INFEASIBLE
+        out.append(Observation(i, c, status, None, m["tokens_per_s"], v, cost_s=60.0))
+    return out
+
+
+def test_models_learn_where_configurations_crash_and_violate() -> None:
+    history = _serving_history(60)
+    enc = ConfigEncoder(SERVING, ordinal=True)
+    models = Models(SERVING, history, 1.0, CaboSettings(), 0, enc)
+    rng = np.random.default_rng(7)
+    probe = [SERVING.sample(rng) for _ in range(300)]
+    x = enc.encode(probe)
+    p_crash, p_ok = models.p_crash(x), models.p_constraints(x)
+
+    def crashes(c: dict[str, Any]) -> bool:
+        try:
+            serving(c)
+        except MemoryError:
+            return True
+        return False
+
+    crash = np.array([crashes(c) for c in probe])
+    assert p_crash[crash].mean() > p_crash[~crash].mean() + 0.4
+    slow = np.array([not crashes(c) and serving(c)["latency_ms"] > 40 for c in probe])
+    fast = np.array([not crashes(c) and serving(c)["latency_ms"] <= 40 for c in probe])
+    assert p_ok[fast].mean() > p_ok[slow].mean() + 0.3
+
+
+def test_waste_penalty_prefers_the_cheap_failure() -> None:
+    """Half of the configurations crash everywhere; failures at x > 0.5 cost 100x more."""
+    space = Space.from_dict({"x": {"type": "float", "low": 0.0, "high": 1.0},
+                             "y": {"type": "float", "low": 0.0, "high": 1.0}})
+    rng = np.random.default_rng(0)
+    history = []
+    for i in range(80):
+        c = space.sample(rng)
+        if i % 2:
+            cost = 600.0 if c["x"] > 0.5 else 6.0
+            history.append(Observation(i, c, Status.CRASHED, CrashKind.OOM, cost_s=cost))
+        else:
+            history.append(Observation(i, c, Status.FEASIBLE, None, 1.0, cost_s=60.0))
+    enc = ConfigEncoder(space, ordinal=True)
+    grid = np.linspace(0.05, 0.45, 9)
+    cheap_side = enc.encode([{"x": float(a), "y": float(b)} for a in grid for b in grid * 2])
+    dear_side = enc.encode([{"x": float(a) + 0.5, "y": float(b)} for a in grid
+                            for b in grid * 2])
+    settings = CaboSettings(objective_model=False)
+    with_cost = Models(space, history, 1.0, settings, 0, enc)
+    without = Models(space, history, 1.0, CaboSettings(objective_model=False,
+                                                       cost_exponent=0.0), 0, enc)
+    assert with_cost.acquisition(cheap_side).mean() > 1.5 * with_cost.acquisition(
+        dear_side).mean()
+    ratio = without.acquisition(cheap_side).mean() / without.acquisition(dear_side).mean()
+    assert 0.6 < ratio < 1.6  # without the penalty the two sides look alike
+
+
+def test_first_trials_cover_every_categorical_value() -> None:
+    space = Space.from_dict(SPACE_DICT, forbidden=FORBIDDEN)
+    for seed in range(3):
+        result = deploytune.optimize(toy_evaluate, space, objective="accuracy",
+                                     constraints=CONSTRAINTS, budget=12, sampler="cabo",
+                                     seed=seed)
+        first = [t.config for t in result.trials[:6]]
+        assert {c["model"] for c in first} == {"small", "medium", "large"}
+        assert {c["backend"] for c in first} == {"eager", "compile", "onnxruntime"}
+
+
+def zoned(c: dict[str, Any]) -> dict[str, float]:
+    """``serving`` with a large crash zone away from the optimum: awq without chunking is
+    invalid, and so is any memory fraction below 0.65."""
+    if (c["quantization"] == "awq" and not c["chunked"]) or c["mem_frac"] < 0.65:
+        raise deploytune.InvalidConfig("not supported")
+    return serving(c)
+
+
+def test_learns_to_avoid_the_crash_zones() -> None:
+    late: dict[str, int] = {"cabo": 0, "random": 0}
+    for seed in range(4):
+        for name in late:
+            result = deploytune.optimize(zoned, SERVING, objective="tokens_per_s",
+                                         constraints=["latency_ms <= 40"], budget=25,
+                                         sampler=name, seed=seed)
+            late[name] += sum(t.status is Status.CRASHED for t in result.trials[12:])
+    assert late["cabo"] < late["random"] / 2
+
+
+def test_same_history_same_proposal_and_no_repeats() -> None:
+    def run(seed: int, n: int) -> list[dict[str, Any]]:
+        result = deploytune.optimize(serving, SERVING, objective="tokens_per_s",
+                                     constraints=["latency_ms <= 40"], budget=n,
+                                     sampler=CaboSampler(SERVING, seed=seed, budget=n))
+        return [t.config for t in result.trials]
+
+    a, b = run(3, 14), run(3, 14)
+    assert a == b
+    keys = [SERVING.key(c) for c in a]
+    assert len(set(keys)) == len(keys)
