@@ -46,7 +46,7 @@ def test_registered_as_the_default_with_ablations() -> None:
 
 
 def test_unknown_option_is_named() -> None:
-    with pytest.raises(ValueError, match="cabo: unknown option.*crash_modle.*choose from"):
+    with pytest.raises(ValueError, match=r"cabo: unknown option.*crash_modle.*choose from"):
         CaboSampler(SERVING, seed=0, crash_modle=False)
 
 
