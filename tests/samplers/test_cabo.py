@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import optuna
 import pytest
 
 import deploytune
@@ -174,3 +175,20 @@ def test_same_history_same_proposal_and_no_repeats() -> None:
     assert a == b
     keys = [SERVING.key(c) for c in a]
     assert len(set(keys)) == len(keys)
+
+
+def test_simultaneous_asks_spread_out() -> None:
+    """Four workers ask before any of them finishes: four different, spread-out proposals."""
+    storage = optuna.storages.InMemoryStorage()
+    deploytune.optimize(serving, SERVING, objective="tokens_per_s",
+                        constraints=["latency_ms <= 40"], budget=12, sampler="cabo", seed=0,
+                        storage=storage)
+    study = optuna.load_study(study_name="deploytune", storage=storage,
+                              sampler=CaboSampler(SERVING, seed=0, budget=30))
+    asked = [SERVING.suggest(study.ask()) for _ in range(4)]
+    keys = {SERVING.key(c) for c in asked}
+    assert len(keys) == 4
+    enc = ConfigEncoder(SERVING, ordinal=True)
+    x = enc.encode(asked)
+    d = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(axis=2) / enc.width)
+    assert d[np.triu_indices(4, 1)].min() > 0.05

@@ -39,6 +39,10 @@ them by the acquisition). Every model, backend, precision and tensor-parallel si
 early, in the configuration the models find most promising for it, instead of hoping the
 search wanders there.
 
+**Several workers**: configurations of trials other workers are evaluating (or that are queued)
+are never proposed again, and candidates near them are penalised (local penalisation), so
+simultaneous asks spread out instead of piling onto the same optimum of the acquisition.
+
 Like every deploytune sampler, the proposal depends only on the finished trials and the seed
 (random draws come from generators seeded by (seed, trial number, purpose)), so a resumed or
 shared study proposes what an uninterrupted one would; evaluated configurations are never
@@ -75,6 +79,7 @@ _NUMERIC_NEIGHBOURS = 4
 _MAX_NOMINAL_NEIGHBOURS = 8
 _COST_SPREAD = 1.5
 _MIN_COST_S = 0.1
+_PENDING_LENGTH = 0.15
 """Costs below this many seconds count as this many: differences between evaluations that take
 milliseconds are timing noise, and would make two runs of the same seed diverge."""
 
@@ -320,8 +325,10 @@ class CaboSampler(SpaceSampler):
         """The acquisition maximiser among unseen candidates (see the module docstring)."""
         sign = 1.0 if study.direction.name == "MAXIMIZE" else -1.0
         history = [o for o in observations(study) if o.config and not o.transient]
-        seen = {self.space.key(o.config) for o in history}
         number = trial.number
+        pending = self._pending(study, number)
+        seen = {self.space.key(o.config) for o in history} | {self.space.key(c)
+                                                               for c in pending}
         rng = trial_rng(self.seed, number, "cabo")
         explore = self.settings.random_probability > 0 and trial_rng(
             self.seed, number, "interleave").random() < self.settings.random_probability
@@ -341,6 +348,8 @@ class CaboSampler(SpaceSampler):
             scores = np.where(pof >= np.median(pof), rng.random(len(pool)), -np.inf)
         else:
             scores = models.acquisition(x)
+        if pending:
+            scores = np.where(scores > 0, scores * self._pending_penalty(x, pending), scores)
         if uncovered:
             covers = np.array([self._n_uncovered(c, uncovered) > 0 for c in pool])
             if covers.any():
@@ -348,6 +357,31 @@ class CaboSampler(SpaceSampler):
         order = rng.permutation(len(pool))  # random tie-break
         best = order[int(np.argmax(scores[order]))]
         return pool[int(best)]
+
+    # ------------------------------------------------------------------- parallel workers
+    def _pending(self, study: Study, number: int) -> list[Config]:
+        """Configurations of other trials being evaluated (running) or queued (waiting)."""
+        from optuna.trial import TrialState
+
+        trials = study.get_trials(deepcopy=False,
+                                  states=(TrialState.RUNNING, TrialState.WAITING))
+        out = []
+        for t in trials:
+            if t.number == number or not t.params:
+                continue
+            config = {k: v for k, v in t.params.items() if k in self.space}
+            if config:
+                out.append(config)
+        return out
+
+    def _pending_penalty(self, x: np.ndarray, pending: list[Config]) -> np.ndarray:
+        """Local penalisation of candidates near pending trials, so that workers asking at
+        the same time spread out (after Gonzalez et al., AISTATS 2016): a factor
+        ``1 - exp(-(d / l)^2)`` per pending trial, ``d`` the encoded distance scaled by the
+        square root of the encoding's width and ``l`` = :data:`_PENDING_LENGTH`."""
+        p = self.encoder.encode(pending)
+        d2 = ((x[:, None, :] - p[None, :, :]) ** 2).sum(axis=2) / max(1, self.encoder.width)
+        return np.asarray(np.prod(1.0 - np.exp(-d2 / _PENDING_LENGTH**2), axis=1))
 
     # --------------------------------------------------------------------------- coverage
     def _covering(self, n_used: int) -> bool:
