@@ -14,6 +14,7 @@ from deploytune.bench.stats import (
     cell_stats,
     discovery_fraction,
     lowest_samplers,
+    matrix_markdown,
     ratio,
     stats_markdown,
     wilcoxon_p,
@@ -202,3 +203,24 @@ def test_stats_markdown() -> None:
     assert "| **good** |" in md and "| **twin** |" in md and "| bad |" in md
     assert "| yes |" in md  # bad is significantly worse
     assert "vs twin" in md  # the waste-ratio matrix
+
+
+def test_matrices_mark_the_best_and_the_significantly_worse() -> None:
+    runs = _cell_runs(10) + [
+        {**r, "problem": "q"} for r in _cell_runs(10) if r["sampler"] != "twin"]
+    stats = bench_stats(runs, samplers=["good", "twin", "bad"])
+    regret = matrix_markdown(stats, "regret")
+    assert regret[0] == "| problem | budget | good | twin | bad |"
+    p_row = next(r for r in regret if r.startswith("| p |"))
+    q_row = next(r for r in regret if r.startswith("| q |"))
+    cells = [c.strip() for c in p_row.strip("|").split("|")]
+    assert cells[2].startswith("**") and cells[3].startswith("**")  # good and twin tie
+    assert cells[4].endswith("*") and not cells[4].startswith("**")  # bad: sig. worse
+    assert "—" in q_row  # twin has no runs on q
+    seconds = [c.strip() for c in next(r for r in matrix_markdown(stats, "wasted_seconds")
+                                       if r.startswith("| p |")).strip("|").split("|")]
+    assert seconds[2:] == ["**100**", "300", "200"]
+    assert "| p | 10 | 1 | 1 |" in "\n".join(matrix_markdown(stats, "ttff"))
+    with pytest.raises(ValueError, match="metric: unknown 'speed'"):
+        matrix_markdown(stats, "speed")
+    assert "## Regret by cell" in stats_markdown(stats)

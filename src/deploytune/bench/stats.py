@@ -47,6 +47,7 @@ __all__ = [
     "cell_stats",
     "discovery_fraction",
     "lowest_samplers",
+    "matrix_markdown",
     "ratio",
     "stats_markdown",
     "wilcoxon_p",
@@ -474,6 +475,57 @@ def _ratio_cell(score: SamplerScore, other: str) -> str:
     return f"{_num(t, '.2f')} / {_num(s, '.2f')}"
 
 
+def matrix_markdown(stats: BenchStats, metric: str = "regret") -> list[str]:
+    """One table row per (problem, budget) cell and one column per sampler: the cell's mean
+    regret (``metric="regret"``; bold: lowest; ``*``: significantly worse and ``+``:
+    significantly better than the cell's best other sampler), mean wasted simulated seconds
+    (``"wasted_seconds"``; bold: lowest), median trials to first feasible (``"ttff"``) or
+    discovery rate (``"discovery"``).
+
+    Args:
+        stats: From :func:`bench_stats`.
+        metric: ``"regret"``, ``"wasted_seconds"``, ``"ttff"`` or ``"discovery"``.
+
+    Returns:
+        Markdown table lines.
+
+    Raises:
+        ValueError: for an unknown ``metric``.
+    """
+    getters = {
+        "regret": lambda c: c.aggregate.regret_mean,
+        "wasted_seconds": lambda c: c.aggregate.wasted_seconds_mean,
+        "ttff": lambda c: c.aggregate.ttff_median,
+        "discovery": lambda c: c.aggregate.discovery_rate,
+    }
+    if metric not in getters:
+        raise ValueError(f"metric: unknown {metric!r}; choose one of {', '.join(getters)}")
+    get = getters[metric]
+    names = [s.sampler for s in stats.scoreboard]
+    rows = []
+    for cell in stats.cells:
+        values = {c.sampler: get(c) for c in cell.samplers}
+        known = [v for v in values.values() if v is not None]
+        best = min(known) if known and metric in ("regret", "wasted_seconds") else None
+        row = [cell.problem, str(cell.budget)]
+        for n in names:
+            c = cell.get(n)
+            v = values.get(n)
+            if c is None or v is None:
+                row.append("—")
+                continue
+            text = (_ttff(v, cell.budget) if metric == "ttff"
+                    else f"{v:.0f}" if metric == "wasted_seconds" else f"{v:.2f}" if
+                    metric == "discovery" else f"{v:.3f}")
+            if metric == "regret":
+                text += "*" if c.significantly_worse else "+" if c.significantly_better else ""
+            if best is not None and v <= best + 1e-12:
+                text = f"**{text}**"
+            row.append(text)
+        rows.append(row)
+    return markdown_table(("problem", "budget", *names), rows)
+
+
 def stats_markdown(stats: BenchStats, level: int = 2) -> str:
     """The statistics as markdown: one table per (problem, budget) cell, then the scoreboard
     and the waste-ratio matrix.
@@ -488,6 +540,19 @@ def stats_markdown(stats: BenchStats, level: int = 2) -> str:
     h = "#" * level
     alpha = f"{stats.alpha:g}"
     lines = [
+        f"{h} Regret by cell", "",
+        "Mean normalised regret per (problem, budget) cell. Bold: lowest; `*`: significantly "
+        f"worse, `+`: significantly better than the cell's best other sampler (paired "
+        f"Wilcoxon, p < {alpha}; details per cell below).", "",
+        *matrix_markdown(stats, "regret"), "",
+        f"{h} Wasted simulated seconds by cell", "",
+        "Mean seconds spent on trials that were not feasible (crashed, infeasible, aborted). "
+        "Bold: lowest.", "",
+        *matrix_markdown(stats, "wasted_seconds"), "",
+        f"{h} Trials to the first feasible configuration by cell", "",
+        "Median over runs (a run that found nothing counts as budget + 1; `>B`: most runs "
+        "found nothing).", "",
+        *matrix_markdown(stats, "ttff"), "",
         f"{h} Per (problem, budget) cell", "",
         "Bold: lowest mean regret (ties: every tied sampler). Regret: mean ± population std "
         "over seeds. Waste % = trials not feasible; wasted sim. s = mean simulated seconds on "
