@@ -7,6 +7,10 @@ Per problem:
   before a run's first feasible trial.
 * ``{problem}_waste.png``: per sampler, the mean fraction of trials that crashed, were
   infeasible or were aborted, as stacked bars.
+
+Across problems, with several budgets (:func:`overview_figure`, ``overview.png``): per sampler,
+the mean over problems of the mean normalised regret, and of the mean wasted simulated seconds
+relative to the problem's best sampler, against the budget.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import matplotlib.pyplot as plt  # after matplotlib.use()
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-__all__ = ["make_figures", "regret_figure", "waste_figure"]
+__all__ = ["make_figures", "overview_figure", "regret_figure", "waste_figure"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
 _WASTE_PARTS = (("crashed", "#d62728"), ("infeasible", "#ff7f0e"), ("aborted", "#7f7f7f"))
@@ -168,3 +172,58 @@ def make_figures(runs: Sequence[Mapping[str, Any]], out_dir: str | Path,
             if path is not None:
                 written.append(path)
     return written
+
+
+def overview_figure(runs: Sequence[Mapping[str, Any]], samplers: Sequence[str],
+                    budgets: Sequence[int], path: str | Path) -> Path | None:
+    """Two panels against the budget, one line per sampler: the mean over problems of the
+    sampler's mean normalised regret, and the mean over problems of its mean wasted simulated
+    seconds divided by the lowest such mean of any sampler on that (problem, budget) (1 = the
+    least wasteful). Cells where a sampler has no runs are left out of its means.
+
+    Args:
+        runs: Run summaries with ``problem``, ``sampler``, ``budget`` and ``metrics``.
+        samplers: Samplers to draw, in legend order.
+        budgets: Budgets, the x axis.
+        path: Where to write the PNG.
+
+    Returns:
+        ``path``, or ``None`` when there is nothing to draw.
+    """
+    cells: dict[tuple[str, int, str], list[Mapping[str, Any]]] = {}
+    for r in runs:
+        cells.setdefault((r["problem"], r["budget"], r["sampler"]), []).append(r["metrics"])
+    problems = list(dict.fromkeys(r["problem"] for r in runs))
+    if not problems or not budgets:
+        return None
+    regret: dict[str, list[float]] = {s: [] for s in samplers}
+    seconds: dict[str, list[float]] = {s: [] for s in samplers}
+    for b in budgets:
+        per_sampler_r: dict[str, list[float]] = {s: [] for s in samplers}
+        per_sampler_s: dict[str, list[float]] = {s: [] for s in samplers}
+        for p in problems:
+            means = {s: (float(np.mean([m["regret"] for m in ms])),
+                         float(np.mean([m.get("wasted_seconds") or 0.0 for m in ms])))
+                     for s in samplers if (ms := cells.get((p, b, s)))}
+            if not means:
+                continue
+            floor = max(min(v[1] for v in means.values()), 1e-9)
+            for s, (reg, sec) in means.items():
+                per_sampler_r[s].append(reg)
+                per_sampler_s[s].append(sec / floor)
+        for s in samplers:
+            regret[s].append(float(np.mean(per_sampler_r[s])) if per_sampler_r[s] else np.nan)
+            seconds[s].append(float(np.mean(per_sampler_s[s])) if per_sampler_s[s] else np.nan)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for s in samplers:
+        ax1.plot(budgets, regret[s], marker="o", label=s)
+        ax2.plot(budgets, seconds[s], marker="o", label=s)
+    ax1.set(xlabel="budget (trials)", ylabel="mean normalised regret",
+            title=f"Regret, mean over {len(problems)} problems")
+    ax2.set(xlabel="budget (trials)", ylabel="wasted seconds / best sampler's",
+            title="Wasted simulated seconds, relative")
+    for ax in (ax1, ax2):
+        ax.set_xticks(list(budgets))
+        ax.grid(alpha=0.3)
+    ax2.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    return _save(fig, path)

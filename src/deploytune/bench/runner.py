@@ -938,11 +938,17 @@ def run_bench(
         from deploytune.bench.figures import make_figures
 
         if multi:
+            from deploytune.bench.figures import overview_figure
+
             for b in budget_list:
                 mine = [r for r in runs if r["budget"] == b]
                 if mine:
                     result.figures += make_figures(mine, out / "figures" / f"b{b}",
                                                    problem_list, sampler_list)
+            overview = overview_figure(runs, sampler_list, budget_list,
+                                       out / "figures" / "overview.png")
+            if overview is not None:
+                result.figures.append(overview)
         else:
             result.figures = make_figures(runs, out / "figures", problem_list, sampler_list)
     summary = {
