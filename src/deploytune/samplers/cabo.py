@@ -62,8 +62,9 @@ from scipy.special import ndtr
 
 from deploytune.history import Observation, observations
 from deploytune.samplers._base import SpaceSampler, trial_rng
-from deploytune.samplers._encoding import ConfigEncoder, is_ordinal, same_value
-from deploytune.space import Categorical, Config, Float, Int, Space
+from deploytune.samplers._encoding import ConfigEncoder, same_value
+from deploytune.samplers._moves import one_exchange_neighbours
+from deploytune.space import Categorical, Config, Space
 
 if TYPE_CHECKING:
     from optuna import Study
@@ -485,41 +486,13 @@ class CaboSampler(SpaceSampler):
 
     def neighbours(self, config: Config, rng: np.random.Generator) -> list[Config]:
         """One-parameter moves of ``config``: numeric choice lists step to adjacent values,
-        other categoricals to any other value, numbers by Gaussian steps in unit scale."""
-        out: list[Config] = []
-        for p in self.space.active_params(config):
-            values: list[Any] = []
-            if isinstance(p, Categorical):
-                if self.settings.ordinal and is_ordinal(p):
-                    ordered = sorted(p.choices)
-                    r = next((k for k, c in enumerate(ordered) if c == config[p.name]), None)
-                    if r is not None:
-                        values = [ordered[j] for j in (r - 1, r + 1) if 0 <= j < len(ordered)]
-                else:
-                    values = [c for c in p.choices if not same_value(c, config[p.name])]
-                    if len(values) > _MAX_NOMINAL_NEIGHBOURS:
-                        idx = rng.choice(len(values), _MAX_NOMINAL_NEIGHBOURS, replace=False)
-                        values = [values[int(k)] for k in sorted(idx)]
-            else:
-                assert isinstance(p, (Int, Float))
-                if p.high <= p.low:
-                    continue
-                u = self.encoder.to_unit(p, config[p.name])
-                sd = np.resize(self.settings.neighbour_scales, _NUMERIC_NEIGHBOURS)
-                for step in rng.normal(0.0, 1.0, _NUMERIC_NEIGHBOURS) * sd:
-                    v = self.encoder.from_unit(p, u + float(step))
-                    if isinstance(p, Int) and v == int(config[p.name]):
-                        v = int(min(p.high, max(p.low, v + (1 if step > 0 else -1))))
-                    if v != config[p.name]:
-                        values.append(v)
-            for v in values:
-                new = dict(config)
-                new[p.name] = v
-                if self.space.is_conditional:
-                    new = self.space.complete(new, rng)
-                if not self.space.is_forbidden(new):
-                    out.append(new)
-        return out
+        other categoricals to any other value, numbers by Gaussian steps in unit scale
+        (:func:`~deploytune.samplers._moves.one_exchange_neighbours`)."""
+        sds = np.resize(np.asarray(self.settings.neighbour_scales, dtype=float),
+                        _NUMERIC_NEIGHBOURS)
+        return one_exchange_neighbours(self.space, self.encoder, config, rng, sds.tolist(),
+                                       ordinal=self.settings.ordinal,
+                                       max_nominal=_MAX_NOMINAL_NEIGHBOURS)
 
     def _random_unseen(self, seen: set[_Key], rng: np.random.Generator) -> Config:
         config = self.space.sample(rng)

@@ -76,7 +76,8 @@ from scipy.special import ndtr
 from deploytune.history import Observation, observations
 from deploytune.outcome import Status
 from deploytune.samplers._base import SpaceSampler, trial_rng
-from deploytune.samplers._encoding import ConfigEncoder, same_value
+from deploytune.samplers._encoding import ConfigEncoder
+from deploytune.samplers._moves import one_exchange_neighbours
 from deploytune.space import Categorical, Config, Float, Int, Param, Space
 
 if TYPE_CHECKING:
@@ -426,34 +427,9 @@ class RandomForestSampler(SpaceSampler):
 
     def _neighbours(self, config: Config, rng: np.random.Generator) -> list[Config]:
         """The one-exchange neighbourhood of ``config`` (forbidden ones left out)."""
-        out: list[Config] = []
-        for p in self.space.active_params(config):
-            if isinstance(p, Categorical):
-                others = [c for c in p.choices if not same_value(c, config[p.name])]
-                if len(others) > _MAX_CATEGORICAL_NEIGHBOURS:
-                    idx = rng.choice(len(others), _MAX_CATEGORICAL_NEIGHBOURS, replace=False)
-                    others = [others[int(k)] for k in sorted(idx)]
-                values: list[Any] = others
-            else:
-                assert isinstance(p, (Int, Float))
-                if p.high <= p.low:
-                    continue
-                u = self._encoder.to_unit(p, config[p.name])
-                values = []
-                for step in rng.normal(0.0, _NEIGHBOUR_SD, _NUMERIC_NEIGHBOURS):
-                    v = self._encoder.from_unit(p, u + float(step))
-                    if isinstance(p, Int) and v == int(config[p.name]):
-                        v = int(min(p.high, max(p.low, v + (1 if step > 0 else -1))))
-                    if v != config[p.name]:
-                        values.append(v)
-            for v in values:
-                new = dict(config)
-                new[p.name] = v
-                if self.space.is_conditional:
-                    new = self.space.complete(new, rng)
-                if not self.space.is_forbidden(new):
-                    out.append(new)
-        return out
+        return one_exchange_neighbours(self.space, self._encoder, config, rng,
+                                       [_NEIGHBOUR_SD] * _NUMERIC_NEIGHBOURS,
+                                       max_nominal=_MAX_CATEGORICAL_NEIGHBOURS)
 
 
 def make_smac(space: Space, seed: int | None = None, budget: int | None = None,
