@@ -36,7 +36,8 @@ def _history(problem: Problem, n: int, seed: int) -> list[FrozenTrial]:
     import deploytune
 
     result = deploytune.optimize(
-        problem.evaluator(seed), problem.space, objective=problem.objective.metric,
+        problem.sim_evaluator(seed) if problem.live is None else problem.evaluator(seed),
+        problem.space, objective=problem.objective.metric,
         direction=problem.objective.direction,
         constraints=[str(c) for c in problem.constraints], budget=n, sampler="random", seed=seed)
     assert result.study is not None

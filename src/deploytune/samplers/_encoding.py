@@ -33,6 +33,16 @@ def same_value(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+def _lookup_key(value: Any) -> tuple[bool, Any]:
+    """A dict key under which equal values meet as :func:`same_value` says (``True`` is not
+    ``1``); unhashable values never match."""
+    try:
+        hash(value)
+    except TypeError:
+        return (False, object())
+    return (isinstance(value, bool), value)
+
+
 def is_ordinal(p: Param) -> bool:
     """Whether ``p`` is a categorical parameter whose choices are all numbers (not booleans):
     its choices have a natural order, that of their values."""
@@ -66,6 +76,15 @@ class ConfigEncoder:
             else:
                 width += 1
         self.width = width
+        # value -> one-hot column (or rank) per categorical, keyed so that True is not 1
+        self._lookup: list[dict[tuple[bool, Any], int]] = []
+        for p in space.params:
+            table: dict[tuple[bool, Any], int] = {}
+            if isinstance(p, Categorical):
+                ordered = sorted(p.choices) if ordinal and is_ordinal(p) else p.choices
+                for k, ch in enumerate(ordered):
+                    table.setdefault(_lookup_key(ch), k)
+            self._lookup.append(table)
 
     @staticmethod
     def to_unit(p: Int | Float, value: Any) -> float:
@@ -101,16 +120,16 @@ class ConfigEncoder:
         x = np.zeros((len(configs), self.width))
         for j, p in enumerate(self.space.params):
             col = self.offsets[j]
+            table = self._lookup[j]
             if isinstance(p, Categorical) and self.ordinal and is_ordinal(p):
                 top = len(p.choices) - 1
                 for i, c in enumerate(configs):
-                    r = ordinal_rank(p, c[p.name]) if p.name in c else None
+                    r = table.get(_lookup_key(c[p.name])) if p.name in c else None
                     x[i, col] = INACTIVE if r is None else r / top
             elif isinstance(p, Categorical):
                 for i, c in enumerate(configs):
                     if p.name in c:
-                        k = next((k for k, ch in enumerate(p.choices) if same_value(ch, c[p.name])),
-                                 None)
+                        k = table.get(_lookup_key(c[p.name]))
                         if k is not None:
                             x[i, col + k] = 1.0
             else:
