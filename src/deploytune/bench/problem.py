@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from deploytune.evaluators.base import AbortTrial, Evaluation, Evaluator, Monitor
+from deploytune.evaluators.base import Evaluation, Evaluator, FunctionEvaluator, Monitor
 from deploytune.execution import outcome_of
 from deploytune.outcome import (
     Constraint,
     CrashKind,
     Objective,
     Status,
-    crash_kind_of,
     parse_constraints,
 )
 from deploytune.space import Config, Space
@@ -171,10 +169,10 @@ class SimulatedEvaluator(Evaluator):
     microseconds the Python call took. The outcome is judged the way the tuner judges it
     without user rules (:func:`~deploytune.execution.outcome_of`): a crash keeps the kind the
     tuner will give it (exception class, then the built-in rules on the error text), a run is
-    feasible, infeasible, or crashed when a needed metric is missing. Crashes are built as
-    :class:`~deploytune.evaluators.base.FunctionEvaluator` builds them (same error text,
-    crash kind and ``info``). A trial whose transient failures were retried costs every
-    attempt, as with any evaluator.
+    feasible, infeasible, or crashed when a needed metric is missing. The evaluation itself is
+    :class:`~deploytune.evaluators.base.FunctionEvaluator`'s (same error text, crash kind and
+    ``info``), with its wall seconds replaced by the simulated ones. A trial whose transient
+    failures were retried costs every attempt, as with any evaluator.
 
     Args:
         problem: The problem.
@@ -188,25 +186,11 @@ class SimulatedEvaluator(Evaluator):
     def __init__(self, problem: Problem, seed: int):
         self.problem = problem
         self.seed = seed
-        self._evaluate = problem.evaluator(seed)
+        self._function = FunctionEvaluator(problem.evaluator(seed))
 
     def evaluate(self, config: dict[str, Any], monitor: Monitor) -> Evaluation:
         """Simulate ``config``; crashes become a crashed :class:`Evaluation`, never raised."""
-        try:
-            metrics = self._evaluate(dict(config))
-        except AbortTrial as exc:
-            evaluation = Evaluation(dict(monitor.partial), aborted=exc.reason)
-        except (Exception, SystemExit) as exc:
-            text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-            evaluation = Evaluation(dict(monitor.partial), error=text,
-                                    crash_kind=crash_kind_of(exc),
-                                    info={"exception": type(exc).__name__})
-        else:
-            if isinstance(metrics, Mapping):
-                evaluation = Evaluation(dict(metrics))
-            else:
-                evaluation = Evaluation({}, error=f"the evaluator returned "
-                                        f"{type(metrics).__name__}, expected a dict of metrics")
+        evaluation = self._function.evaluate(config, monitor)
         evaluation.cost_s = self.simulated_seconds(config, evaluation)
         return evaluation
 

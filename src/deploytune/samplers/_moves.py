@@ -1,5 +1,5 @@
-"""One-parameter moves around a configuration, shared by the forest-based samplers' local
-searches (``smac``, ``cabo``)."""
+"""Moves shared by the forest-based samplers (``smac``, ``cabo``): one-parameter moves around
+a configuration for their local searches, and random draws that avoid what was evaluated."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import numpy as np
 from deploytune.samplers._encoding import ConfigEncoder, is_ordinal, same_value
 from deploytune.space import Categorical, Config, Float, Int, Space
 
-__all__ = ["one_exchange_neighbours"]
+_Key = tuple[tuple[str, Any], ...]
+
+__all__ = ["draw_unseen", "one_exchange_neighbours"]
 
 
 def one_exchange_neighbours(space: Space, encoder: ConfigEncoder, config: Config,
@@ -74,3 +76,20 @@ def one_exchange_neighbours(space: Space, encoder: ConfigEncoder, config: Config
             if not space.is_forbidden(new):
                 out.append(new)
     return out
+
+
+def draw_unseen(space: Space, seen: set[_Key], rng: np.random.Generator,
+                tries: int) -> tuple[Config, bool]:
+    """A random valid configuration whose key is not in ``seen``, drawing at most ``tries``
+    more after the first.
+
+    Returns:
+        ``(configuration, True)``, or ``(the last configuration drawn, False)`` when every draw
+        had been seen.
+    """
+    config = space.sample(rng)
+    for _ in range(tries):
+        if space.key(config) not in seen:
+            return config, True
+        config = space.sample(rng)
+    return config, False

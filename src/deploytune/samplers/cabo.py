@@ -63,7 +63,7 @@ from scipy.special import ndtr
 from deploytune.history import Observation, observations
 from deploytune.samplers._base import SpaceSampler, trial_rng
 from deploytune.samplers._encoding import ConfigEncoder, same_value
-from deploytune.samplers._moves import one_exchange_neighbours
+from deploytune.samplers._moves import draw_unseen, one_exchange_neighbours
 from deploytune.space import Categorical, Config, Space
 
 if TYPE_CHECKING:
@@ -207,7 +207,6 @@ class Models:
         if len(rows) >= 2:
             y = np.array([sign * float(history[i].value or 0.0) for i in rows])
             mu, sd = float(y.mean()), float(y.std()) or 1.0
-            self._y_shift, self._y_scale = mu, sd
             self._objective = _forest(x[rows], (y - mu) / sd, n, seed + 101)
             feas = [sign * float(o.value) for o in history
                     if o.feasible and o.value is not None and math.isfinite(float(o.value))]
@@ -261,7 +260,7 @@ class Models:
         """The score of each row (higher is better); see the module docstring."""
         if not self.informative:
             return self.distance_to_seen(x)
-        pof = (1.0 - self.p_crash(x)) * self.p_constraints(x)
+        pof = self.pof(x)
         m, s = self.objective(x)
         if self.any_feasible and self.incumbent is not None and self.settings.objective_model:
             z = (m - self.incumbent) / s
@@ -495,12 +494,7 @@ class CaboSampler(SpaceSampler):
                                        max_nominal=_MAX_NOMINAL_NEIGHBOURS)
 
     def _random_unseen(self, seen: set[_Key], rng: np.random.Generator) -> Config:
-        config = self.space.sample(rng)
-        for _ in range(200):
-            if self.space.key(config) not in seen:
-                return config
-            config = self.space.sample(rng)
-        return config
+        return draw_unseen(self.space, seen, rng, 200)[0]
 
 
 def register_all(register: Callable[[str, Callable[..., Any]], None]) -> None:

@@ -77,7 +77,7 @@ from deploytune.history import Observation, observations
 from deploytune.outcome import Status
 from deploytune.samplers._base import SpaceSampler, trial_rng
 from deploytune.samplers._encoding import ConfigEncoder
-from deploytune.samplers._moves import one_exchange_neighbours
+from deploytune.samplers._moves import draw_unseen, one_exchange_neighbours
 from deploytune.space import Categorical, Config, Float, Int, Param, Space
 
 if TYPE_CHECKING:
@@ -315,11 +315,9 @@ class RandomForestSampler(SpaceSampler):
     # ------------------------------------------------------------------------------ random
     def random_unseen(self, seen: set[_Key], rng: np.random.Generator) -> Config:
         """A random valid configuration that was not evaluated yet, if one can be found."""
-        config = self.space.sample(rng)
-        for _ in range(100):
-            if self.space.key(config) not in seen:
-                return config
-            config = self.space.sample(rng)
+        config, found = draw_unseen(self.space, seen, rng, 100)
+        if found:
+            return config
         unseen = [c for c in self._enumerate() or () if self.space.key(c) not in seen]
         return unseen[int(rng.integers(len(unseen)))] if unseen else config
 
