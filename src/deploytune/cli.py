@@ -55,14 +55,28 @@ def _split(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
-def _check_samplers(text: str) -> list[str]:
-    from deploytune.samplers import available
+def _split_samplers(text: str) -> list[str]:
+    """Comma-separated sampler names; commas inside ``name[...]`` do not split."""
+    out, depth, current = [], 0, ""
+    for ch in text:
+        depth += (ch == "[") - (ch == "]")
+        if ch == "," and depth == 0:
+            out.append(current)
+            current = ""
+        else:
+            current += ch
+    out.append(current)
+    return [t.strip() for t in out if t.strip()]
 
-    names = _split(text)
+
+def _check_samplers(text: str) -> list[str]:
+    from deploytune.samplers import available, is_known
+
+    names = _split_samplers(text)
     if not names:
         raise typer.BadParameter("give at least one sampler name", param_hint="'--samplers'")
     known = available()
-    unknown = [n for n in names if n not in known]
+    unknown = [n for n in names if not is_known(n)]
     if unknown:
         raise typer.BadParameter(
             f"unknown sampler(s) {', '.join(map(repr, unknown))}; choose from {', '.join(known)}",

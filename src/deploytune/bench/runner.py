@@ -873,11 +873,11 @@ def run_bench(
                    else [_check_budget(budget)])
     if not budget_list:
         raise ValueError("budgets: give at least one budget")
-    from deploytune.samplers import available
+    from deploytune.samplers import available, is_known
 
     problem_list = expand_problems(problems)
     sampler_list = list(dict.fromkeys(samplers))
-    unknown = [s for s in sampler_list if s not in available()]
+    unknown = [s for s in sampler_list if not is_known(s)]
     if unknown:
         raise ValueError(f"unknown sampler name(s) {', '.join(map(repr, unknown))}; choose from "
                          f"{', '.join(available())}")

@@ -15,6 +15,10 @@
 ``cabo-no-*``  ablations of ``cabo``, one component off each (docs/benchmarks.md)
 ``default``    the best sampler we have (currently ``cabo``; docs/algorithm.md)
 =============  ==========================================================================
+
+A name may carry options in brackets, ``name[key=value;key=value]`` (values read as YAML
+scalars): ``cabo[pof_floor=0.5]`` is ``make_sampler("cabo", pof_floor=0.5)``. This is how
+``deploytune bench --samplers`` compares settings of one sampler without registering each.
 """
 
 from __future__ import annotations
@@ -32,7 +36,9 @@ __all__ = [
     "SpaceSampler",
     "UniformSampler",
     "available",
+    "is_known",
     "make_sampler",
+    "parse_name",
     "register",
     "trial_rng",
 ]
@@ -54,6 +60,43 @@ def available() -> list[str]:
     return sorted([*_REGISTRY, "default"])
 
 
+def parse_name(text: str) -> tuple[str, dict[str, Any]]:
+    """Split ``name[key=value;...]`` into the registered name and its options.
+
+    Raises:
+        ValueError: for a malformed option list, naming the bad part and the expected form.
+    """
+    text = text.strip()
+    if not text.endswith("]") or "[" not in text:
+        if "[" in text or "]" in text:
+            raise ValueError(f"sampler: {text!r} is malformed; write name[key=value;key=value]")
+        return text, {}
+    import yaml
+
+    name, _, body = text[:-1].partition("[")
+    options: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in body.split(";"))):
+        key, eq, raw = part.partition("=")
+        if not eq or not key.strip() or not raw.strip():
+            raise ValueError(f"sampler {name.strip()!r}: option {part!r} is not key=value; "
+                             "write name[key=value;key=value]")
+        try:
+            options[key.strip()] = yaml.safe_load(raw.strip())
+        except yaml.YAMLError as exc:
+            raise ValueError(f"sampler {name.strip()!r}: option {key.strip()!r} has an "
+                             f"unreadable value {raw.strip()!r} ({exc})") from None
+    return name.strip(), options
+
+
+def is_known(name: str) -> bool:
+    """Whether ``name`` (options in brackets allowed) names a registered sampler."""
+    try:
+        base, _ = parse_name(name)
+    except ValueError:
+        return False
+    return base in available()
+
+
 def make_sampler(
     name: str | None = "default",
     *,
@@ -62,17 +105,19 @@ def make_sampler(
     budget: int | None = None,
     **options: Any,
 ) -> BaseSampler:
-    """Build the sampler registered as ``name`` for ``space``.
+    """Build the sampler registered as ``name`` for ``space``; options given in the name
+    (``cabo[pof_floor=0.5]``) are merged under the keyword ``options``.
 
     Raises:
-        ValueError: for an unknown name, listing the known ones.
+        ValueError: for an unknown name (listing the known ones) or malformed options.
     """
     _load_builtin()
-    key = DEFAULT_SAMPLER if name in (None, "default") else name
+    base, named_options = parse_name(name) if name is not None else ("default", {})
+    key = DEFAULT_SAMPLER if base == "default" else base
     if key not in _REGISTRY:
         raise ValueError(f"sampler: unknown name {name!r}; choose one of "
                          f"{', '.join(available())}")
-    return _REGISTRY[key](space=space, seed=seed, budget=budget, **options)
+    return _REGISTRY[key](space=space, seed=seed, budget=budget, **{**named_options, **options})
 
 
 def _load_builtin() -> None:
