@@ -186,6 +186,13 @@ def test_full_spec_round_trips(tmp_path: Path) -> None:
         spec.seed = 3  # type: ignore[misc]
 
 
+def test_sampler_options_in_brackets(tmp_path: Path) -> None:
+    spec = load_spec(write(tmp_path, MINIMAL_SPEC.replace(
+        "budget:", "sampler: cabo[pof_floor=0.5;coverage=false]\nbudget:"), name="s.yml"))
+    assert spec.sampler == "cabo"
+    assert spec.sampler_options == {"pof_floor": 0.5, "coverage": False}
+
+
 def test_minimal_spec_gets_the_defaults(tmp_path: Path) -> None:
     spec = load_spec(write(tmp_path, MINIMAL_SPEC, name="my-study.yml"))
     assert spec.study_name == "my-study"
@@ -433,6 +440,8 @@ MISTAKES: list[tuple[str, Any, str, str]] = [
      "plain data"),
     ("sampler", {"options": {}}, "sampler.name", "choose one of"),
     ("sampler", ["random"], "sampler", "expected a sampler name"),
+    ("sampler", "cabo[pof_floor]", "sampler", "key=value"),
+    ("sampler", "cabo[no_such_knob=1]", "sampler.options", "no_such_knob"),
     # pruner, early abort
     ("pruner", "medain", "pruner", "did you mean 'median'?"),
     ("pruner", True, "pruner", "must be one of none, median"),

@@ -61,7 +61,7 @@ def parse_seed(raw: Any) -> int | None:
 def parse_sampler(raw: Any, space: Space, seed: int | None,
                   trials: int | None) -> tuple[str, dict[str, Any]]:
     """``(name, options)`` of the sampler, checked by building it once."""
-    from deploytune.samplers import available
+    from deploytune.samplers import available, parse_name
 
     known = available()
     example = "sampler: tba-tpe or sampler: {name: tba-tpe, options: {min_phase1: 8}}"
@@ -82,6 +82,10 @@ def parse_sampler(raw: Any, space: Space, seed: int | None,
             options = dict(opts)
     else:
         name = as_string(raw, "sampler", "a sampler name", example)
+        try:  # options in brackets: sampler: cabo[pof_floor=0.5]
+            name, options = parse_name(name)
+        except ValueError as exc:
+            raise Invalid("sampler", f"{exc}; or write {example}") from None
     if name not in known:
         raise Invalid(name_path, f"unknown sampler {name!r}{suggest(name, known)}; "
                       f"choose one of {', '.join(known)}")
