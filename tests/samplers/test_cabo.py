@@ -231,3 +231,30 @@ def test_pof_floor_keeps_proposals_near_the_likeliest_feasible() -> None:
                                          sampler=name, seed=seed)
             crashed[name] += sum(t.status is not Status.FEASIBLE for t in result.trials[10:])
     assert crashed["cabo[pof_floor=0.9]"] <= crashed["cabo"]
+
+
+def test_calibration_records_pof_and_learns_overconfidence() -> None:
+    """With ``calibrate_pof`` every informed proposal stores its predicted PoF on the trial;
+    the exponent fitted to (predicted, feasible) pairs is above 1 when confident proposals
+    kept failing and below 1 when unlikely ones kept succeeding."""
+    result = deploytune.optimize(zoned, SERVING, objective="tokens_per_s",
+                                 constraints=["latency_ms <= 40"], budget=16,
+                                 sampler="cabo[calibrate_pof=true]", seed=0)
+    assert result.study is not None
+    recorded = [t.system_attrs["cabo:pof"] for t in result.study.trials
+                if "cabo:pof" in t.system_attrs]
+    assert len(recorded) >= 10 and all(0.0 <= p <= 1.0 for p in recorded)
+
+    def fitted(pof: float, feasible: bool) -> float:
+        study = optuna.create_study()
+        history = []
+        for _ in range(10):
+            trial = study.ask()
+            study._storage.set_trial_system_attr(trial._trial_id, "cabo:pof", pof)
+            study.tell(trial, 0.0)
+            status = Status.FEASIBLE if feasible else Status.INFEASIBLE
+            history.append(Observation(trial.number, {}, status, None, 0.0, {}))
+        return CaboSampler._calibration(study, history)
+
+    assert fitted(0.8, False) > 1.0
+    assert fitted(0.3, True) < 1.0

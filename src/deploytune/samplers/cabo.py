@@ -79,9 +79,11 @@ _NUMERIC_NEIGHBOURS = 4
 _MAX_NOMINAL_NEIGHBOURS = 8
 _COST_SPREAD = 1.5
 _MIN_COST_S = 0.1
-_PENDING_LENGTH = 0.15
 """Costs below this many seconds count as this many: differences between evaluations that take
 milliseconds are timing noise, and would make two runs of the same seed diverge."""
+_PENDING_LENGTH = 0.15
+_POF_ATTR = "cabo:pof"
+"""Trial system attribute holding the PoF cabo predicted when it proposed the trial."""
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,11 @@ class CaboSettings:
             violation units): how close to a limit a prediction is never trusted, i.e. the
             measurement noise assumed.
         log_objective: Model ``log(value)`` when every value is positive and maximised.
+        calibrate_pof: Store the PoF predicted for each proposal on its trial (system
+            attribute ``cabo:pof``) and use ``PoF ** a``, ``a`` fitted by maximum likelihood
+            to how often past proposals were feasible (a model that keeps being wrong in
+            one direction is corrected; issue 6's "threshold that adapts to how often it is
+            wrong").
 
     The settings after ``neighbour_scales`` are off (or at the value cabo always had) by
     default; each was measured against the default and not kept (docs/benchmarks.md).
@@ -159,6 +166,7 @@ class CaboSettings:
     exploit_sd_scale: float = 0.5
     violation_sd_floor: float = 0.02
     log_objective: bool = False
+    calibrate_pof: bool = False
 
 
 def _forest(x: np.ndarray, y: np.ndarray, n_trees: int, seed: int) -> Any:
@@ -201,6 +209,7 @@ class Models:
         self.encoder = encoder
         self.settings = settings
         self.sd_scale = 1.0
+        self.pof_alpha = 1.0
         configs = [o.config for o in history]
         x = encoder.encode(configs) if configs else np.zeros((0, encoder.width))
         self.x_seen = x
@@ -312,7 +321,8 @@ class Models:
 
     def pof(self, x: np.ndarray) -> np.ndarray:
         """Probability of feasibility: no crash and every constraint met."""
-        return (1.0 - self.p_crash(x)) * self.p_constraints(x)
+        pof = (1.0 - self.p_crash(x)) * self.p_constraints(x)
+        return pof if self.pof_alpha == 1.0 else pof ** self.pof_alpha
 
     def distance_to_seen(self, x: np.ndarray) -> np.ndarray:
         """Euclidean distance of each row to the nearest evaluated configuration."""
@@ -372,6 +382,8 @@ class CaboSampler(SpaceSampler):
                         self.encoder)
         if len(history) >= self.settings.exploit_after * self.budget:
             models.sd_scale = self.settings.exploit_sd_scale
+        if self.settings.calibrate_pof:
+            models.pof_alpha = self._calibration(study, history)
         pool = self._candidates(models, history, sign, uncovered, seen, rng)
         if not pool:
             return self._random_unseen(seen, rng)
@@ -393,7 +405,25 @@ class CaboSampler(SpaceSampler):
                 scores = np.where(covers, scores, -np.inf)
         order = rng.permutation(len(pool))  # random tie-break
         best = order[int(np.argmax(scores[order]))]
+        if self.settings.calibrate_pof and models.informative:
+            raw = float(models.pof(x[int(best):int(best) + 1])[0]) ** (1.0 / models.pof_alpha)
+            study._storage.set_trial_system_attr(trial._trial_id, _POF_ATTR, raw)
         return pool[int(best)]
+
+    @staticmethod
+    def _calibration(study: Study, history: Sequence[Observation]) -> float:
+        """The exponent ``a`` that makes ``PoF ** a`` best match how often the trials
+        proposed so far were feasible (maximum likelihood on a grid; 1 with under 6)."""
+        trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+        pairs = [(trials[o.number].system_attrs[_POF_ATTR], o.feasible) for o in history
+                 if o.number in trials and _POF_ATTR in trials[o.number].system_attrs]
+        if len(pairs) < 6:
+            return 1.0
+        p = np.clip(np.array([a for a, _ in pairs], dtype=float), 0.02, 0.98)
+        y = np.array([b for _, b in pairs], dtype=float)
+        grid = np.exp(np.linspace(np.log(0.25), np.log(4.0), 25))
+        ll = [float(np.sum(y * a * np.log(p) + (1 - y) * np.log1p(-p ** a))) for a in grid]
+        return float(grid[int(np.argmax(ll))])
 
     # ------------------------------------------------------------------- parallel workers
     def _pending(self, study: Study, number: int) -> list[Config]:
