@@ -29,7 +29,7 @@ study: toy-study
 space:
   model: {type: categorical, choices: [small, medium, large]}
   backend: {type: categorical, choices: [eager, compile, onnxruntime]}
-  batch_size: {type: int, low: 1, high: 64, log: true}
+  batch_size: {type: int, low: 1, high: 64, log: true, memory: increasing}
   mem_frac: {type: float, low: 0.7, high: 0.98}
   threads: {type: int, low: 1, high: 8, when: {backend: [eager, onnxruntime]}}
 forbidden:
@@ -156,6 +156,7 @@ def test_full_spec_round_trips(tmp_path: Path) -> None:
         yaml.safe_load(FULL_SPEC)["space"], forbidden=[{"backend": ["compile"],
                                                         "model": ["large"]}])
     assert spec.space.forbidden == ({"backend": ("compile",), "model": ("large",)},)
+    assert spec.space["batch_size"].memory == "increasing"
     assert spec.objective == Objective("latency_ms", "minimize")
     assert spec.constraints == (Constraint("memory_mb", "<=", 900.0),
                                 Constraint("accuracy", ">=", 0.6))
@@ -369,6 +370,10 @@ MISTAKES: list[tuple[str, Any, str, str]] = [
     ("space.lr.low", math.nan, "space.lr.low", "must be a finite number"),
     ("space.lr.low", 0, "space.lr.low", "raise low or remove log: true"),
     ("space.lr.log", "yes", "space.lr.log", "expected true or false"),
+    ("space.threads.memory", "more", "space.threads.memory", "must be increasing"),
+    ("space.backend.memory", "increasing", "space.backend.memory", "every choice must be a "
+     "number"),
+    ("space.threads.memry", "increasing", "space.threads.memry", "did you mean 'memory'?"),
     ("space.backend.type", "categorial", "space.backend.type", "did you mean 'categorical'?"),
     ("space.backend.type", ..., "space.backend.type", "add type: categorical, int or float"),
     ("space.backend.choices", [], "space.backend.choices", "write e.g. choices: [eager, onnx]"),

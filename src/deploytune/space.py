@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
 
 __all__ = [
+    "MEMORY_DIRECTIONS",
     "Categorical",
     "Config",
     "Float",
@@ -44,7 +45,9 @@ Config = dict[str, Any]
 """A configuration: active parameter name -> value."""
 
 _CHOICE_TYPES = (str, int, float, bool, type(None))
-_COMMON_KEYS = {"type", "when"}
+_COMMON_KEYS = {"type", "when", "memory"}
+MEMORY_DIRECTIONS = ("increasing", "decreasing")
+"""Values of a parameter's ``memory`` declaration (see :attr:`Param.memory`)."""
 _KEYS_BY_TYPE = {
     "categorical": _COMMON_KEYS | {"choices"},
     "int": _COMMON_KEYS | {"low", "high", "log"},
@@ -60,10 +63,18 @@ class Param:
         name: The parameter's name (a key of configurations).
         when: Parent name -> allowed parent values. The parameter is active only when every
             parent is active and takes one of its allowed values. Empty means always active.
+        memory: ``"increasing"`` declares that, all other parameters equal, a larger value
+            never needs less memory (batch size, context length, max sequences, batched
+            tokens); ``"decreasing"`` the opposite (tensor-parallel size: fewer bytes per
+            GPU). ``None`` (the default): no such knowledge. Only numbers are ordered: ints,
+            floats and categoricals whose choices are all numbers. Samplers may use it: an
+            out-of-memory crash then rules out every configuration that needs at least as
+            much memory (``cabo``'s dominance rule, :mod:`deploytune.samplers.memory`).
     """
 
     name: str
     when: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    memory: str | None = field(default=None, kw_only=True)
 
     @property
     def is_structural(self) -> bool:
@@ -86,8 +97,18 @@ class Param:
         """The dict form accepted by :meth:`Space.from_dict`."""
         raise NotImplementedError
 
-    def _when_dict(self) -> dict[str, Any]:
-        return {"when": {k: list(v) for k, v in self.when.items()}} if self.when else {}
+    def _optional_keys(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"when": {k: list(v) for k, v in self.when.items()}} \
+            if self.when else {}
+        if self.memory is not None:
+            out["memory"] = self.memory
+        return out
+
+    @property
+    def is_ordered(self) -> bool:
+        """Whether the values are numbers with a meaningful order (ints, floats, numeric
+        categoricals)."""
+        return True
 
 
 @dataclass(frozen=True)
@@ -100,6 +121,12 @@ class Categorical(Param):
     def is_structural(self) -> bool:
         """Categorical parameters are the structural ones (model, backend, precision, ...)."""
         return True
+
+    @property
+    def is_ordered(self) -> bool:
+        """Whether every choice is a number (booleans are not)."""
+        return bool(self.choices) and all(
+            isinstance(c, (int, float)) and not isinstance(c, bool) for c in self.choices)
 
     def contains(self, value: Any) -> bool:
         """Return whether ``value`` is one of the choices."""
@@ -117,7 +144,7 @@ class Categorical(Param):
 
     def to_dict(self) -> dict[str, Any]:
         """The dict form accepted by :meth:`Space.from_dict`."""
-        return {"type": "categorical", "choices": list(self.choices), **self._when_dict()}
+        return {"type": "categorical", "choices": list(self.choices), **self._optional_keys()}
 
 
 @dataclass(frozen=True)
@@ -153,7 +180,7 @@ class Int(Param):
     def to_dict(self) -> dict[str, Any]:
         """The dict form accepted by :meth:`Space.from_dict`."""
         return {"type": "int", "low": self.low, "high": self.high, "log": self.log,
-                **self._when_dict()}
+                **self._optional_keys()}
 
 
 @dataclass(frozen=True)
@@ -186,7 +213,7 @@ class Float(Param):
     def to_dict(self) -> dict[str, Any]:
         """The dict form accepted by :meth:`Space.from_dict`."""
         return {"type": "float", "low": self.low, "high": self.high, "log": self.log,
-                **self._when_dict()}
+                **self._optional_keys()}
 
 
 def _same_value(a: Any, b: Any) -> bool:
@@ -485,11 +512,16 @@ def _param_from_dict(name: Any, d: Any) -> Param:
         raise ValueError(f"parameter {name!r}: unknown key(s) {unknown} for type {kind!r}; "
                          f"allowed keys are {sorted(_KEYS_BY_TYPE[kind])}")
     when = _parse_when(name, d.get("when", {}))
+    memory = d.get("memory")
+    if memory is not None and memory not in MEMORY_DIRECTIONS:
+        raise ValueError(f"parameter {name!r}: 'memory' must be 'increasing' (a larger value "
+                         f"needs more memory) or 'decreasing' (got {memory!r}); leave it out "
+                         f"when neither holds")
     if kind == "categorical":
         choices = d.get("choices")
         if not isinstance(choices, (list, tuple)):
             raise ValueError(f"parameter {name!r}: 'choices' must be a list of values")
-        return Categorical(name, when, tuple(choices))
+        return Categorical(name, when, tuple(choices), memory=memory)
     for key in ("low", "high"):
         if key not in d:
             raise ValueError(f"parameter {name!r}: missing {key!r} for a {kind} parameter")
@@ -501,7 +533,7 @@ def _param_from_dict(name: Any, d: Any) -> Param:
         for key, v in (("low", low), ("high", high)):
             if isinstance(v, bool) or not isinstance(v, int):
                 raise ValueError(f"parameter {name!r}: {key!r} must be an integer (got {v!r})")
-        return Int(name, when, int(low), int(high), log)
+        return Int(name, when, int(low), int(high), log, memory=memory)
     bounds = []
     for key, v in (("low", low), ("high", high)):
         if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -511,7 +543,7 @@ def _param_from_dict(name: Any, d: Any) -> Param:
         except OverflowError:
             raise ValueError(f"parameter {name!r}: {key!r} = {v} is too large for a float; "
                              f"use a smaller bound") from None
-    return Float(name, when, bounds[0], bounds[1], log)
+    return Float(name, when, bounds[0], bounds[1], log, memory=memory)
 
 
 def _parse_when(name: str, when: Any) -> dict[str, tuple[Any, ...]]:
@@ -530,6 +562,14 @@ def _parse_when(name: str, when: Any) -> dict[str, tuple[Any, ...]]:
 
 def _check_param(p: Param, declared: Mapping[str, Param], all_names: set[str]) -> None:
     where = f"parameter {p.name!r}"
+    if p.memory is not None:
+        if p.memory not in MEMORY_DIRECTIONS:
+            raise ValueError(f"{where}: 'memory' must be 'increasing' or 'decreasing' "
+                             f"(got {p.memory!r})")
+        if not p.is_ordered:
+            raise ValueError(f"{where}: 'memory: {p.memory}' needs ordered values (int, float, "
+                             f"or categorical choices that are all numbers); remove it or "
+                             f"list numbers")
     if isinstance(p, Categorical):
         if not p.choices:
             raise ValueError(f"{where}: 'choices' is empty; give at least one value")

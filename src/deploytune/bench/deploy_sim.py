@@ -146,7 +146,8 @@ def deploy_space() -> Space:
     """The deploy-sim search space.
 
     ``model`` (6), ``device`` (cpu/gpu), ``backend`` (4), ``precision`` (3), ``batch_size``
-    1..64 on a log scale, and ``threads`` 1..8, active only when ``device == "cpu"``. Int8 on the
+    1..64 on a log scale (declared ``memory: increasing``: activations grow with it), and
+    ``threads`` 1..8, active only when ``device == "cpu"``. Int8 on the
     GPU through eager PyTorch or ONNX Runtime silently runs on the CPU with the default thread
     count: the configuration has no ``threads`` to tune there, as in real life.
     """
@@ -155,7 +156,7 @@ def deploy_space() -> Space:
         Categorical("device", choices=DEVICES),
         Categorical("backend", choices=BACKENDS),
         Categorical("precision", choices=PRECISIONS),
-        Int("batch_size", low=1, high=64, log=True),
+        Int("batch_size", low=1, high=64, log=True, memory="increasing"),
         Int("threads", {"device": ("cpu",)}, low=1, high=_CPU_CORES),
     ])
 

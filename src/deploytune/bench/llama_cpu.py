@@ -74,9 +74,11 @@ def llama_space(models: tuple[str, ...] = ("smollm2", "gemma3")) -> Space:
     return Space.from_dict({
         "model": {"type": "categorical", "choices": list(models)},
         "n_threads": {"type": "int", "low": 1, "high": 2},
-        "n_batch": {"type": "categorical", "choices": [8, 32, 128, 512]},
-        "n_ubatch": {"type": "categorical", "choices": [8, 32, 128, 512]},
-        "n_ctx": {"type": "categorical", "choices": [256, 512, 2048, 8192, 32768]},
+        "n_batch": {"type": "categorical", "choices": [8, 32, 128, 512], "memory": "increasing"},
+        "n_ubatch": {"type": "categorical", "choices": [8, 32, 128, 512],
+                     "memory": "increasing"},
+        "n_ctx": {"type": "categorical", "choices": [256, 512, 2048, 8192, 32768],
+                  "memory": "increasing"},
         "kv_type": {"type": "categorical", "choices": ["f16", "q8_0", "q4_0"]},
         "flash_attn": {"type": "categorical", "choices": ["false", "true"]},
     })

@@ -287,15 +287,19 @@ def llm_space(instance: LLMInstance | str) -> Space:
     ``gpu_memory_utilization`` 0.80..0.98 by 0.02, ``max_model_len`` 4k..128k,
     ``max_num_batched_tokens`` 512..65536 and ``max_num_seqs`` 16..1024 (powers of two),
     ``enable_chunked_prefill``, ``enable_prefix_caching``, ``kv_cache_dtype`` (auto, fp8),
-    ``quantization`` (none = bf16, fp8, awq) and ``enforce_eager``.
+    ``quantization`` (none = bf16, fp8, awq) and ``enforce_eager``. ``max_model_len``,
+    ``max_num_batched_tokens`` and ``max_num_seqs`` are declared ``memory: increasing`` (KV
+    cache per request, the activation peak, CUDA graphs and sampler buffers only grow with
+    them); ``gpu_memory_utilization`` is not (too high fails the startup snapshot, too low
+    leaves no KV cache).
     """
     inst = INSTANCES[instance] if isinstance(instance, str) else instance
     return Space([
         Categorical("tensor_parallel_size", choices=inst.tp_choices),
         Categorical("gpu_memory_utilization", choices=_UTILIZATION),
-        Categorical("max_model_len", choices=_MODEL_LEN),
-        Categorical("max_num_batched_tokens", choices=_BATCHED),
-        Categorical("max_num_seqs", choices=_SEQS),
+        Categorical("max_model_len", choices=_MODEL_LEN, memory="increasing"),
+        Categorical("max_num_batched_tokens", choices=_BATCHED, memory="increasing"),
+        Categorical("max_num_seqs", choices=_SEQS, memory="increasing"),
         Categorical("enable_chunked_prefill", choices=_BOOL),
         Categorical("enable_prefix_caching", choices=_BOOL),
         Categorical("kv_cache_dtype", choices=_KV_DTYPE),

@@ -143,14 +143,16 @@ def pipeline_space() -> Space:
         Categorical("quantization", choices=QUANTIZATIONS),
         Int("calibration_samples", {"quantization": ("int8_static",)}, low=16, high=1024,
             log=True),
-        Int("trt_workspace_mb", {"runtime": ("tensorrt",)}, low=128, high=8192, log=True),
+        Int("trt_workspace_mb", {"runtime": ("tensorrt",)}, low=128, high=8192, log=True,
+            memory="increasing"),
         Categorical("padding", choices=PADDINGS),
-        Int("max_batch_size", low=1, high=128, log=True),
+        Int("max_batch_size", low=1, high=128, log=True, memory="increasing"),
         Float("max_wait_ms", low=0.5, high=50.0, log=True),
-        Int("num_workers", low=1, high=8),
+        Int("num_workers", low=1, high=8, memory="increasing"),
         Int("tokenizer_threads", low=1, high=8),
         Categorical("cache", choices=("off", "lru")),
-        Int("cache_size_mb", {"cache": ("lru",)}, low=64, high=8192, log=True),
+        Int("cache_size_mb", {"cache": ("lru",)}, low=64, high=8192, log=True,
+            memory="increasing"),
     ])
 
 

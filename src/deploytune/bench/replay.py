@@ -312,6 +312,17 @@ def _table_for(workload: RealWorkload) -> RecordedTable:
     return _load_table(str(path))
 
 
+def _with_memory(space: Space, monotone: Sequence[str]) -> Space:
+    """``space`` with ``memory: increasing`` declared on the workload's monotone parameters
+    (those along which the recorder found cost and memory only grow, e.g. batch size): what a
+    user who knows the workload would declare in a spec."""
+    spec = space.to_dict()
+    for name in monotone:
+        if name in spec:
+            spec[name]["memory"] = "increasing"
+    return Space.from_dict(spec, space.forbidden)
+
+
 def _problem(workload: RealWorkload, scenario: Scenario, replay: bool) -> Problem:
     table = _table_for(workload)
     objective = Objective(scenario.objective, scenario.direction)
@@ -333,7 +344,8 @@ def _problem(workload: RealWorkload, scenario: Scenario, replay: bool) -> Proble
         f"Under random sampling {land.crashed:.0%} of configurations crash, "
         f"{land.infeasible:.0%} run but violate a constraint, {land.feasible:.0%} are feasible; "
         f"the recorded optimum is {land.optimum:.4g} at {dict(land.best_config)}.")
-    problem = Problem(name, table.space, objective, constraints, simulate, land.optimum,
+    problem = Problem(name, _with_memory(table.space, workload.monotone), objective,
+                      constraints, simulate, land.optimum,
                       land.reference, cost=RecordedCost(table=table), description=description,
                       families=workload.families,
                       feasible_families={f: land.feasible_values[f] for f in workload.families

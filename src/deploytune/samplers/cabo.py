@@ -61,9 +61,11 @@ import numpy as np
 from scipy.special import ndtr
 
 from deploytune.history import Observation, observations
+from deploytune.outcome import CrashKind
 from deploytune.samplers._base import SpaceSampler, trial_rng
 from deploytune.samplers._encoding import ConfigEncoder, same_value
 from deploytune.samplers._moves import draw_unseen, one_exchange_neighbours
+from deploytune.samplers.memory import MemoryDominance, least_memory
 from deploytune.space import Categorical, Config, Space
 
 if TYPE_CHECKING:
@@ -131,6 +133,23 @@ class CaboSettings:
             violation units): how close to a limit a prediction is never trusted, i.e. the
             measurement noise assumed.
         log_objective: Model ``log(value)`` when every value is positive and maximised.
+        memory_rules: Use the space's ``memory`` declarations
+            (:mod:`deploytune.samplers.memory`): a configuration that needs at least as much
+            memory as one that ran out of memory (all else equal) is never proposed, and
+            candidates start at the low-memory end (see ``memory_start``). Without
+            declarations this setting changes nothing.
+        memory_start: When candidates hold the declared parameters at their low-memory end:
+            ``"first"`` (the first trial only), ``"until_run"`` (until some trial has run),
+            ``"while_oom"`` (until some trial has run, and only while every crash so far ran
+            out of memory: after another kind of crash the low end has no claim to be safe)
+            or ``"off"``.
+        objective_warp: How the objective model sees the values: ``"standard"`` (mean 0, sd
+            1) or ``"copula"`` (each value replaced by the normal quantile of its rank,
+            ``Phi^-1((rank - 0.5) / n)``: a heavy-tailed objective such as a Rosenbrock valley
+            or throughputs spanning orders of magnitude no longer lets a few extreme values
+            flatten the rest; EI is computed in the warped scale, which keeps the order).
+        coverage_greedy: Among the candidates that hold unseen values, weight the acquisition
+            by how many unseen values each holds (coverage in fewer trials).
         calibrate_pof: Store the PoF predicted for each proposal on its trial (system
             attribute ``cabo:pof``) and use ``PoF ** a``, ``a`` fitted by maximum likelihood
             to how often past proposals were feasible (a model that keeps being wrong in
@@ -167,6 +186,10 @@ class CaboSettings:
     violation_sd_floor: float = 0.02
     log_objective: bool = False
     calibrate_pof: bool = False
+    memory_rules: bool = True
+    memory_start: str = "until_run"
+    objective_warp: str = "standard"
+    coverage_greedy: bool = False
 
 
 def _forest(x: np.ndarray, y: np.ndarray, n_trees: int, seed: int) -> Any:
@@ -179,6 +202,13 @@ def _forest(x: np.ndarray, y: np.ndarray, n_trees: int, seed: int) -> Any:
         warnings.simplefilter("ignore")
         forest.fit(x, y)
     return forest
+
+
+def _copula(y: np.ndarray) -> np.ndarray:
+    """Normal quantiles of the ranks of ``y`` (ties share their mean rank)."""
+    from scipy.stats import norm, rankdata
+
+    return np.asarray(norm.ppf((rankdata(y) - 0.5) / len(y)))
 
 
 def _per_tree(forest: Any, x: np.ndarray) -> np.ndarray:
@@ -243,13 +273,21 @@ class Models:
             self._log = settings.log_objective and sign > 0 and bool(np.all(y > 0))
             if self._log:
                 y = np.log(y)
-            mu, sd = float(y.mean()), float(y.std()) or 1.0
-            self._objective = _forest(x[rows], (y - mu) / sd, n, seed + 101)
             feas = [sign * float(o.value) for o in history
                     if o.feasible and o.value is not None and math.isfinite(float(o.value))]
-            if feas:
-                best = math.log(max(feas)) if self._log and max(feas) > 0 else max(feas)
-                self.incumbent = (best - mu) / sd
+            if settings.objective_warp == "copula":
+                z = _copula(y)
+                self._objective = _forest(x[rows], z, n, seed + 101)
+                if feas:
+                    best = math.log(max(feas)) if self._log and max(feas) > 0 else max(feas)
+                    # the warped value of the best feasible one (it is among the rows)
+                    self.incumbent = float(z[int(np.argmin(np.abs(y - best)))])
+            else:
+                mu, sd = float(y.mean()), float(y.std()) or 1.0
+                self._objective = _forest(x[rows], (y - mu) / sd, n, seed + 101)
+                if feas:
+                    best = math.log(max(feas)) if self._log and max(feas) > 0 else max(feas)
+                    self.incumbent = (best - mu) / sd
         # cost model over log seconds
         self._cost = None
         costs = np.array([max(o.cost_s, _MIN_COST_S) for o in history])
@@ -355,6 +393,12 @@ class CaboSampler(SpaceSampler):
             raise ValueError(f"cabo: unknown option(s) {', '.join(unknown)}; "
                              f"choose from {', '.join(sorted(known))}")
         self.settings = replace(CaboSettings(), **settings)
+        if self.settings.memory_start not in ("first", "until_run", "while_oom", "off"):
+            raise ValueError(f"cabo: memory_start must be first, until_run, while_oom or off, "
+                             f"got {self.settings.memory_start!r}")
+        if self.settings.objective_warp not in ("standard", "copula"):
+            raise ValueError(f"cabo: objective_warp must be 'standard' or 'copula', got "
+                             f"{self.settings.objective_warp!r}")
         self.budget = int(budget or 50)
         self.encoder = ConfigEncoder(space, ordinal=self.settings.ordinal)
         self._cover = [p for p in space.params if isinstance(p, Categorical)
@@ -372,8 +416,12 @@ class CaboSampler(SpaceSampler):
         rng = trial_rng(self.seed, number, "cabo")
         explore = self.settings.random_probability > 0 and trial_rng(
             self.seed, number, "interleave").random() < self.settings.random_probability
+        dominance = MemoryDominance(self.space, [
+            o.config for o in history if o.crash_kind is CrashKind.OOM
+        ] if self.settings.memory_rules else [])
         if not history or (explore and not self.settings.safe_random):
-            return self._random_unseen(seen, rng)
+            return self._random_unseen(seen, rng, dominance,
+                                       safe=self._start_low(history))
         uncovered = self._uncovered(history) if self._covering(len(history)) else set()
         if self.settings.coverage_after_feasible and not any(o.feasible for o in history):
             uncovered = set()
@@ -384,9 +432,9 @@ class CaboSampler(SpaceSampler):
             models.sd_scale = self.settings.exploit_sd_scale
         if self.settings.calibrate_pof:
             models.pof_alpha = self._calibration(study, history)
-        pool = self._candidates(models, history, sign, uncovered, seen, rng)
+        pool = self._candidates(models, history, sign, uncovered, seen, rng, dominance)
         if not pool:
-            return self._random_unseen(seen, rng)
+            return self._random_unseen(seen, rng, dominance)
         x = self.encoder.encode(pool)
         if explore and models.informative:
             # a random candidate among the likelier-feasible half of the pool
@@ -400,9 +448,11 @@ class CaboSampler(SpaceSampler):
         if pending:
             scores = np.where(scores > 0, scores * self._pending_penalty(x, pending), scores)
         if uncovered:
-            covers = np.array([self._n_uncovered(c, uncovered) > 0 for c in pool])
-            if covers.any():
-                scores = np.where(covers, scores, -np.inf)
+            n_new = np.array([self._n_uncovered(c, uncovered) for c in pool], dtype=float)
+            if (n_new > 0).any():
+                if self.settings.coverage_greedy:
+                    scores = np.where(scores > 0, scores * np.maximum(n_new, 1.0), scores)
+                scores = np.where(n_new > 0, scores, -np.inf)
         order = rng.permutation(len(pool))  # random tie-break
         best = order[int(np.argmax(scores[order]))]
         if self.settings.calibrate_pof and models.informative:
@@ -424,6 +474,17 @@ class CaboSampler(SpaceSampler):
         grid = np.exp(np.linspace(np.log(0.25), np.log(4.0), 25))
         ll = [float(np.sum(y * a * np.log(p) + (1 - y) * np.log1p(-p ** a))) for a in grid]
         return float(grid[int(np.argmax(ll))])
+
+    def _start_low(self, history: Sequence[Observation]) -> bool:
+        """Whether candidates start at the low-memory end (see ``memory_start``)."""
+        s = self.settings
+        if not s.memory_rules or s.memory_start == "off" or any(not o.crashed for o in history):
+            return False
+        if s.memory_start == "first":
+            return not history
+        if s.memory_start == "while_oom":
+            return all(o.crash_kind is CrashKind.OOM for o in history)
+        return True
 
     # ------------------------------------------------------------------- parallel workers
     def _pending(self, study: Study, number: int) -> list[Config]:
@@ -474,8 +535,10 @@ class CaboSampler(SpaceSampler):
     # ------------------------------------------------------------------------- candidates
     def _candidates(self, models: Models, history: Sequence[Observation], sign: float,
                     uncovered: set[tuple[str, Any]], seen: set[_Key],
-                    rng: np.random.Generator) -> list[Config]:
-        """Random candidates, candidates holding unseen values, and local-search results."""
+                    rng: np.random.Generator, dominance: MemoryDominance) -> list[Config]:
+        """Random candidates, candidates holding unseen values, and local-search results;
+        none that ``dominance`` rules out. While nothing has run and the space declares
+        memory parameters, candidates hold them at their low-memory end."""
         s = self.settings
         pool: list[Config] = [self.space.sample(rng) for _ in range(s.n_random)]
         for name, value in sorted(uncovered, key=repr):
@@ -486,12 +549,14 @@ class CaboSampler(SpaceSampler):
                     c = self.space.complete(c, rng)
                     if not self.space.is_forbidden(c):
                         pool.append(c)
-        pool = self._unseen(pool, seen)
+        if self._start_low(history):
+            pool = [least_memory(self.space, c) for c in pool]
+        pool = dominance.keep(self._unseen(pool, seen))
         if s.local_search and pool:
             scores = models.acquisition(self.encoder.encode(pool))
             top = [pool[int(i)] for i in np.argsort(-scores, kind="stable")[:s.n_local_starts]]
             starts = top + self._best_seen(history, sign)
-            pool += self._local_search(models, starts, seen, rng)
+            pool += dominance.keep(self._local_search(models, starts, seen, rng, dominance))
         return pool
 
     def _unseen(self, configs: list[Config], seen: set[_Key]) -> list[Config]:
@@ -514,7 +579,8 @@ class CaboSampler(SpaceSampler):
         return [dict(o.config) for o in runs[:k]]
 
     def _local_search(self, models: Models, starts: list[Config], seen: set[_Key],
-                      rng: np.random.Generator) -> list[Config]:
+                      rng: np.random.Generator,
+                      dominance: MemoryDominance | None = None) -> list[Config]:
         """Best-improvement moves from every start; returns every unseen candidate scored."""
         found: list[Config] = []
         keys = set(seen)
@@ -527,7 +593,7 @@ class CaboSampler(SpaceSampler):
             for i in active:
                 for nb in self.neighbours(current[i], rng):
                     k = self.space.key(nb)
-                    if k in keys:
+                    if k in keys or (dominance and dominance.rules_out(nb)):
                         continue
                     keys.add(k)
                     cands.append(nb)
@@ -560,8 +626,21 @@ class CaboSampler(SpaceSampler):
                                        ordinal=self.settings.ordinal,
                                        max_nominal=_MAX_NOMINAL_NEIGHBOURS)
 
-    def _random_unseen(self, seen: set[_Key], rng: np.random.Generator) -> Config:
-        return draw_unseen(self.space, seen, rng, 200)[0]
+    def _random_unseen(self, seen: set[_Key], rng: np.random.Generator,
+                       dominance: MemoryDominance | None = None, safe: bool = False) -> Config:
+        """A random unseen configuration (at the low-memory end with ``safe`` and memory
+        rules on), avoiding what ``dominance`` rules out while the tries last."""
+        config, _ = draw_unseen(self.space, seen, rng, 200)
+        if safe:
+            low = least_memory(self.space, config)
+            if self.space.key(low) not in seen:
+                config = low
+        if dominance:
+            for _ in range(200):
+                if not dominance.rules_out(config):
+                    break
+                config, _ = draw_unseen(self.space, seen, rng, 200)
+        return config
 
 
 def register_all(register: Callable[[str, Callable[..., Any]], None]) -> None:
@@ -578,6 +657,7 @@ def register_all(register: Callable[[str, Callable[..., Any]], None]) -> None:
         "cabo-no-ordinal": {"ordinal": False},
         "cabo-no-local": {"local_search": False},
         "cabo-no-random": {"random_probability": 0.0},
+        "cabo-no-memory": {"memory_rules": False},
         "cabo-ratio-cost": {"cost_mode": "ratio"},
     }
     for name, opts in ablations.items():

@@ -27,9 +27,9 @@ SAMPLER_KEYS = ("name", "options")
 OBJECTIVE_KEYS = ("metric", "direction", "maximize", "minimize")
 EARLY_ABORT_KEYS = ("before_feasible", "after_feasible", "enabled")
 PARAM_KEYS = {
-    "categorical": ("type", "choices", "when"),
-    "int": ("type", "low", "high", "log", "when"),
-    "float": ("type", "low", "high", "log", "when"),
+    "categorical": ("type", "choices", "when", "memory"),
+    "int": ("type", "low", "high", "log", "when", "memory"),
+    "float": ("type", "low", "high", "log", "when", "memory"),
 }
 MISPLACED = {
     "": {"python": "evaluator", "command": "evaluator", "isolate": "evaluator",

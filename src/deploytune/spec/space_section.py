@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from deploytune.space import Space
+from deploytune.space import MEMORY_DIRECTIONS, Space
 from deploytune.spec.checks import as_mapping, check_keys, is_number, safe_float
 from deploytune.spec.errors import Invalid
 from deploytune.spec.messages import join, kind_of, show, suggest
@@ -54,6 +54,7 @@ def _param(name: Any, d: Any, declared: list[str], all_names: list[Any]) -> None
         _check_choices(choices, f"{path}.choices")
     else:
         _bounds(path, kind, d)
+    _memory(path, kind, d)
     when = d.get("when")
     if when is None:
         if "when" in d:
@@ -110,6 +111,22 @@ def _bounds(path: str, kind: str, d: Mapping[Any, Any]) -> None:
     if log and values["low"] <= 0:
         raise Invalid(f"{path}.low", f"a log-scale parameter needs low > 0 (got "
                       f"{show(d['low'])}); raise low or remove log: true")
+
+
+def _memory(path: str, kind: str, d: Mapping[Any, Any]) -> None:
+    """Check the optional ``memory: increasing | decreasing`` of the parameter at ``path``."""
+    if "memory" not in d:
+        return
+    memory = d["memory"]
+    if memory not in MEMORY_DIRECTIONS:
+        raise Invalid(f"{path}.memory", f"must be increasing (a larger value needs more "
+                      f"memory) or decreasing, got {show(memory)}; remove it when neither "
+                      f"holds")
+    if kind == "categorical" and not all(
+            isinstance(c, (int, float)) and not isinstance(c, bool) for c in d["choices"]):
+        raise Invalid(f"{path}.memory", "needs ordered values: every choice must be a "
+                      "number (e.g. choices: [1024, 4096, 16384]); remove memory or use "
+                      "type: int")
 
 
 def _forbidden(raw: Any, params: Mapping[Any, Any]) -> None:
