@@ -221,6 +221,27 @@ def test_settings_not_kept_still_do_what_they_say() -> None:
     assert logged.incumbent == pytest.approx((np.log(best) - values.mean()) / values.std())
 
 
+
+def test_copula_warp_ranks_the_objective() -> None:
+    """``objective_warp=copula``: the model sees normal quantiles of the ranks, so one huge
+    value no longer squeezes the others together; the incumbent is the warped best feasible
+    value, and the warp keeps the order of the predictions. An unknown warp is named."""
+    history = _serving_history(60)
+    enc = ConfigEncoder(SERVING, ordinal=True)
+    values = np.array([float(o.value) for o in history if not o.crashed and o.value])
+    best = max(float(o.value) for o in history if o.feasible and o.value is not None)
+    warped = Models(SERVING, history, 1.0, CaboSettings(objective_warp="copula"), 0, enc)
+    n = len(values)
+    rank = float((values < best).sum() + 0.5 * ((values == best).sum() - 1) + 1)
+    from scipy.stats import norm
+    assert warped.incumbent == pytest.approx(norm.ppf((rank - 0.5) / n))
+    x = enc.encode([o.config for o in history if not o.crashed and o.value])
+    m, _ = warped.objective(x)
+    assert np.corrcoef(m, values)[0, 1] > 0.6
+    with pytest.raises(ValueError, match=r"objective_warp must be 'standard', 'copula' or "):
+        CaboSampler(SERVING, seed=0, objective_warp="log")
+
+
 def test_pof_floor_keeps_proposals_near_the_likeliest_feasible() -> None:
     crashed = {}
     for name in ("cabo", "cabo[pof_floor=0.9]"):

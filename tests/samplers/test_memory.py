@@ -178,3 +178,52 @@ def test_resumed_run_with_memory_rules_proposes_what_one_run_would(tmp_path: Any
         run(url, [stop_halfway])
     resumed = run(url)
     assert [t.config for t in resumed.trials] == [t.config for t in whole.trials]
+
+
+def test_memory_start_options() -> None:
+    """``first`` starts low only on the first trial; ``while_oom`` stops after a crash of
+    another kind; ``never`` never; an unknown value is named."""
+    from deploytune.history import Observation
+    from deploytune.outcome import CrashKind
+
+    invalid = Observation(0, dict(OOM), Status.CRASHED, CrashKind.INVALID_CONFIG)
+    oom = Observation(1, dict(OOM), Status.CRASHED, CrashKind.OOM)
+    ran = Observation(2, dict(OOM), Status.INFEASIBLE, None, 1.0)
+    histories = {"none": [], "oom": [oom], "invalid": [invalid], "ran": [oom, ran]}
+    expect = {  # history -> start low?
+        "until_run": {"none": True, "oom": True, "invalid": True, "ran": False},
+        "while_oom": {"none": True, "oom": True, "invalid": False, "ran": False},
+        "first": {"none": True, "oom": False, "invalid": False, "ran": False},
+        "never": {"none": False, "oom": False, "invalid": False, "ran": False},
+    }
+    for option, cases in expect.items():
+        sampler = CaboSampler(SPACE, seed=0, memory_start=option)
+        for name, low in cases.items():
+            assert sampler._start_low(histories[name]) is low, (option, name)
+    assert CaboSampler(SPACE, seed=0, memory_rules=False)._start_low([]) is False
+    with pytest.raises(ValueError, match=r"memory_start must be first, until_run.*'always'"):
+        CaboSampler(SPACE, seed=0, memory_start="always")
+
+
+def test_soft_dominance_is_a_crash_probability_floor() -> None:
+    """``crash_floor`` is (k + 1) / (k + 2) after k dominating OOMs, 0 otherwise; with
+    ``memory_dominance=soft`` cabo may propose a dominated configuration again, but its PoF
+    is at most 1 / (k + 2)."""
+    ooms = [{**OOM, "batch": 8}, {**OOM, "batch": 16}]
+    dom = MemoryDominance(SPACE, ooms)
+    floor = dom.crash_floor([{**OOM, "batch": 4}, {**OOM, "batch": 8}, {**OOM, "batch": 32}])
+    assert floor.tolist() == pytest.approx([0.0, 2 / 3, 3 / 4])
+    from deploytune.history import Observation
+    from deploytune.samplers._encoding import ConfigEncoder
+    from deploytune.samplers.cabo import CaboSettings, Models
+
+    history = [Observation(i, {**OOM, "batch": b, "threads": t}, Status.FEASIBLE, None,
+                           float(b), cost_s=1.0)
+               for i, (b, t) in enumerate([(1, 1), (2, 2), (4, 3), (2, 4)])]
+    enc = ConfigEncoder(SPACE, ordinal=True)
+    models = Models(SPACE, history, 1.0, CaboSettings(), 0, enc)
+    x = enc.encode([{**OOM, "batch": 32}])
+    assert models.pof(x, np.array([0.75]))[0] <= 0.25 + 1e-12
+    assert models.pof(x)[0] > 0.25
+    with pytest.raises(ValueError, match=r"memory_dominance must be hard or soft"):
+        CaboSampler(SPACE, seed=0, memory_dominance="strict")

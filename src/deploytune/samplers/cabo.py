@@ -138,16 +138,22 @@ class CaboSettings:
             memory as one that ran out of memory (all else equal) is never proposed, and
             candidates start at the low-memory end (see ``memory_start``). Without
             declarations this setting changes nothing.
+        memory_dominance: ``"hard"``: a dominated configuration is never proposed;
+            ``"soft"``: its crash probability is at least ``(k + 1) / (k + 2)`` after ``k``
+            dominating OOMs (:meth:`~deploytune.samplers.memory.MemoryDominance.crash_floor`),
+            for memory edges where an OOM is not always repeatable.
         memory_start: When candidates hold the declared parameters at their low-memory end:
             ``"first"`` (the first trial only), ``"until_run"`` (until some trial has run),
             ``"while_oom"`` (until some trial has run, and only while every crash so far ran
             out of memory: after another kind of crash the low end has no claim to be safe)
-            or ``"off"``.
+            or ``"never"`` (not ``off``: option values are read as YAML, where off is false).
         objective_warp: How the objective model sees the values: ``"standard"`` (mean 0, sd
             1) or ``"copula"`` (each value replaced by the normal quantile of its rank,
             ``Phi^-1((rank - 0.5) / n)``: a heavy-tailed objective such as a Rosenbrock valley
             or throughputs spanning orders of magnitude no longer lets a few extreme values
-            flatten the rest; EI is computed in the warped scale, which keeps the order).
+            flatten the rest; EI is computed in the warped scale, which keeps the order) or
+            ``"yeo-johnson"`` (the power transform fitted by maximum likelihood, as HEBO
+            warps its outputs: a near-normal objective is left nearly unchanged).
         coverage_greedy: Among the candidates that hold unseen values, weight the acquisition
             by how many unseen values each holds (coverage in fewer trials).
         calibrate_pof: Store the PoF predicted for each proposal on its trial (system
@@ -188,6 +194,7 @@ class CaboSettings:
     calibrate_pof: bool = False
     memory_rules: bool = True
     memory_start: str = "until_run"
+    memory_dominance: str = "hard"
     objective_warp: str = "standard"
     coverage_greedy: bool = False
 
@@ -209,6 +216,22 @@ def _copula(y: np.ndarray) -> np.ndarray:
     from scipy.stats import norm, rankdata
 
     return np.asarray(norm.ppf((rankdata(y) - 0.5) / len(y)))
+
+
+def _yeo_johnson(y: np.ndarray) -> np.ndarray:
+    """``y`` through the Yeo-Johnson power transform whose exponent is fitted by maximum
+    likelihood (near-normal values stay nearly as they are, a heavy tail is compressed), then
+    standardised."""
+    from scipy.stats import yeojohnson
+
+    scale = float(np.std(y)) or 1.0
+    u = (y - float(np.median(y))) / scale  # the fit is not scale-invariant: fix the scale
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        z = np.asarray(yeojohnson(u)[0], dtype=float)
+    if not np.all(np.isfinite(z)):
+        z = u
+    return (z - z.mean()) / (float(z.std()) or 1.0)
 
 
 def _per_tree(forest: Any, x: np.ndarray) -> np.ndarray:
@@ -275,8 +298,8 @@ class Models:
                 y = np.log(y)
             feas = [sign * float(o.value) for o in history
                     if o.feasible and o.value is not None and math.isfinite(float(o.value))]
-            if settings.objective_warp == "copula":
-                z = _copula(y)
+            if settings.objective_warp in ("copula", "yeo-johnson"):
+                z = _copula(y) if settings.objective_warp == "copula" else _yeo_johnson(y)
                 self._objective = _forest(x[rows], z, n, seed + 101)
                 if feas:
                     best = math.log(max(feas)) if self._log and max(feas) > 0 else max(feas)
@@ -332,11 +355,14 @@ class Models:
         c = np.exp(_per_tree(self._cost, x).mean(axis=0))
         return c / max(float(c.min()), 1e-9) if relative else c
 
-    def acquisition(self, x: np.ndarray) -> np.ndarray:
-        """The score of each row (higher is better); see the module docstring."""
+    def acquisition(self, x: np.ndarray, crash_floor: np.ndarray | None = None) -> np.ndarray:
+        """The score of each row (higher is better); see the module docstring.
+        ``crash_floor``: lower bounds on the rows' crash probabilities (soft memory
+        dominance)."""
         if not self.informative:
-            return self.distance_to_seen(x)
-        pof = self.pof(x)
+            d = self.distance_to_seen(x)
+            return d if crash_floor is None else d * (1.0 - crash_floor)
+        pof = self.pof(x, crash_floor)
         m, s = self.objective(x)
         if self.any_feasible and self.incumbent is not None and self.settings.objective_model:
             s = s * self.sd_scale
@@ -357,9 +383,13 @@ class Models:
                 score = score / self.expected_cost(x) ** self.settings.cost_exponent
         return score
 
-    def pof(self, x: np.ndarray) -> np.ndarray:
-        """Probability of feasibility: no crash and every constraint met."""
-        pof = (1.0 - self.p_crash(x)) * self.p_constraints(x)
+    def pof(self, x: np.ndarray, crash_floor: np.ndarray | None = None) -> np.ndarray:
+        """Probability of feasibility: no crash and every constraint met (the crash
+        probability at least ``crash_floor`` where given)."""
+        p_crash = self.p_crash(x)
+        if crash_floor is not None:
+            p_crash = np.maximum(p_crash, crash_floor)
+        pof = (1.0 - p_crash) * self.p_constraints(x)
         return pof if self.pof_alpha == 1.0 else pof ** self.pof_alpha
 
     def distance_to_seen(self, x: np.ndarray) -> np.ndarray:
@@ -393,11 +423,15 @@ class CaboSampler(SpaceSampler):
             raise ValueError(f"cabo: unknown option(s) {', '.join(unknown)}; "
                              f"choose from {', '.join(sorted(known))}")
         self.settings = replace(CaboSettings(), **settings)
-        if self.settings.memory_start not in ("first", "until_run", "while_oom", "off"):
-            raise ValueError(f"cabo: memory_start must be first, until_run, while_oom or off, "
+        if self.settings.memory_start not in ("first", "until_run", "while_oom", "never"):
+            raise ValueError(f"cabo: memory_start must be first, until_run, while_oom or never, "
                              f"got {self.settings.memory_start!r}")
-        if self.settings.objective_warp not in ("standard", "copula"):
-            raise ValueError(f"cabo: objective_warp must be 'standard' or 'copula', got "
+        if self.settings.memory_dominance not in ("hard", "soft"):
+            raise ValueError(f"cabo: memory_dominance must be hard or soft, got "
+                             f"{self.settings.memory_dominance!r}")
+        if self.settings.objective_warp not in ("standard", "copula", "yeo-johnson"):
+            raise ValueError(f"cabo: objective_warp must be 'standard', 'copula' or "
+                             f"'yeo-johnson', got "
                              f"{self.settings.objective_warp!r}")
         self.budget = int(budget or 50)
         self.encoder = ConfigEncoder(space, ordinal=self.settings.ordinal)
@@ -436,14 +470,15 @@ class CaboSampler(SpaceSampler):
         if not pool:
             return self._random_unseen(seen, rng, dominance)
         x = self.encoder.encode(pool)
+        floor = self._crash_floor(pool, dominance)
         if explore and models.informative:
             # a random candidate among the likelier-feasible half of the pool
-            pof = models.pof(x)
+            pof = models.pof(x, floor)
             scores = np.where(pof >= np.median(pof), rng.random(len(pool)), -np.inf)
         else:
-            scores = models.acquisition(x)
+            scores = models.acquisition(x, floor)
             if self.settings.pof_floor > 0 and models.any_feasible and models.informative:
-                pof = models.pof(x)
+                pof = models.pof(x, floor)
                 scores = np.where(pof >= self.settings.pof_floor * pof.max(), scores, -np.inf)
         if pending:
             scores = np.where(scores > 0, scores * self._pending_penalty(x, pending), scores)
@@ -478,7 +513,8 @@ class CaboSampler(SpaceSampler):
     def _start_low(self, history: Sequence[Observation]) -> bool:
         """Whether candidates start at the low-memory end (see ``memory_start``)."""
         s = self.settings
-        if not s.memory_rules or s.memory_start == "off" or any(not o.crashed for o in history):
+        if (not s.memory_rules or s.memory_start == "never"
+                or any(not o.crashed for o in history)):
             return False
         if s.memory_start == "first":
             return not history
@@ -551,13 +587,28 @@ class CaboSampler(SpaceSampler):
                         pool.append(c)
         if self._start_low(history):
             pool = [least_memory(self.space, c) for c in pool]
-        pool = dominance.keep(self._unseen(pool, seen))
+        pool = self._unseen(pool, seen)
+        if self._hard(dominance):
+            pool = dominance.keep(pool)
         if s.local_search and pool:
-            scores = models.acquisition(self.encoder.encode(pool))
+            scores = models.acquisition(self.encoder.encode(pool),
+                                        self._crash_floor(pool, dominance))
             top = [pool[int(i)] for i in np.argsort(-scores, kind="stable")[:s.n_local_starts]]
             starts = top + self._best_seen(history, sign)
-            pool += dominance.keep(self._local_search(models, starts, seen, rng, dominance))
+            found = self._local_search(models, starts, seen, rng, dominance)
+            pool += dominance.keep(found) if self._hard(dominance) else found
         return pool
+
+    def _hard(self, dominance: MemoryDominance | None) -> bool:
+        """Whether ``dominance`` rules configurations out (``memory_dominance="hard"``)."""
+        return bool(dominance) and self.settings.memory_dominance == "hard"
+
+    def _crash_floor(self, configs: Sequence[Config],
+                     dominance: MemoryDominance | None) -> np.ndarray | None:
+        """Soft memory dominance: lower bounds on the crash probabilities (None when off)."""
+        if dominance and self.settings.memory_dominance == "soft":
+            return dominance.crash_floor(configs)
+        return None
 
     def _unseen(self, configs: list[Config], seen: set[_Key]) -> list[Config]:
         out, keys = [], set(seen)
@@ -585,7 +636,9 @@ class CaboSampler(SpaceSampler):
         found: list[Config] = []
         keys = set(seen)
         current = list(starts)
-        cur = models.acquisition(self.encoder.encode(current)) if current else np.zeros(0)
+        cur = models.acquisition(self.encoder.encode(current),
+                                 self._crash_floor(current, dominance)) \
+            if current else np.zeros(0)
         active = list(range(len(current)))
         for _ in range(self.settings.local_steps):
             cands: list[Config] = []
@@ -593,7 +646,8 @@ class CaboSampler(SpaceSampler):
             for i in active:
                 for nb in self.neighbours(current[i], rng):
                     k = self.space.key(nb)
-                    if k in keys or (dominance and dominance.rules_out(nb)):
+                    if k in keys or (dominance is not None and self._hard(dominance)
+                                     and dominance.rules_out(nb)):
                         continue
                     keys.add(k)
                     cands.append(nb)
@@ -601,7 +655,8 @@ class CaboSampler(SpaceSampler):
             if not cands:
                 break
             found += cands
-            sc = models.acquisition(self.encoder.encode(cands))
+            sc = models.acquisition(self.encoder.encode(cands),
+                                    self._crash_floor(cands, dominance))
             best_j: dict[int, int] = {}
             for j, i in enumerate(owner):
                 if i not in best_j or sc[j] > sc[best_j[i]]:
@@ -635,7 +690,7 @@ class CaboSampler(SpaceSampler):
             low = least_memory(self.space, config)
             if self.space.key(low) not in seen:
                 config = low
-        if dominance:
+        if dominance is not None and self._hard(dominance):
             for _ in range(200):
                 if not dominance.rules_out(config):
                     break

@@ -23,6 +23,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
+
 from deploytune.space import Categorical, Config, Float, Int, Param, Space
 
 __all__ = ["MemoryDominance", "declared_memory_params", "least_memory"]
@@ -85,16 +87,29 @@ class MemoryDominance:
         return {k: (float(config[k]) if d == "increasing" else -float(config[k]))
                 for k, d in self._declared.items() if k in config}
 
-    def rules_out(self, config: Mapping[str, Any]) -> bool:
-        """Whether a recorded OOM configuration needs no more memory than ``config`` in every
-        declared parameter and equals it in every other one."""
+    def count(self, config: Mapping[str, Any]) -> int:
+        """How many recorded OOM configurations need no more memory than ``config`` in every
+        declared parameter and equal it in every other one."""
         if not self._by_part:
-            return False
+            return 0
         ooms = self._by_part.get(self._part(config))
         if not ooms:
-            return False
+            return 0
         levels = self._levels(config)
-        return any(all(levels[k] >= v for k, v in oom.items()) for oom in ooms)
+        return sum(all(levels[k] >= v for k, v in oom.items()) for oom in ooms)
+
+    def rules_out(self, config: Mapping[str, Any]) -> bool:
+        """Whether some recorded OOM configuration dominates ``config`` (see :meth:`count`)."""
+        return self.count(config) > 0
+
+    def crash_floor(self, configs: Iterable[Mapping[str, Any]]) -> np.ndarray:
+        """The soft form of the rule: a lower bound on each configuration's crash
+        probability, ``(k + 1) / (k + 2)`` after ``k`` dominating OOMs (Laplace's rule of
+        succession, each dominating OOM counted as one crash of this configuration), 0 when
+        none dominates. Near the memory edge an OOM is not always repeatable (allocator
+        state, a runtime OOM under load), so a dominated configuration stays possible."""
+        k = np.array([self.count(c) for c in configs], dtype=float)
+        return np.where(k > 0, (k + 1.0) / (k + 2.0), 0.0)
 
     def keep(self, configs: Iterable[Config]) -> list[Config]:
         """The configurations that are not ruled out."""
