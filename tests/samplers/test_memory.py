@@ -227,3 +227,11 @@ def test_soft_dominance_is_a_crash_probability_floor() -> None:
     assert models.pof(x)[0] > 0.25
     with pytest.raises(ValueError, match=r"memory_dominance must be hard or soft"):
         CaboSampler(SPACE, seed=0, memory_dominance="strict")
+
+
+def test_the_ablation_is_registered() -> None:
+    from deploytune.samplers import make_sampler
+
+    sampler = make_sampler("cabo-no-memory", space=SPACE, seed=0)
+    assert isinstance(sampler, CaboSampler) and sampler.settings.memory_rules is False
+    assert make_sampler("cabo", space=SPACE, seed=0).settings.memory_rules is True
