@@ -39,6 +39,7 @@ __all__ = [
     "Int",
     "Param",
     "Space",
+    "all_numbers",
 ]
 
 Config = dict[str, Any]
@@ -125,8 +126,7 @@ class Categorical(Param):
     @property
     def is_ordered(self) -> bool:
         """Whether every choice is a number (booleans are not)."""
-        return bool(self.choices) and all(
-            isinstance(c, (int, float)) and not isinstance(c, bool) for c in self.choices)
+        return all_numbers(self.choices)
 
     def contains(self, value: Any) -> bool:
         """Return whether ``value`` is one of the choices."""
@@ -214,6 +214,13 @@ class Float(Param):
         """The dict form accepted by :meth:`Space.from_dict`."""
         return {"type": "float", "low": self.low, "high": self.high, "log": self.log,
                 **self._optional_keys()}
+
+
+def all_numbers(values: Sequence[Any]) -> bool:
+    """Whether ``values`` is non-empty and every value is an int or float (not a bool): values
+    with a natural order."""
+    return bool(values) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
 
 
 def _same_value(a: Any, b: Any) -> bool:
@@ -513,10 +520,6 @@ def _param_from_dict(name: Any, d: Any) -> Param:
                          f"allowed keys are {sorted(_KEYS_BY_TYPE[kind])}")
     when = _parse_when(name, d.get("when", {}))
     memory = d.get("memory")
-    if memory is not None and memory not in MEMORY_DIRECTIONS:
-        raise ValueError(f"parameter {name!r}: 'memory' must be 'increasing' (a larger value "
-                         f"needs more memory) or 'decreasing' (got {memory!r}); leave it out "
-                         f"when neither holds")
     if kind == "categorical":
         choices = d.get("choices")
         if not isinstance(choices, (list, tuple)):
@@ -564,8 +567,9 @@ def _check_param(p: Param, declared: Mapping[str, Param], all_names: set[str]) -
     where = f"parameter {p.name!r}"
     if p.memory is not None:
         if p.memory not in MEMORY_DIRECTIONS:
-            raise ValueError(f"{where}: 'memory' must be 'increasing' or 'decreasing' "
-                             f"(got {p.memory!r})")
+            raise ValueError(f"{where}: 'memory' must be 'increasing' (a larger value needs "
+                             f"more memory) or 'decreasing' (got {p.memory!r}); leave it out "
+                             f"when neither holds")
         if not p.is_ordered:
             raise ValueError(f"{where}: 'memory: {p.memory}' needs ordered values (int, float, "
                              f"or categorical choices that are all numbers); remove it or "

@@ -46,8 +46,7 @@ def _lookup_key(value: Any) -> tuple[bool, Any]:
 def is_ordinal(p: Param) -> bool:
     """Whether ``p`` is a categorical parameter whose choices are all numbers (not booleans):
     its choices have a natural order, that of their values."""
-    return (isinstance(p, Categorical) and len(p.choices) > 1
-            and all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in p.choices))
+    return isinstance(p, Categorical) and len(p.choices) > 1 and p.is_ordered
 
 
 def ordinal_rank(p: Categorical, value: Any) -> int | None:

@@ -298,18 +298,19 @@ class Models:
                 y = np.log(y)
             feas = [sign * float(o.value) for o in history
                     if o.feasible and o.value is not None and math.isfinite(float(o.value))]
+            best = None
+            if feas:
+                best = math.log(max(feas)) if self._log and max(feas) > 0 else max(feas)
             if settings.objective_warp in ("copula", "yeo-johnson"):
                 z = _copula(y) if settings.objective_warp == "copula" else _yeo_johnson(y)
                 self._objective = _forest(x[rows], z, n, seed + 101)
-                if feas:
-                    best = math.log(max(feas)) if self._log and max(feas) > 0 else max(feas)
+                if best is not None:
                     # the warped value of the best feasible one (it is among the rows)
                     self.incumbent = float(z[int(np.argmin(np.abs(y - best)))])
             else:
                 mu, sd = float(y.mean()), float(y.std()) or 1.0
                 self._objective = _forest(x[rows], (y - mu) / sd, n, seed + 101)
-                if feas:
-                    best = math.log(max(feas)) if self._log and max(feas) > 0 else max(feas)
+                if best is not None:
                     self.incumbent = (best - mu) / sd
         # cost model over log seconds
         self._cost = None
@@ -595,16 +596,16 @@ class CaboSampler(SpaceSampler):
                                         self._crash_floor(pool, dominance))
             top = [pool[int(i)] for i in np.argsort(-scores, kind="stable")[:s.n_local_starts]]
             starts = top + self._best_seen(history, sign)
-            found = self._local_search(models, starts, seen, rng, dominance)
-            pool += dominance.keep(found) if self._hard(dominance) else found
+            # the local search never moves into what hard dominance rules out
+            pool += self._local_search(models, starts, seen, rng, dominance)
         return pool
 
-    def _hard(self, dominance: MemoryDominance | None) -> bool:
+    def _hard(self, dominance: MemoryDominance) -> bool:
         """Whether ``dominance`` rules configurations out (``memory_dominance="hard"``)."""
         return bool(dominance) and self.settings.memory_dominance == "hard"
 
     def _crash_floor(self, configs: Sequence[Config],
-                     dominance: MemoryDominance | None) -> np.ndarray | None:
+                     dominance: MemoryDominance) -> np.ndarray | None:
         """Soft memory dominance: lower bounds on the crash probabilities (None when off)."""
         if dominance and self.settings.memory_dominance == "soft":
             return dominance.crash_floor(configs)
@@ -630,8 +631,7 @@ class CaboSampler(SpaceSampler):
         return [dict(o.config) for o in runs[:k]]
 
     def _local_search(self, models: Models, starts: list[Config], seen: set[_Key],
-                      rng: np.random.Generator,
-                      dominance: MemoryDominance | None = None) -> list[Config]:
+                      rng: np.random.Generator, dominance: MemoryDominance) -> list[Config]:
         """Best-improvement moves from every start; returns every unseen candidate scored."""
         found: list[Config] = []
         keys = set(seen)
@@ -646,8 +646,7 @@ class CaboSampler(SpaceSampler):
             for i in active:
                 for nb in self.neighbours(current[i], rng):
                     k = self.space.key(nb)
-                    if k in keys or (dominance is not None and self._hard(dominance)
-                                     and dominance.rules_out(nb)):
+                    if k in keys or (self._hard(dominance) and dominance.rules_out(nb)):
                         continue
                     keys.add(k)
                     cands.append(nb)
@@ -682,7 +681,7 @@ class CaboSampler(SpaceSampler):
                                        max_nominal=_MAX_NOMINAL_NEIGHBOURS)
 
     def _random_unseen(self, seen: set[_Key], rng: np.random.Generator,
-                       dominance: MemoryDominance | None = None, safe: bool = False) -> Config:
+                       dominance: MemoryDominance, safe: bool = False) -> Config:
         """A random unseen configuration (at the low-memory end with ``safe`` and memory
         rules on), avoiding what ``dominance`` rules out while the tries last."""
         config, _ = draw_unseen(self.space, seen, rng, 200)
@@ -690,7 +689,7 @@ class CaboSampler(SpaceSampler):
             low = least_memory(self.space, config)
             if self.space.key(low) not in seen:
                 config = low
-        if dominance is not None and self._hard(dominance):
+        if self._hard(dominance):
             for _ in range(200):
                 if not dominance.rules_out(config):
                     break

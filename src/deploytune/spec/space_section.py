@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from deploytune.space import MEMORY_DIRECTIONS, Space
+from deploytune.space import MEMORY_DIRECTIONS, Space, all_numbers
 from deploytune.spec.checks import as_mapping, check_keys, is_number, safe_float
 from deploytune.spec.errors import Invalid
 from deploytune.spec.messages import join, kind_of, show, suggest
@@ -122,8 +122,7 @@ def _memory(path: str, kind: str, d: Mapping[Any, Any]) -> None:
         raise Invalid(f"{path}.memory", f"must be increasing (a larger value needs more "
                       f"memory) or decreasing, got {show(memory)}; remove it when neither "
                       f"holds")
-    if kind == "categorical" and not all(
-            isinstance(c, (int, float)) and not isinstance(c, bool) for c in d["choices"]):
+    if kind == "categorical" and not all_numbers(d["choices"]):
         raise Invalid(f"{path}.memory", "needs ordered values: every choice must be a "
                       "number (e.g. choices: [1024, 4096, 16384]); remove memory or use "
                       "type: int")
