@@ -242,6 +242,49 @@ def test_copula_warp_ranks_the_objective() -> None:
         CaboSampler(SERVING, seed=0, objective_warp="log")
 
 
+def test_estimated_noise_floor_is_small_for_a_constraint_that_repeats() -> None:
+    """``noise_floor=estimated``: a violation that depends only on a categorical value (such
+    as a model's accuracy) repeats exactly between neighbouring runs, so its floor falls to a
+    tenth of the cap; a noisy one keeps the cap, as does a constraint with under 5 runs. The
+    models then trust a repeated small violation (P(met) near 0 instead of Phi(-1.5))."""
+    from deploytune.samplers.cabo import _noise_floor
+
+    rng = np.random.default_rng(0)
+    x = rng.random((40, 3))
+    x[:, 0] = rng.integers(0, 3, 40)  # the "model"
+    repeats = 0.03 * x[:, 0]
+    assert _noise_floor(x, repeats, 0.02) == pytest.approx(0.002)
+    assert _noise_floor(x, rng.normal(0, 0.5, 40), 0.02) == pytest.approx(0.02)
+    assert _noise_floor(x[:4], repeats[:4], 0.02) == pytest.approx(0.02)
+    space = Space.from_dict({"model": {"type": "categorical", "choices": ["a", "b"]},
+                             "batch": {"type": "int", "low": 1, "high": 64}})
+    history = [Observation(i, {"model": m, "batch": b}, Status.INFEASIBLE if m == "b"
+                           else Status.FEASIBLE, None, float(b),
+                           {"accuracy_min": 0.03 if m == "b" else -0.2})
+               for i, (m, b) in enumerate((m, b) for m in "ab" for b in (1, 8, 16, 32, 64))]
+    enc = ConfigEncoder(space, ordinal=True)
+    probe = enc.encode([{"model": "b", "batch": 40}])
+    fixed = Models(space, history, 1.0, CaboSettings(), 0, enc).p_constraints(probe)
+    estimated = Models(space, history, 1.0, CaboSettings(noise_floor="estimated"), 0,
+                       enc).p_constraints(probe)
+    assert fixed[0] > 0.05 and estimated[0] < 1e-6
+    with pytest.raises(ValueError, match=r"noise_floor must be 'fixed' or 'estimated'"):
+        CaboSampler(space, seed=0, noise_floor="learned")
+
+
+def test_coverage_can_leave_out_memory_parameters() -> None:
+    """``coverage_memory=False``: parameters declared ``memory`` are not covered (resource
+    knobs), the others still are."""
+    space = Space.from_dict({
+        "backend": {"type": "categorical", "choices": ["a", "b"]},
+        "seqs": {"type": "categorical", "choices": [16, 64, 256], "memory": "increasing"},
+        "tp": {"type": "categorical", "choices": [1, 2, 4]}})
+    names = {p.name for p in CaboSampler(space, seed=0)._cover}
+    assert names == {"backend", "seqs", "tp"}
+    names = {p.name for p in CaboSampler(space, seed=0, coverage_memory=False)._cover}
+    assert names == {"backend", "tp"}
+
+
 def test_pof_floor_keeps_proposals_near_the_likeliest_feasible() -> None:
     crashed = {}
     for name in ("cabo", "cabo[pof_floor=0.9]"):

@@ -132,6 +132,42 @@ def test_without_memory_rules_cabo_does_propose_dominated_configurations() -> No
     assert len(starts) > 1
 
 
+def invalid_unless_four_threads(c: dict[str, Any]) -> dict[str, float]:
+    """Every configuration without 4 threads is an invalid configuration (not a memory
+    matter), so the first runs come only after several crashes."""
+    from deploytune.outcome import InvalidConfig
+
+    if c["threads"] != 4:
+        raise InvalidConfig("needs 4 threads")
+    return oom_above(c)
+
+
+def _low_until_first_run(sampler: CaboSampler) -> list[bool]:
+    """For each trial before the first run: were the declared parameters at the low end?"""
+    result = deploytune.optimize(invalid_unless_four_threads, SPACE, objective="throughput",
+                                 constraints=["latency_ms <= 200"], budget=12,
+                                 sampler=sampler)
+    out = []
+    for t in result.trials:
+        out.append(t.config == least_memory(SPACE, t.config))
+        if t.status is not Status.CRASHED:
+            break
+    return out
+
+
+def test_cabo_holds_the_low_end_until_a_run_even_in_its_local_search() -> None:
+    """Until some trial has run, every proposal (the local search's too) holds the declared
+    parameters at their low-memory end; the setting that lets the local search step away
+    does step away on the same runs (so the first assertion can fail)."""
+    held, moved = [], []
+    for seed in range(4):
+        held += _low_until_first_run(CaboSampler(SPACE, seed=seed, budget=12))
+        moved += _low_until_first_run(CaboSampler(SPACE, seed=seed, budget=12,
+                                                  hold_low_in_search=False))
+    assert len(held) > 4 and all(held)
+    assert not all(moved)
+
+
 def test_dominance_lookup_is_by_undeclared_part() -> None:
     rng = np.random.default_rng(0)
     ooms = [SPACE.sample(rng) for _ in range(200)]
@@ -189,9 +225,13 @@ def test_memory_start_options() -> None:
     invalid = Observation(0, dict(OOM), Status.CRASHED, CrashKind.INVALID_CONFIG)
     oom = Observation(1, dict(OOM), Status.CRASHED, CrashKind.OOM)
     ran = Observation(2, dict(OOM), Status.INFEASIBLE, None, 1.0)
-    histories = {"none": [], "oom": [oom], "invalid": [invalid], "ran": [oom, ran]}
+    feasible = Observation(3, dict(OOM), Status.FEASIBLE, None, 1.0)
+    histories = {"none": [], "oom": [oom], "invalid": [invalid], "ran": [oom, ran],
+                 "feasible": [oom, ran, feasible]}
     expect = {  # history -> start low?
         "until_run": {"none": True, "oom": True, "invalid": True, "ran": False},
+        "until_feasible": {"none": True, "oom": True, "invalid": True, "ran": True,
+                           "feasible": False},
         "while_oom": {"none": True, "oom": True, "invalid": False, "ran": False},
         "first": {"none": True, "oom": False, "invalid": False, "ran": False},
         "never": {"none": False, "oom": False, "invalid": False, "ran": False},

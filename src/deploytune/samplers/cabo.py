@@ -144,6 +144,7 @@ class CaboSettings:
             for memory edges where an OOM is not always repeatable.
         memory_start: When candidates hold the declared parameters at their low-memory end:
             ``"first"`` (the first trial only), ``"until_run"`` (until some trial has run),
+            ``"until_feasible"`` (until some trial was feasible),
             ``"while_oom"`` (until some trial has run, and only while every crash so far ran
             out of memory: after another kind of crash the low end has no claim to be safe)
             or ``"never"`` (not ``off``: option values are read as YAML, where off is false).
@@ -161,6 +162,17 @@ class CaboSettings:
             to how often past proposals were feasible (a model that keeps being wrong in
             one direction is corrected; issue 6's "threshold that adapts to how often it is
             wrong").
+        hold_low_in_search: While candidates start at the low-memory end, the local search's
+            moves of declared parameters are undone too (off: the local search could step
+            away from the low end before anything had run, as ``cabo`` did until 2026-12-07).
+        coverage_memory: Coverage includes parameters declared ``memory`` (off: they are
+            resource knobs, left to the models and the memory rules).
+        noise_floor: ``"fixed"``: every constraint's spread floor is ``violation_sd_floor``;
+            ``"estimated"``: each constraint's floor is estimated from the history, as the
+            median difference between a run's violation and its nearest run's (in the encoded
+            space) over the square root of 2, between a tenth of ``violation_sd_floor`` and
+            ``violation_sd_floor`` (a constraint that repeats exactly, such as the accuracy of
+            a model and precision, gets a small floor, a noisy one keeps the full floor).
 
     The settings after ``neighbour_scales`` are off (or at the value cabo always had) by
     default; each was measured against the default and not kept (docs/benchmarks.md).
@@ -197,6 +209,9 @@ class CaboSettings:
     memory_dominance: str = "hard"
     objective_warp: str = "standard"
     coverage_greedy: bool = False
+    hold_low_in_search: bool = True
+    coverage_memory: bool = True
+    noise_floor: str = "fixed"
 
 
 def _forest(x: np.ndarray, y: np.ndarray, n_trees: int, seed: int) -> Any:
@@ -232,6 +247,19 @@ def _yeo_johnson(y: np.ndarray) -> np.ndarray:
     if not np.all(np.isfinite(z)):
         z = u
     return (z - z.mean()) / (float(z.std()) or 1.0)
+
+
+def _noise_floor(x: np.ndarray, y: np.ndarray, cap: float) -> float:
+    """A constraint's spread floor estimated from its runs (see ``CaboSettings.noise_floor``):
+    the median of ``|y_i - y_j|`` over each run ``i`` and its nearest other run ``j``, over
+    ``sqrt(2)``, clipped to ``[cap / 10, cap]``; ``cap`` with fewer than 5 runs."""
+    if len(y) < 5:
+        return cap
+    d = ((x[:, None, :] - x[None, :, :]) ** 2).sum(axis=2)
+    np.fill_diagonal(d, np.inf)
+    nearest = np.argmin(d, axis=1)
+    noise = float(np.median(np.abs(y - y[nearest]))) / math.sqrt(2.0)
+    return min(cap, max(cap / 10.0, noise))
 
 
 def _per_tree(forest: Any, x: np.ndarray) -> np.ndarray:
@@ -278,6 +306,7 @@ class Models:
             self._crash = _forest(x, crashed, n, seed)
         # constraint models, one per constraint label seen on runs
         self._constraints: list[Any] = []
+        self._floors: list[float] = []
         if settings.constraint_models and len(ran) >= 2:
             labels = sorted({k for i in ran for k in history[i].violations})
             for k, label in enumerate(labels):
@@ -286,6 +315,10 @@ class Models:
                     continue
                 y = np.clip([history[i].violations[label] for i in rows], *_VIOLATION_CLIP)
                 self._constraints.append(_forest(x[rows], np.asarray(y), n, seed + 1 + k))
+                self._floors.append(settings.violation_sd_floor
+                                    if settings.noise_floor == "fixed"
+                                    else _noise_floor(x[rows], np.asarray(y),
+                                                      settings.violation_sd_floor))
         # objective model over runs with a finite value
         rows = [i for i in ran if history[i].value is not None
                 and math.isfinite(float(history[i].value or 0.0))]
@@ -335,9 +368,9 @@ class Models:
     def p_constraints(self, x: np.ndarray) -> np.ndarray:
         """Predicted probability that every constraint is met (1 without models)."""
         p = np.ones(len(x))
-        for forest in self._constraints:
+        for forest, floor in zip(self._constraints, self._floors, strict=True):
             t = _per_tree(forest, x)
-            m, s = t.mean(axis=0), np.sqrt(t.var(axis=0) + self.settings.violation_sd_floor**2)
+            m, s = t.mean(axis=0), np.sqrt(t.var(axis=0) + floor**2)
             p *= ndtr(-m / s)
         return p
 
@@ -424,9 +457,13 @@ class CaboSampler(SpaceSampler):
             raise ValueError(f"cabo: unknown option(s) {', '.join(unknown)}; "
                              f"choose from {', '.join(sorted(known))}")
         self.settings = replace(CaboSettings(), **settings)
-        if self.settings.memory_start not in ("first", "until_run", "while_oom", "never"):
-            raise ValueError(f"cabo: memory_start must be first, until_run, while_oom or never, "
-                             f"got {self.settings.memory_start!r}")
+        if self.settings.memory_start not in ("first", "until_run", "until_feasible",
+                                              "while_oom", "never"):
+            raise ValueError(f"cabo: memory_start must be first, until_run, until_feasible, "
+                             f"while_oom or never, got {self.settings.memory_start!r}")
+        if self.settings.noise_floor not in ("fixed", "estimated"):
+            raise ValueError(f"cabo: noise_floor must be 'fixed' or 'estimated', got "
+                             f"{self.settings.noise_floor!r}")
         if self.settings.memory_dominance not in ("hard", "soft"):
             raise ValueError(f"cabo: memory_dominance must be hard or soft, got "
                              f"{self.settings.memory_dominance!r}")
@@ -437,7 +474,8 @@ class CaboSampler(SpaceSampler):
         self.budget = int(budget or 50)
         self.encoder = ConfigEncoder(space, ordinal=self.settings.ordinal)
         self._cover = [p for p in space.params if isinstance(p, Categorical)
-                       and 1 < len(p.choices) <= self.settings.coverage_max_choices]
+                       and 1 < len(p.choices) <= self.settings.coverage_max_choices
+                       and (self.settings.coverage_memory or p.memory is None)]
 
     # ---------------------------------------------------------------------------- propose
     def propose(self, study: Study, trial: FrozenTrial) -> Config:
@@ -514,8 +552,11 @@ class CaboSampler(SpaceSampler):
     def _start_low(self, history: Sequence[Observation]) -> bool:
         """Whether candidates start at the low-memory end (see ``memory_start``)."""
         s = self.settings
-        if (not s.memory_rules or s.memory_start == "never"
-                or any(not o.crashed for o in history)):
+        if not s.memory_rules or s.memory_start == "never":
+            return False
+        if s.memory_start == "until_feasible":
+            return not any(o.feasible for o in history)
+        if any(not o.crashed for o in history):
             return False
         if s.memory_start == "first":
             return not history
@@ -597,7 +638,12 @@ class CaboSampler(SpaceSampler):
             top = [pool[int(i)] for i in np.argsort(-scores, kind="stable")[:s.n_local_starts]]
             starts = top + self._best_seen(history, sign)
             # the local search never moves into what hard dominance rules out
-            pool += self._local_search(models, starts, seen, rng, dominance)
+            found = self._local_search(models, starts, seen, rng, dominance)
+            if self._start_low(history) and s.hold_low_in_search:
+                # its moves of declared parameters are undone: the low end holds until a run
+                found = self._unseen([least_memory(self.space, c) for c in found],
+                                     seen | {self.space.key(c) for c in pool})
+            pool += found
         return pool
 
     def _hard(self, dominance: MemoryDominance) -> bool:
