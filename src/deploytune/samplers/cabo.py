@@ -66,6 +66,7 @@ from deploytune.samplers._base import SpaceSampler, trial_rng
 from deploytune.samplers._encoding import ConfigEncoder, same_value
 from deploytune.samplers._moves import draw_unseen, one_exchange_neighbours
 from deploytune.samplers.memory import MemoryDominance, least_memory
+from deploytune.samplers.signature import CrashSignatures
 from deploytune.space import Categorical, Config, Space
 
 if TYPE_CHECKING:
@@ -173,6 +174,11 @@ class CaboSettings:
             space) over the square root of 2, between a tenth of ``violation_sd_floor`` and
             ``violation_sd_floor`` (a constraint that repeats exactly, such as the accuracy of
             a model and precision, gets a small floor, a noisy one keeps the full floor).
+        signature_rule: Repeated deterministic crashes of one combination of unordered
+            categorical values (:mod:`deploytune.samplers.signature`): ``"soft"``: after
+            ``k`` trials of the combination, all crashed with one deterministic kind, P(crash)
+            is at least ``(k + 1) / (k + 2)``; ``"hard"``: the same, and after two such
+            crashes the combination is not proposed again; ``"off"``.
 
     The settings after ``neighbour_scales`` are off (or at the value cabo always had) by
     default; each was measured against the default and not kept (docs/benchmarks.md).
@@ -212,6 +218,7 @@ class CaboSettings:
     hold_low_in_search: bool = True
     coverage_memory: bool = True
     noise_floor: str = "fixed"
+    signature_rule: str = "off"
 
 
 def _forest(x: np.ndarray, y: np.ndarray, n_trees: int, seed: int) -> Any:
@@ -461,6 +468,9 @@ class CaboSampler(SpaceSampler):
                                               "while_oom", "never"):
             raise ValueError(f"cabo: memory_start must be first, until_run, until_feasible, "
                              f"while_oom or never, got {self.settings.memory_start!r}")
+        if self.settings.signature_rule not in ("off", "soft", "hard"):
+            raise ValueError(f"cabo: signature_rule must be 'off', 'soft' or 'hard', got "
+                             f"{self.settings.signature_rule!r}")
         if self.settings.noise_floor not in ("fixed", "estimated"):
             raise ValueError(f"cabo: noise_floor must be 'fixed' or 'estimated', got "
                              f"{self.settings.noise_floor!r}")
@@ -473,6 +483,8 @@ class CaboSampler(SpaceSampler):
                              f"{self.settings.objective_warp!r}")
         self.budget = int(budget or 50)
         self.encoder = ConfigEncoder(space, ordinal=self.settings.ordinal)
+        self._signatures: CrashSignatures | None = None
+        """The signature record of the history being proposed for (set by ``propose``)."""
         self._cover = [p for p in space.params if isinstance(p, Categorical)
                        and 1 < len(p.choices) <= self.settings.coverage_max_choices
                        and (self.settings.coverage_memory or p.memory is None)]
@@ -492,6 +504,8 @@ class CaboSampler(SpaceSampler):
         dominance = MemoryDominance(self.space, [
             o.config for o in history if o.crash_kind is CrashKind.OOM
         ] if self.settings.memory_rules else [])
+        self._signatures = CrashSignatures(self.space, history) \
+            if self.settings.signature_rule != "off" else None
         if not history or (explore and not self.settings.safe_random):
             return self._random_unseen(seen, rng, dominance,
                                        safe=self._start_low(history))
@@ -632,6 +646,8 @@ class CaboSampler(SpaceSampler):
         pool = self._unseen(pool, seen)
         if self._hard(dominance):
             pool = dominance.keep(pool)
+        if self.settings.signature_rule == "hard":
+            pool = [c for c in pool if not self._signature_ruled_out(c)] or pool
         if s.local_search and pool:
             scores = models.acquisition(self.encoder.encode(pool),
                                         self._crash_floor(pool, dominance))
@@ -652,10 +668,22 @@ class CaboSampler(SpaceSampler):
 
     def _crash_floor(self, configs: Sequence[Config],
                      dominance: MemoryDominance) -> np.ndarray | None:
-        """Soft memory dominance: lower bounds on the crash probabilities (None when off)."""
+        """Lower bounds on the crash probabilities (None when there are none): soft memory
+        dominance, and the floors of repeated crashes of a nominal signature
+        (``signature_rule``; the record of the history being proposed for)."""
+        floor = None
         if dominance and self.settings.memory_dominance == "soft":
-            return dominance.crash_floor(configs)
-        return None
+            floor = dominance.crash_floor(configs)
+        if self._signatures:
+            sig = self._signatures.floor(configs)
+            floor = sig if floor is None else np.maximum(floor, sig)
+        return floor
+
+    def _signature_ruled_out(self, config: Config) -> bool:
+        """``signature_rule="hard"``: the signature crashed the same deterministic way in its
+        first two trials or more."""
+        return (self.settings.signature_rule == "hard" and self._signatures is not None
+                and self._signatures.repeats(config) >= 2)
 
     def _unseen(self, configs: list[Config], seen: set[_Key]) -> list[Config]:
         out, keys = [], set(seen)
@@ -692,7 +720,8 @@ class CaboSampler(SpaceSampler):
             for i in active:
                 for nb in self.neighbours(current[i], rng):
                     k = self.space.key(nb)
-                    if k in keys or (self._hard(dominance) and dominance.rules_out(nb)):
+                    if k in keys or (self._hard(dominance) and dominance.rules_out(nb)) \
+                            or self._signature_ruled_out(nb):
                         continue
                     keys.add(k)
                     cands.append(nb)
