@@ -264,7 +264,8 @@ def test_estimated_noise_floor_is_small_for_a_constraint_that_repeats() -> None:
                for i, (m, b) in enumerate((m, b) for m in "ab" for b in (1, 8, 16, 32, 64))]
     enc = ConfigEncoder(space, ordinal=True)
     probe = enc.encode([{"model": "b", "batch": 40}])
-    fixed = Models(space, history, 1.0, CaboSettings(), 0, enc).p_constraints(probe)
+    fixed = Models(space, history, 1.0, CaboSettings(noise_floor="fixed"), 0,
+                   enc).p_constraints(probe)
     estimated = Models(space, history, 1.0, CaboSettings(noise_floor="estimated"), 0,
                        enc).p_constraints(probe)
     assert fixed[0] > 0.05 and estimated[0] < 1e-6

@@ -225,13 +225,9 @@ def test_memory_start_options() -> None:
     invalid = Observation(0, dict(OOM), Status.CRASHED, CrashKind.INVALID_CONFIG)
     oom = Observation(1, dict(OOM), Status.CRASHED, CrashKind.OOM)
     ran = Observation(2, dict(OOM), Status.INFEASIBLE, None, 1.0)
-    feasible = Observation(3, dict(OOM), Status.FEASIBLE, None, 1.0)
-    histories = {"none": [], "oom": [oom], "invalid": [invalid], "ran": [oom, ran],
-                 "feasible": [oom, ran, feasible]}
+    histories = {"none": [], "oom": [oom], "invalid": [invalid], "ran": [oom, ran]}
     expect = {  # history -> start low?
         "until_run": {"none": True, "oom": True, "invalid": True, "ran": False},
-        "until_feasible": {"none": True, "oom": True, "invalid": True, "ran": True,
-                           "feasible": False},
         "while_oom": {"none": True, "oom": True, "invalid": False, "ran": False},
         "first": {"none": True, "oom": False, "invalid": False, "ran": False},
         "never": {"none": False, "oom": False, "invalid": False, "ran": False},

@@ -8,7 +8,9 @@ trials. ``cabo`` models each of those facts separately, from the study's history
   (label 1 = crashed: out of memory, invalid configuration, timeout, runtime error);
 * **constraint models**: one forest per constraint over the trials that ran (aborted ones
   included, with their partial measurements), regressing the normalised signed violation;
-  P(constraint met) = ``Phi(-mean / sd)`` with the trees' spread as ``sd``;
+  P(constraint met) = ``Phi(-mean / sd)`` with the trees' spread as ``sd``, never below the
+  constraint's noise floor, estimated from how much the violations of nearest runs differ (a
+  model's accuracy repeats exactly, a latency does not);
 * **objective model**: a forest over the objective values of every trial that ran, feasible
   or not (an infeasible run still says where throughput is high);
 * **cost model**: a forest over ``log(seconds)`` of every trial (a flag error costs seconds,
@@ -145,7 +147,6 @@ class CaboSettings:
             for memory edges where an OOM is not always repeatable.
         memory_start: When candidates hold the declared parameters at their low-memory end:
             ``"first"`` (the first trial only), ``"until_run"`` (until some trial has run),
-            ``"until_feasible"`` (until some trial was feasible),
             ``"while_oom"`` (until some trial has run, and only while every crash so far ran
             out of memory: after another kind of crash the low end has no claim to be safe)
             or ``"never"`` (not ``off``: option values are read as YAML, where off is false).
@@ -169,11 +170,12 @@ class CaboSettings:
         coverage_memory: Coverage includes parameters declared ``memory`` (off: they are
             resource knobs, left to the models and the memory rules).
         noise_floor: ``"fixed"``: every constraint's spread floor is ``violation_sd_floor``;
-            ``"estimated"``: each constraint's floor is estimated from the history, as the
-            median difference between a run's violation and its nearest run's (in the encoded
-            space) over the square root of 2, between a tenth of ``violation_sd_floor`` and
-            ``violation_sd_floor`` (a constraint that repeats exactly, such as the accuracy of
-            a model and precision, gets a small floor, a noisy one keeps the full floor).
+            ``"estimated"`` (default since 2026-12-07): each constraint's floor is estimated
+            from the history, as the median difference between a run's violation and its
+            nearest run's (in the encoded space) over the square root of 2, between a tenth
+            of ``violation_sd_floor`` and ``violation_sd_floor`` (a constraint that repeats
+            exactly, such as the accuracy of a model and precision, gets a small floor, a
+            noisy one keeps the full floor).
         signature_rule: Repeated deterministic crashes of one combination of unordered
             categorical values (:mod:`deploytune.samplers.signature`): ``"soft"``: after
             ``k`` trials of the combination, all crashed with one deterministic kind, P(crash)
@@ -181,8 +183,9 @@ class CaboSettings:
             crashes the combination is not proposed again; ``"off"``.
 
     The settings after ``neighbour_scales`` are off (or at the value cabo always had) by
-    default; each was measured against the default and not kept (docs/benchmarks.md).
-    Compare them with ``deploytune bench --samplers 'cabo,cabo[pof_floor=0.5]'``.
+    default, each measured against the default and not kept (docs/benchmarks.md), except
+    ``memory_rules``, ``hold_low_in_search`` and ``noise_floor="estimated"``, measured and
+    kept. Compare them with ``deploytune bench --samplers 'cabo,cabo[pof_floor=0.5]'``.
     """
 
     n_trees: int = 12
@@ -217,7 +220,7 @@ class CaboSettings:
     coverage_greedy: bool = False
     hold_low_in_search: bool = True
     coverage_memory: bool = True
-    noise_floor: str = "fixed"
+    noise_floor: str = "estimated"
     signature_rule: str = "off"
 
 
@@ -262,7 +265,10 @@ def _noise_floor(x: np.ndarray, y: np.ndarray, cap: float) -> float:
     ``sqrt(2)``, clipped to ``[cap / 10, cap]``; ``cap`` with fewer than 5 runs."""
     if len(y) < 5:
         return cap
-    d = ((x[:, None, :] - x[None, :, :]) ** 2).sum(axis=2)
+    sq = (x * x).sum(axis=1)
+    # squared distances by the Gram matrix (a few ms at 300 runs); rounded, so that ties
+    # between equally near runs are broken the same way whatever the BLAS
+    d = np.round(sq[:, None] + sq[None, :] - 2.0 * (x @ x.T), 9)
     np.fill_diagonal(d, np.inf)
     nearest = np.argmin(d, axis=1)
     noise = float(np.median(np.abs(y - y[nearest]))) / math.sqrt(2.0)
@@ -464,10 +470,9 @@ class CaboSampler(SpaceSampler):
             raise ValueError(f"cabo: unknown option(s) {', '.join(unknown)}; "
                              f"choose from {', '.join(sorted(known))}")
         self.settings = replace(CaboSettings(), **settings)
-        if self.settings.memory_start not in ("first", "until_run", "until_feasible",
-                                              "while_oom", "never"):
-            raise ValueError(f"cabo: memory_start must be first, until_run, until_feasible, "
-                             f"while_oom or never, got {self.settings.memory_start!r}")
+        if self.settings.memory_start not in ("first", "until_run", "while_oom", "never"):
+            raise ValueError(f"cabo: memory_start must be first, until_run, while_oom or never, "
+                             f"got {self.settings.memory_start!r}")
         if self.settings.signature_rule not in ("off", "soft", "hard"):
             raise ValueError(f"cabo: signature_rule must be 'off', 'soft' or 'hard', got "
                              f"{self.settings.signature_rule!r}")
@@ -566,11 +571,8 @@ class CaboSampler(SpaceSampler):
     def _start_low(self, history: Sequence[Observation]) -> bool:
         """Whether candidates start at the low-memory end (see ``memory_start``)."""
         s = self.settings
-        if not s.memory_rules or s.memory_start == "never":
-            return False
-        if s.memory_start == "until_feasible":
-            return not any(o.feasible for o in history)
-        if any(not o.crashed for o in history):
+        if (not s.memory_rules or s.memory_start == "never"
+                or any(not o.crashed for o in history)):
             return False
         if s.memory_start == "first":
             return not history
