@@ -285,6 +285,40 @@ def _per_tree(forest: Any, x: np.ndarray) -> np.ndarray:
     return np.stack([t.tree_.predict(x32).reshape(len(x32)) for t in forest.estimators_])
 
 
+@dataclass(frozen=True)
+class _CrashRules:
+    """What the crashes of one history rule out, or make likelier, as the settings ask:
+    memory dominance (``memory_dominance``) and repeated crashes of a nominal signature
+    (``signature_rule``)."""
+
+    dominance: MemoryDominance
+    signatures: CrashSignatures | None
+    hard_memory: bool
+    """Dominated configurations are ruled out (else, with OOMs recorded, a crash floor)."""
+    hard_signature: bool
+    """Signatures that crashed the same deterministic way twice are ruled out."""
+
+    def memory_rules_out(self, config: Config) -> bool:
+        """Hard memory dominance rules ``config`` out."""
+        return self.hard_memory and self.dominance.rules_out(config)
+
+    def signature_rules_out(self, config: Config) -> bool:
+        """The hard signature rule rules ``config`` out (two or more repeated crashes)."""
+        return (self.hard_signature and self.signatures is not None
+                and self.signatures.repeats(config) >= 2)
+
+    def floor(self, configs: Sequence[Config]) -> np.ndarray | None:
+        """Lower bounds on the crash probabilities of ``configs`` (None when there are none):
+        soft memory dominance, and the floors of repeated signature crashes."""
+        floor = None
+        if self.dominance and not self.hard_memory:
+            floor = self.dominance.crash_floor(configs)
+        if self.signatures:
+            sig = self.signatures.floor(configs)
+            floor = sig if floor is None else np.maximum(floor, sig)
+        return floor
+
+
 class Models:
     """The crash, constraint, objective and cost models of one history (see the module).
 
@@ -327,11 +361,10 @@ class Models:
                 if len(rows) < 2:
                     continue
                 y = np.clip([history[i].violations[label] for i in rows], *_VIOLATION_CLIP)
-                self._constraints.append(_forest(x[rows], np.asarray(y), n, seed + 1 + k))
+                self._constraints.append(_forest(x[rows], y, n, seed + 1 + k))
                 self._floors.append(settings.violation_sd_floor
                                     if settings.noise_floor == "fixed"
-                                    else _noise_floor(x[rows], np.asarray(y),
-                                                      settings.violation_sd_floor))
+                                    else _noise_floor(x[rows], y, settings.violation_sd_floor))
         # objective model over runs with a finite value
         rows = [i for i in ran if history[i].value is not None
                 and math.isfinite(float(history[i].value or 0.0))]
@@ -488,8 +521,6 @@ class CaboSampler(SpaceSampler):
                              f"{self.settings.objective_warp!r}")
         self.budget = int(budget or 50)
         self.encoder = ConfigEncoder(space, ordinal=self.settings.ordinal)
-        self._signatures: CrashSignatures | None = None
-        """The signature record of the history being proposed for (set by ``propose``)."""
         self._cover = [p for p in space.params if isinstance(p, Categorical)
                        and 1 < len(p.choices) <= self.settings.coverage_max_choices
                        and (self.settings.coverage_memory or p.memory is None)]
@@ -506,14 +537,9 @@ class CaboSampler(SpaceSampler):
         rng = trial_rng(self.seed, number, "cabo")
         explore = self.settings.random_probability > 0 and trial_rng(
             self.seed, number, "interleave").random() < self.settings.random_probability
-        dominance = MemoryDominance(self.space, [
-            o.config for o in history if o.crash_kind is CrashKind.OOM
-        ] if self.settings.memory_rules else [])
-        self._signatures = CrashSignatures(self.space, history) \
-            if self.settings.signature_rule != "off" else None
+        rules = self._crash_rules(history)
         if not history or (explore and not self.settings.safe_random):
-            return self._random_unseen(seen, rng, dominance,
-                                       safe=self._start_low(history))
+            return self._random_unseen(seen, rng, rules, safe=self._start_low(history))
         uncovered = self._uncovered(history) if self._covering(len(history)) else set()
         if self.settings.coverage_after_feasible and not any(o.feasible for o in history):
             uncovered = set()
@@ -524,11 +550,11 @@ class CaboSampler(SpaceSampler):
             models.sd_scale = self.settings.exploit_sd_scale
         if self.settings.calibrate_pof:
             models.pof_alpha = self._calibration(study, history)
-        pool = self._candidates(models, history, sign, uncovered, seen, rng, dominance)
+        pool = self._candidates(models, history, sign, uncovered, seen, rng, rules)
         if not pool:
-            return self._random_unseen(seen, rng, dominance)
+            return self._random_unseen(seen, rng, rules)
         x = self.encoder.encode(pool)
-        floor = self._crash_floor(pool, dominance)
+        floor = rules.floor(pool)
         if explore and models.informative:
             # a random candidate among the likelier-feasible half of the pool
             pof = models.pof(x, floor)
@@ -567,6 +593,17 @@ class CaboSampler(SpaceSampler):
         grid = np.exp(np.linspace(np.log(0.25), np.log(4.0), 25))
         ll = [float(np.sum(y * a * np.log(p) + (1 - y) * np.log1p(-p ** a))) for a in grid]
         return float(grid[int(np.argmax(ll))])
+
+    def _crash_rules(self, history: Sequence[Observation]) -> _CrashRules:
+        """The rules the settings draw from the crashes of ``history``."""
+        s = self.settings
+        dominance = MemoryDominance(self.space, [
+            o.config for o in history if o.crash_kind is CrashKind.OOM
+        ] if s.memory_rules else [])
+        signatures = CrashSignatures(self.space, history) if s.signature_rule != "off" else None
+        return _CrashRules(dominance, signatures,
+                           hard_memory=bool(dominance) and s.memory_dominance == "hard",
+                           hard_signature=s.signature_rule == "hard")
 
     def _start_low(self, history: Sequence[Observation]) -> bool:
         """Whether candidates start at the low-memory end (see ``memory_start``)."""
@@ -629,9 +666,9 @@ class CaboSampler(SpaceSampler):
     # ------------------------------------------------------------------------- candidates
     def _candidates(self, models: Models, history: Sequence[Observation], sign: float,
                     uncovered: set[tuple[str, Any]], seen: set[_Key],
-                    rng: np.random.Generator, dominance: MemoryDominance) -> list[Config]:
+                    rng: np.random.Generator, rules: _CrashRules) -> list[Config]:
         """Random candidates, candidates holding unseen values, and local-search results;
-        none that ``dominance`` rules out. While nothing has run and the space declares
+        none that hard ``rules`` rule out. While nothing has run and the space declares
         memory parameters, candidates hold them at their low-memory end."""
         s = self.settings
         pool: list[Config] = [self.space.sample(rng) for _ in range(s.n_random)]
@@ -645,47 +682,21 @@ class CaboSampler(SpaceSampler):
                         pool.append(c)
         if self._start_low(history):
             pool = [least_memory(self.space, c) for c in pool]
-        pool = self._unseen(pool, seen)
-        if self._hard(dominance):
-            pool = dominance.keep(pool)
-        if self.settings.signature_rule == "hard":
-            pool = [c for c in pool if not self._signature_ruled_out(c)] or pool
+        pool = [c for c in self._unseen(pool, seen) if not rules.memory_rules_out(c)]
+        if rules.hard_signature:
+            pool = [c for c in pool if not rules.signature_rules_out(c)] or pool
         if s.local_search and pool:
-            scores = models.acquisition(self.encoder.encode(pool),
-                                        self._crash_floor(pool, dominance))
+            scores = models.acquisition(self.encoder.encode(pool), rules.floor(pool))
             top = [pool[int(i)] for i in np.argsort(-scores, kind="stable")[:s.n_local_starts]]
             starts = top + self._best_seen(history, sign)
-            # the local search never moves into what hard dominance rules out
-            found = self._local_search(models, starts, seen, rng, dominance)
+            # the local search never moves into what hard rules rule out
+            found = self._local_search(models, starts, seen, rng, rules)
             if self._start_low(history) and s.hold_low_in_search:
                 # its moves of declared parameters are undone: the low end holds until a run
                 found = self._unseen([least_memory(self.space, c) for c in found],
                                      seen | {self.space.key(c) for c in pool})
             pool += found
         return pool
-
-    def _hard(self, dominance: MemoryDominance) -> bool:
-        """Whether ``dominance`` rules configurations out (``memory_dominance="hard"``)."""
-        return bool(dominance) and self.settings.memory_dominance == "hard"
-
-    def _crash_floor(self, configs: Sequence[Config],
-                     dominance: MemoryDominance) -> np.ndarray | None:
-        """Lower bounds on the crash probabilities (None when there are none): soft memory
-        dominance, and the floors of repeated crashes of a nominal signature
-        (``signature_rule``; the record of the history being proposed for)."""
-        floor = None
-        if dominance and self.settings.memory_dominance == "soft":
-            floor = dominance.crash_floor(configs)
-        if self._signatures:
-            sig = self._signatures.floor(configs)
-            floor = sig if floor is None else np.maximum(floor, sig)
-        return floor
-
-    def _signature_ruled_out(self, config: Config) -> bool:
-        """``signature_rule="hard"``: the signature crashed the same deterministic way in its
-        first two trials or more."""
-        return (self.settings.signature_rule == "hard" and self._signatures is not None
-                and self._signatures.repeats(config) >= 2)
 
     def _unseen(self, configs: list[Config], seen: set[_Key]) -> list[Config]:
         out, keys = [], set(seen)
@@ -707,13 +718,12 @@ class CaboSampler(SpaceSampler):
         return [dict(o.config) for o in runs[:k]]
 
     def _local_search(self, models: Models, starts: list[Config], seen: set[_Key],
-                      rng: np.random.Generator, dominance: MemoryDominance) -> list[Config]:
+                      rng: np.random.Generator, rules: _CrashRules) -> list[Config]:
         """Best-improvement moves from every start; returns every unseen candidate scored."""
         found: list[Config] = []
         keys = set(seen)
         current = list(starts)
-        cur = models.acquisition(self.encoder.encode(current),
-                                 self._crash_floor(current, dominance)) \
+        cur = models.acquisition(self.encoder.encode(current), rules.floor(current)) \
             if current else np.zeros(0)
         active = list(range(len(current)))
         for _ in range(self.settings.local_steps):
@@ -722,8 +732,7 @@ class CaboSampler(SpaceSampler):
             for i in active:
                 for nb in self.neighbours(current[i], rng):
                     k = self.space.key(nb)
-                    if k in keys or (self._hard(dominance) and dominance.rules_out(nb)) \
-                            or self._signature_ruled_out(nb):
+                    if k in keys or rules.memory_rules_out(nb) or rules.signature_rules_out(nb):
                         continue
                     keys.add(k)
                     cands.append(nb)
@@ -731,8 +740,7 @@ class CaboSampler(SpaceSampler):
             if not cands:
                 break
             found += cands
-            sc = models.acquisition(self.encoder.encode(cands),
-                                    self._crash_floor(cands, dominance))
+            sc = models.acquisition(self.encoder.encode(cands), rules.floor(cands))
             best_j: dict[int, int] = {}
             for j, i in enumerate(owner):
                 if i not in best_j or sc[j] > sc[best_j[i]]:
@@ -758,17 +766,17 @@ class CaboSampler(SpaceSampler):
                                        max_nominal=_MAX_NOMINAL_NEIGHBOURS)
 
     def _random_unseen(self, seen: set[_Key], rng: np.random.Generator,
-                       dominance: MemoryDominance, safe: bool = False) -> Config:
+                       rules: _CrashRules, safe: bool = False) -> Config:
         """A random unseen configuration (at the low-memory end with ``safe`` and memory
-        rules on), avoiding what ``dominance`` rules out while the tries last."""
+        rules on), avoiding what hard memory dominance rules out while the tries last."""
         config, _ = draw_unseen(self.space, seen, rng, 200)
         if safe:
             low = least_memory(self.space, config)
             if self.space.key(low) not in seen:
                 config = low
-        if self._hard(dominance):
+        if rules.hard_memory:
             for _ in range(200):
-                if not dominance.rules_out(config):
+                if not rules.memory_rules_out(config):
                     break
                 config, _ = draw_unseen(self.space, seen, rng, 200)
         return config

@@ -20,14 +20,14 @@ samplers' "state = study history + seed" rule.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
 
 from deploytune.space import Categorical, Config, Float, Int, Param, Space
 
-__all__ = ["MemoryDominance", "declared_memory_params", "least_memory"]
+__all__ = ["MemoryDominance", "declared_memory_params", "least_memory", "succession_floor"]
 
 _Part = tuple[tuple[str, Any], ...]
 
@@ -56,6 +56,13 @@ def least_memory(space: Space, config: Mapping[str, Any]) -> Config:
         if p.name in out:
             out[p.name] = _low_memory_end(p)
     return dict(config) if space.is_forbidden(out) else out
+
+
+def succession_floor(counts: Iterable[int]) -> np.ndarray:
+    """Laplace's rule of succession as a crash probability floor: ``(k + 1) / (k + 2)`` after
+    ``k`` crashes that count against a configuration, 0 when ``k`` is 0."""
+    k = np.asarray(list(counts), dtype=float)
+    return np.where(k > 0, (k + 1.0) / (k + 2.0), 0.0)
 
 
 class MemoryDominance:
@@ -87,20 +94,23 @@ class MemoryDominance:
         return {k: (float(config[k]) if d == "increasing" else -float(config[k]))
                 for k, d in self._declared.items() if k in config}
 
+    def _dominating(self, config: Mapping[str, Any]) -> Iterator[bool]:
+        """For each recorded OOM with ``config``'s undeclared values: does it dominate?"""
+        ooms = self._by_part.get(self._part(config)) if self._by_part else None
+        if not ooms:
+            return iter(())
+        levels = self._levels(config)
+        return (all(levels[k] >= v for k, v in oom.items()) for oom in ooms)
+
     def count(self, config: Mapping[str, Any]) -> int:
         """How many recorded OOM configurations need no more memory than ``config`` in every
         declared parameter and equal it in every other one."""
-        if not self._by_part:
-            return 0
-        ooms = self._by_part.get(self._part(config))
-        if not ooms:
-            return 0
-        levels = self._levels(config)
-        return sum(all(levels[k] >= v for k, v in oom.items()) for oom in ooms)
+        return sum(self._dominating(config))
 
     def rules_out(self, config: Mapping[str, Any]) -> bool:
-        """Whether some recorded OOM configuration dominates ``config`` (see :meth:`count`)."""
-        return self.count(config) > 0
+        """Whether some recorded OOM configuration dominates ``config`` (see :meth:`count`;
+        stops at the first)."""
+        return any(self._dominating(config))
 
     def crash_floor(self, configs: Iterable[Mapping[str, Any]]) -> np.ndarray:
         """The soft form of the rule: a lower bound on each configuration's crash
@@ -108,8 +118,7 @@ class MemoryDominance:
         succession, each dominating OOM counted as one crash of this configuration), 0 when
         none dominates. Near the memory edge an OOM is not always repeatable (allocator
         state, a runtime OOM under load), so a dominated configuration stays possible."""
-        k = np.array([self.count(c) for c in configs], dtype=float)
-        return np.where(k > 0, (k + 1.0) / (k + 2.0), 0.0)
+        return succession_floor([self.count(c) for c in configs])
 
     def keep(self, configs: Iterable[Config]) -> list[Config]:
         """The configurations that are not ruled out."""

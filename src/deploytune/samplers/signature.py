@@ -24,6 +24,7 @@ import numpy as np
 
 from deploytune.history import Observation
 from deploytune.outcome import CrashKind
+from deploytune.samplers.memory import succession_floor
 from deploytune.space import Categorical, Space
 
 __all__ = ["DETERMINISTIC_KINDS", "CrashSignatures", "nominal_names"]
@@ -58,21 +59,28 @@ class CrashSignatures:
         """The nominal values of ``config`` (``None`` for an inactive parameter)."""
         return tuple(config.get(name) for name in self._names)
 
+    @staticmethod
+    def _repeated(kinds: set[CrashKind | None]) -> CrashKind | None:
+        """The one deterministic kind every trial of a signature crashed with, if any."""
+        kind = next(iter(kinds)) if len(kinds) == 1 else None
+        return kind if kind in DETERMINISTIC_KINDS else None
+
+    def repeated_kind(self, config: Mapping[str, Any]) -> CrashKind | None:
+        """The deterministic kind every trial of ``config``'s signature crashed with (None if
+        there were none, one ran, or they crashed in different ways)."""
+        return self._repeated(self._record.get(self.signature(config), (0, set()))[1])
+
     def repeats(self, config: Mapping[str, Any]) -> int:
         """How many trials of ``config``'s signature there were, if every one crashed with
         the same deterministic kind; else 0."""
         n, kinds = self._record.get(self.signature(config), (0, set()))
-        if len(kinds) == 1 and next(iter(kinds)) in DETERMINISTIC_KINDS:
-            return n
-        return 0
+        return n if self._repeated(kinds) else 0
 
     def floor(self, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Lower bounds on the crash probabilities of ``configs``: ``(k + 1) / (k + 2)``
         after ``k`` repeated crashes of the signature, 0 without."""
-        k = np.array([self.repeats(c) for c in configs], dtype=float)
-        return np.where(k > 0, (k + 1.0) / (k + 2.0), 0.0)
+        return succession_floor(self.repeats(c) for c in configs)
 
     def __bool__(self) -> bool:
         """Whether some signature has a floor."""
-        return any(len(kinds) == 1 and next(iter(kinds)) in DETERMINISTIC_KINDS
-                   for _, kinds in self._record.values())
+        return any(self._repeated(kinds) for _, kinds in self._record.values())
