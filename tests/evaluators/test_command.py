@@ -287,9 +287,38 @@ def test_metrics_file(tmp_path: Path) -> None:
     assert got.error is None and got.metrics == {"from_file": 1.5}
     assert (tmp_path / "out-4.json").exists()
     skip = cmd("metrics_file.py", "out-4.json", "skip", cwd=tmp_path, metrics_file="out-4.json")
-    got = run(skip)  # the stale file of the previous run is deleted first
+    got = run(skip)  # the stale file of the previous run is not taken, and not deleted
     assert got.error is not None and "did not write the metrics file" in got.error
-    assert not (tmp_path / "out-4.json").exists()
+    assert (tmp_path / "out-4.json").exists()
+
+
+@pytest.mark.parametrize("where", ["../victim.txt", "{target}", "sub/../../victim.txt"])
+def test_metrics_file_never_touches_files_outside_cwd(tmp_path: Path, where: str) -> None:
+    """Issue 16: a metrics_file out of the working directory deleted the file it named."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    work = tmp_path / "work"
+    (work / "sub").mkdir(parents=True)
+    config = {"target": str(victim)}
+    if where == "{target}":  # absolute path from a parameter value: rejected per trial
+        ev = cmd("metrics_file.py", "out.json", "skip", cwd=work, metrics_file=where)
+        got = run(ev, config)
+        assert got.error is not None and "outside the working directory" in got.error
+    else:  # a static path out of cwd: rejected when the evaluator is built
+        with pytest.raises(ValueError, match=r"metrics_file: .* must be a path inside"):
+            cmd("metrics_file.py", "out.json", "skip", cwd=work, metrics_file=where)
+    assert victim.read_text() == "precious"
+
+
+def test_metrics_file_link_out_of_cwd_is_refused(tmp_path: Path) -> None:
+    victim = tmp_path / "victim.json"
+    victim.write_text('{"from_file": 99}')
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "out.json").symlink_to(victim)
+    got = run(cmd("metrics_file.py", "out.json", "skip", cwd=work, metrics_file="out.json"))
+    assert got.error is not None and "outside the working directory" in got.error
+    assert victim.read_text() == '{"from_file": 99}'
 
 
 def test_unknown_program_and_missing_cwd(tmp_path: Path) -> None:

@@ -23,7 +23,10 @@ Template rules:
   an inactive parameter is not set.
 
 The command reports its metrics as one JSON object on the last non-empty line of stdout, or in
-``metrics_file`` (relative to ``cwd``; a stale file is deleted before each run). Lines
+``metrics_file``: a path relative to ``cwd`` that must stay inside ``cwd`` once rendered (no
+absolute path, no ``..`` out of it, no symbolic link pointing out of it). Nothing is ever
+deleted: the file counts only when the run wrote it, that is when it did not exist before the
+run or its identity (inode, size, modification time) changed during the run. Lines
 ``DEPLOYTUNE_REPORT {"p95_ms": 12.5, "step": 1}`` stream intermediate measurements to the
 tuner, which may abort the run (its process group is killed); they are never taken for the
 final metrics. ``PYTHONUNBUFFERED=1`` is set unless the environment already sets it, so that
@@ -72,6 +75,7 @@ __all__ = [
     "REPORT_PREFIX",
     "SPECIAL_PLACEHOLDERS",
     "CommandEvaluator",
+    "check_metrics_file",
 ]
 
 CONFIG_JSON = "config_json"
@@ -180,6 +184,39 @@ class _Template:
         return "".join(out)
 
 
+def check_metrics_file(text: str) -> None:
+    """Refuse a ``metrics_file`` template that names a place outside ``cwd`` by itself.
+
+    Raises:
+        ValueError: ``text`` is absolute, starts with ``~`` or has a ``..`` component.
+    """
+    parts = text.replace("\\", "/").split("/")
+    if os.path.isabs(text) or text.startswith("~") or ".." in parts:
+        raise ValueError(f"{text!r} must be a path inside the working directory (no absolute "
+                         f"path, no '..'); write e.g. metrics.json or "
+                         f"out/metrics-{{batch_size}}.json")
+
+
+def _inside(base: str, relative: str) -> str:
+    """``relative`` joined to ``base``; raises ``ValueError`` when it resolves outside
+    ``base`` (absolute, ``..`` or a symbolic link out of it)."""
+    root = os.path.realpath(base)
+    path = os.path.realpath(os.path.join(root, relative))
+    if os.path.commonpath([root, path]) != root or path == root:
+        raise ValueError(f"metrics_file {relative!r} resolves to {path!r}, outside the "
+                         f"working directory {root!r}; metrics files must stay inside it")
+    return path
+
+
+def _identity(path: str) -> tuple[int, ...] | None:
+    """What tells one version of a file from another: inode, size, modification time."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 def _positive(name: str, value: float | None) -> float | None:
     if value is None:
         return None
@@ -259,8 +296,8 @@ class CommandEvaluator(Evaluator):
         timeout_s: Wall-clock limit per trial.
         memory_mb: Address-space cap of the command (``RLIMIT_AS``, MiB). Virtual memory:
             CUDA, the JVM and Go reserve far more than they use, so leave it unset for them.
-        metrics_file: Read the metrics from this JSON file (a template, relative to ``cwd``)
-            instead of stdout.
+        metrics_file: Read the metrics from this JSON file (a template, relative to ``cwd``
+            and inside it) instead of stdout; only a file the run wrote counts.
         log_tail_bytes: How many bytes of the end of stdout and of stderr to keep, each; also
             the longest stdout line read whole.
     """
@@ -307,6 +344,11 @@ class CommandEvaluator(Evaluator):
         self.memory_mb = _positive("memory_mb", memory_mb)
         self._metrics_file = (None if metrics_file is None
                               else _Template(os.fspath(metrics_file), "metrics_file"))
+        if self._metrics_file is not None:
+            try:
+                check_metrics_file(self._metrics_file.text)
+            except ValueError as exc:
+                raise ValueError(f"evaluator.command: metrics_file: {exc}") from None
         if isinstance(log_tail_bytes, bool) or not isinstance(log_tail_bytes, int) \
                 or log_tail_bytes < 1:
             raise ValueError(f"evaluator.command: log_tail_bytes must be a positive integer "
@@ -362,7 +404,7 @@ class CommandEvaluator(Evaluator):
             if metrics_file is None:
                 raise ValueError(f"metrics_file {self._metrics_file.text!r} refers to a "
                                  f"parameter that is inactive in this configuration")
-            metrics_file = os.path.join(self.cwd or os.getcwd(), metrics_file)
+            metrics_file = _inside(self.cwd or os.getcwd(), metrics_file)
         return argv, env, metrics_file
 
     # ------------------------------------------------------------------------------- running
@@ -373,15 +415,7 @@ class CommandEvaluator(Evaluator):
         except ValueError as exc:
             return Evaluation(dict(monitor.partial), error=f"cannot build the command: {exc}",
                               crash_kind=CrashKind.RUNTIME_ERROR)
-        if metrics_file is not None:
-            try:
-                os.remove(metrics_file)
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                return Evaluation(dict(monitor.partial), error=f"cannot remove the stale "
-                                  f"metrics file {metrics_file!r}: {exc}",
-                                  crash_kind=CrashKind.RUNTIME_ERROR)
+        before = None if metrics_file is None else _identity(metrics_file)
         if "PYTHONUNBUFFERED" not in os.environ:
             env = {"PYTHONUNBUFFERED": "1", **env}
         stdout = _Stdout(monitor)
@@ -392,10 +426,11 @@ class CommandEvaluator(Evaluator):
         except ChildStartError as exc:
             return Evaluation(dict(monitor.partial), error=str(exc),
                               crash_kind=CrashKind.RUNTIME_ERROR)
-        return self._evaluation(run, stdout, monitor, argv, metrics_file)
+        return self._evaluation(run, stdout, monitor, argv, metrics_file, before)
 
     def _evaluation(self, run: ChildRun, stdout: _Stdout, monitor: Monitor, argv: list[str],
-                    metrics_file: str | None) -> Evaluation:
+                    metrics_file: str | None,
+                    before: tuple[int, ...] | None = None) -> Evaluation:
         info = run.info()
         info["argv"] = argv
         info["reports"] = stdout.reports
@@ -409,7 +444,7 @@ class CommandEvaluator(Evaluator):
         if failure is not None:
             return Evaluation(partial, error=failure[0], crash_kind=failure[1], **common)
         if metrics_file is not None:
-            metrics, error = self._read_metrics_file(metrics_file)
+            metrics, error = self._read_metrics_file(metrics_file, before)
         else:
             metrics, error = self._last_line_metrics(stdout, run)
         if metrics is None:
@@ -434,14 +469,21 @@ class CommandEvaluator(Evaluator):
                           f"{_shown(stdout.last)!r}{cut}; {_FIX_LAST_LINE}")
         return metrics, ""
 
-    @staticmethod
-    def _read_metrics_file(path: str) -> tuple[dict[str, Any] | None, str]:
+    def _read_metrics_file(self, path: str, before: tuple[int, ...] | None
+                           ) -> tuple[dict[str, Any] | None, str]:
+        not_written = (f"the command exited with code 0 but did not write the metrics file "
+                       f"{path!r}; write the metrics there as one JSON object")
         try:
+            _inside(self.cwd or os.getcwd(), path)  # a link made during the run may point out
+            after = _identity(path)
+            if after is None or after == before:
+                return None, not_written
             with open(path, "rb") as f:
                 data = f.read(MAX_METRICS_FILE_BYTES + 1)
         except FileNotFoundError:
-            return None, (f"the command exited with code 0 but did not write the metrics "
-                          f"file {path!r}; write the metrics there as one JSON object")
+            return None, not_written
+        except ValueError as exc:
+            return None, str(exc)
         except OSError as exc:
             return None, f"cannot read the metrics file {path!r}: {exc}"
         if len(data) > MAX_METRICS_FILE_BYTES:

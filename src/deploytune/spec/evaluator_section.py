@@ -234,6 +234,12 @@ def _command(raw: Any) -> tuple[tuple[str | tuple[str, ...], ...], dict[str, str
     if d.get("metrics_file") is not None:
         metrics_file = as_string(d["metrics_file"], f"{path}.metrics_file", "a file name",
                                  "metrics_file: metrics.json")
+        from deploytune.evaluators.command import check_metrics_file
+
+        try:
+            check_metrics_file(metrics_file)
+        except ValueError as exc:
+            raise Invalid(f"{path}.metrics_file", str(exc)) from None
     return tuple(argv), env, metrics_file
 
 
