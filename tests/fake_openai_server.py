@@ -19,6 +19,15 @@ Modes:
   1000 in this mode).
 * ``crash-on-start``: after the start-up delay, prints ``--crash-message`` to stderr and exits
   with ``--exit-code`` without ever listening.
+* ``sse-garbage``: a streamed request gets ``200 text/event-stream`` and then ``data: xxx...``
+  without any newline, ``--garbage-mb`` MiB of it (or until the client goes away).
+* ``endless-error``: a streamed request gets HTTP 500 with a body of ``--garbage-mb`` MiB
+  (or until the client goes away).
+
+Hostile options (any mode): ``--claim-tokens N`` reports ``usage.completion_tokens = N``
+whatever was streamed; ``--log-line-mb M`` prints, at start, one stdout line of M MiB
+(``LONGLINE 7 xxx...``) followed by ``after the long line: 8``; ``--pid-file PATH`` writes the
+process id there at start.
 
 ``--spawn-child`` leaves a sleeping child process in the server's process group (a
 worker, as vLLM's engine core or an inductor compile worker would be).
@@ -39,7 +48,8 @@ from typing import Any
 
 from aiohttp import web
 
-MODES = ("ok", "never-healthy", "die-mid-load", "errors", "slow-stream", "crash-on-start")
+MODES = ("ok", "never-healthy", "die-mid-load", "errors", "slow-stream", "crash-on-start",
+         "sse-garbage", "endless-error")
 """The accepted ``--mode`` values."""
 
 
@@ -69,6 +79,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="start a child process that sleeps forever (it stays in the process "
                         "group: the evaluator must kill it too)")
     p.add_argument("--model-id", default="fake-model", help="the id GET /v1/models lists")
+    p.add_argument("--garbage-mb", type=float, default=300.0,
+                   help="sse-garbage, endless-error: MiB of body to send at most")
+    p.add_argument("--claim-tokens", type=int, default=None,
+                   help="report this usage.completion_tokens whatever was streamed")
+    p.add_argument("--log-line-mb", type=float, default=0.0,
+                   help="print one stdout line of this many MiB at start")
+    p.add_argument("--pid-file", default=None, help="write the process id to this file at start")
     args = p.parse_args(argv)
     if args.token_delay_ms is None:
         args.token_delay_ms = 1000.0 if args.mode == "slow-stream" else 5.0
@@ -167,11 +184,28 @@ class FakeServer:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
+            if args.mode in ("sse-garbage", "endless-error"):
+                return await self._garbage(request)
             return await self._respond(request, body, chat=chat)
         except ConnectionError:  # the client went away mid-stream
             return web.Response(status=499)
         finally:
             self.in_flight -= 1
+
+    async def _garbage(self, request: web.Request) -> web.StreamResponse:
+        """``--garbage-mb`` MiB without a newline: an SSE line, or an HTTP 500 body."""
+        sse = self.args.mode == "sse-garbage"
+        resp = web.StreamResponse(status=200 if sse else 500,
+                                  headers={"Content-Type": "text/event-stream" if sse
+                                           else "text/plain"})
+        await resp.prepare(request)
+        if sse:
+            await resp.write(b"data: ")
+        block = b"x" * (1 << 20)
+        for _ in range(max(1, int(self.args.garbage_mb))):
+            await resp.write(block)
+        await resp.write_eof()
+        return resp
 
     async def _respond(self, request: web.Request, body: dict[str, Any], *,
                        chat: bool) -> web.StreamResponse:
@@ -182,8 +216,9 @@ class FakeServer:
                               if isinstance(m, dict))
         else:
             prompt = body["prompt"]
-        usage = {"prompt_tokens": len(prompt.split()), "completion_tokens": n_tokens,
-                 "total_tokens": len(prompt.split()) + n_tokens}
+        claimed = n_tokens if args.claim_tokens is None else args.claim_tokens
+        usage = {"prompt_tokens": len(prompt.split()), "completion_tokens": claimed,
+                 "total_tokens": len(prompt.split()) + claimed}
         rid = f"fake-{self.received}"
         created = int(time.time())
         kind = "chat.completion" if chat else "text_completion"
@@ -255,8 +290,19 @@ async def serve(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: start-up lines, start-up delay, then crash or serve."""
     args = parse_args(argv)
+    if args.pid_file:
+        with open(args.pid_file, "w") as f:
+            f.write(str(os.getpid()))
     for line in args.print_startup_line:
         log(line)
+    if args.log_line_mb > 0:
+        out = sys.stdout.buffer
+        out.write(b"LONGLINE 7 ")
+        block = b"x" * (1 << 20)
+        for _ in range(int(args.log_line_mb)):
+            out.write(block)
+        out.write(b"\nafter the long line: 8\n")
+        out.flush()
     if args.spawn_child:
         import subprocess
 

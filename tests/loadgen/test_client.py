@@ -10,7 +10,14 @@ import aiohttp
 import pytest
 
 from deploytune.loadgen import LoadSpec, ServerUnreachable
-from deploytune.loadgen.client import api_url, discover_model, request_body, send_request
+from deploytune.loadgen.client import (
+    api_url,
+    discover_model,
+    output_token_count,
+    request_body,
+    send_request,
+)
+from deploytune.loadgen.sse import MAX_LINE_BYTES
 from tests.loadgen.conftest import StartServer
 from tests.loadgen.server_process import free_port
 
@@ -143,3 +150,52 @@ def test_finish_reason_without_done_or_done_without_newline_is_success() -> None
     r = asyncio.run(_crafted([chunk("a"), b"data: [DONE]"]))
     assert r.ok, r.error
     assert r.output_tokens == 1
+
+
+def test_output_token_count_checks_the_claim() -> None:
+    assert output_token_count(5, 5, 8) == 5
+    assert output_token_count(5, 10**9, 8) == 8  # never above max_tokens
+    assert output_token_count(5, 1, 8) == 5  # never below the chunks received
+    assert output_token_count(5, None, 8) == 5
+    for junk in (-3, True, 2.5, "7", [7]):
+        assert output_token_count(4, junk, 8) == 4
+    assert output_token_count(3, 10**9, None) == 10**9  # no max_tokens: no cap
+
+
+def test_a_server_claiming_a_billion_tokens_is_credited_at_most_max_tokens(
+        fake_server: StartServer) -> None:
+    liar = fake_server("--tokens", "5", "--token-delay-ms", "1", "--claim-tokens", "1000000000")
+    url = api_url(liar.url, "chat/completions")
+    r = asyncio.run(_send(url, request_body(LoadSpec(max_tokens=8), "fake-model", "a b")))
+    assert r.ok, r.error
+    assert r.output_tokens == 8
+    modest = fake_server("--tokens", "5", "--token-delay-ms", "1", "--claim-tokens", "1")
+    url = api_url(modest.url, "chat/completions")
+    r = asyncio.run(_send(url, request_body(LoadSpec(max_tokens=8), "fake-model", "a b")))
+    assert r.ok, r.error
+    assert r.output_tokens == 5  # five content chunks were streamed
+
+
+def test_more_content_chunks_than_max_tokens_fail_the_request(fake_server: StartServer) -> None:
+    server = fake_server("--tokens", "40", "--token-delay-ms", "1")
+    url = api_url(server.url, "chat/completions")
+    r = asyncio.run(_send(url, request_body(LoadSpec(max_tokens=6), "fake-model", "a")))
+    assert (r.ok, r.error_kind) == (False, "stream")
+    assert "max_tokens (6)" in r.error
+    assert len(r.token_times) == 6
+
+
+def test_a_stream_without_newlines_fails_the_request(fake_server: StartServer) -> None:
+    server = fake_server("--garbage-mb", "200", mode="sse-garbage")
+    url = api_url(server.url, "chat/completions")
+    r = asyncio.run(_send(url, request_body(LoadSpec(), "fake-model", "a"), timeout_s=20.0))
+    assert (r.ok, r.error_kind) == (False, "stream"), r.error
+    assert f"longer than {MAX_LINE_BYTES} bytes" in r.error
+
+
+def test_only_the_start_of_a_huge_error_body_is_read(fake_server: StartServer) -> None:
+    server = fake_server("--garbage-mb", "64", mode="endless-error")
+    url = api_url(server.url, "chat/completions")
+    r = asyncio.run(_send(url, request_body(LoadSpec(), "fake-model", "a")))
+    assert (r.ok, r.error_kind) == (False, "http")
+    assert r.error.startswith("HTTP 500: xxx") and len(r.error) < 300

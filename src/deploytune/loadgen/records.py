@@ -29,7 +29,8 @@ class RequestRecord:
         first_token: When the first content token arrived (``None``: none did).
         token_times: When each content chunk arrived, the first included.
         output_tokens: ``usage.completion_tokens`` when the server sent usage, else the number
-            of content chunks.
+            of content chunks; a claim is never below the chunks received nor above the
+            request's ``max_tokens`` (:func:`deploytune.loadgen.client.output_token_count`).
         prompt_tokens: ``usage.prompt_tokens`` when the server sent it.
         error: Why the request failed (``None``: it succeeded).
         error_kind: One of :data:`ERROR_KINDS` when it failed.
