@@ -447,6 +447,13 @@ MISTAKES: list[tuple[str, Any, str, str]] = [
     ("sampler", ["random"], "sampler", "expected a sampler name"),
     ("sampler", "cabo[pof_floor]", "sampler", "key=value"),
     ("sampler", "cabo[no_such_knob=1]", "sampler.options", "no_such_knob"),
+    ("sampler", "cabo[pof_floor=-1]", "sampler.options", "pof_floor must be a number between"),
+    ("sampler", "cabo[pof_floor=.nan]", "sampler.options", "pof_floor must be a finite number"),
+    ("sampler", "cabo[n_trees=many]", "sampler.options", "n_trees must be an integer"),
+    ("sampler", "tpe[n_startup_trials=-5]", "sampler.options",
+     "n_startup_trials must be an integer >= 0"),
+    ("sampler", {"name": "tba", "options": {"patience": "x"}}, "sampler.options",
+     "patience must be an integer"),
     # pruner, early abort
     ("pruner", "medain", "pruner", "did you mean 'median'?"),
     ("pruner", True, "pruner", "must be one of none, median"),

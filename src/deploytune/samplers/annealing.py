@@ -35,6 +35,7 @@ import numpy as np
 
 from deploytune.history import Observation, observations
 from deploytune.samplers._base import SpaceSampler, trial_rng
+from deploytune.samplers._options import check_settings
 from deploytune.samplers.blacklist import BlacklistTracker
 from deploytune.space import Categorical, Config, Space
 
@@ -116,6 +117,20 @@ class AnnealingSettings:
     combo_retries: int = 9
     dedup: bool = True
     dedup_tries: int = 30
+
+    def __post_init__(self) -> None:
+        probability = (0.0, 1.0)
+        check_settings(self, owner="tba", ranges={
+            "n_initial_random": (0, None), "t_init": (1e-12, None), "t_min": (0, None),
+            "patience": (0, None), "cooling_feasibility": probability,
+            "cooling_optimisation": probability, "reheat_factor": (0, None),
+            "reheat_cap": (0, None), "first_feasible_temperature": (0, None),
+            "p_structural_start": probability, "p_structural_end": probability,
+            "p_structural_offset": (0, None), "p_structural_horizon": (0, None),
+            "p_structural_fixed": probability, "sigma_v": (0, None),
+            "restart_interval": (1, None), "restart_until": probability,
+            "snap_back_prob": probability, "max_failures": (1, None), "cooldown": (0, None),
+            "combo_retries": (0, None), "dedup_tries": (0, None)})
 
     def p_structural(self, n: int, budget: int) -> float:
         """Probability of a structural move after ``n`` told trials."""

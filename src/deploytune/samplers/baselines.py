@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 
 from deploytune.samplers._base import SpaceSampler, trial_rng
+from deploytune.samplers._options import check_optuna_options
 from deploytune.samplers._view import GradedTransform, HistoryTransform, HistoryView, PlainTransform
 from deploytune.space import Config, Space
 
@@ -75,12 +76,14 @@ def _require_torch() -> None:
 def make_tpe(space: Space, seed: int | None = None, budget: int | None = None,
              **options: Any) -> OptunaViewSampler:
     """``tpe``: Optuna's TPE with defaults, objective only, crashes as FAIL."""
+    check_optuna_options(options, owner="tpe")
     return OptunaViewSampler(space, lambda s: _tpe(s, **options), PlainTransform(), seed)
 
 
 def make_ctpe(space: Space, seed: int | None = None, budget: int | None = None,
               **options: Any) -> OptunaViewSampler:
     """``ctpe``: TPE with constraints; crashes as graded infeasible trials."""
+    check_optuna_options(options, owner="ctpe")
     return OptunaViewSampler(space, lambda s: _tpe(s, **options), GradedTransform(), seed)
 
 
@@ -88,6 +91,7 @@ def make_gp(space: Space, seed: int | None = None, budget: int | None = None,
             **options: Any) -> OptunaViewSampler:
     """``gp``: Optuna's GP sampler with constraints; crashes as graded infeasible trials."""
     _require_torch()
+    check_optuna_options(options, owner="gp")
 
     def inner(s: int) -> optuna.samplers.BaseSampler:
         return optuna.samplers.GPSampler(seed=s, **{"warn_independent_sampling": False, **options})

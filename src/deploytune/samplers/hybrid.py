@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from deploytune.history import observations
 from deploytune.samplers._base import SpaceSampler, trial_rng
+from deploytune.samplers._options import check_optuna_options
 from deploytune.samplers._view import GradedTransform, HistoryView
 from deploytune.samplers.annealing import Annealer, AnnealingSettings, AnnealingState
 from deploytune.samplers.crash_model import CrashGate, CrashModel
@@ -96,6 +97,7 @@ class TBATPESampler(SpaceSampler):
         self.dedup = dedup
         self.tpe_options = {"n_startup_trials": 0, "constant_liar": False,
                             **(tpe_options or {})}
+        check_optuna_options(self.tpe_options, owner="tba-tpe: tpe_options")
         self.annealer = Annealer(space, self.settings, self.seed, self.budget, family_param,
                                  pre_ask_hook=self._handoff_test)
         self._view = HistoryView(space, GradedTransform())
