@@ -323,3 +323,20 @@ def test_calibration_records_pof_and_learns_overconfidence() -> None:
 
     assert fitted(0.8, False) > 1.0
     assert fitted(0.3, True) < 1.0
+
+
+@pytest.mark.parametrize("warp", ["standard", "copula", "yeo-johnson"])
+def test_extreme_finite_objective_values_do_not_break_the_models(warp: str) -> None:
+    """Issue 16, item 2: an evaluator reporting ``accuracy: 1e308`` twice overflowed the
+    objective model's mean; scikit-learn then refused the NaN targets and every ask failed."""
+    import deploytune
+
+    space = {"x": {"type": "float", "low": 0, "high": 1}}
+
+    def evaluate(config: dict[str, Any]) -> dict[str, float]:
+        return {"objective": 1e308 if config["x"] > 0.2 else config["x"], "lat": config["x"]}
+
+    result = deploytune.optimize(evaluate, space, constraints=["lat <= 0.9"], budget=12,
+                                 sampler=f"cabo[objective_warp={warp}]", seed=0)
+    assert len(result.trials) == 12
+    assert result.best_value == 1e308

@@ -67,6 +67,7 @@ from deploytune.outcome import CrashKind
 from deploytune.samplers._base import SpaceSampler, trial_rng
 from deploytune.samplers._encoding import ConfigEncoder, same_value
 from deploytune.samplers._moves import draw_unseen, one_exchange_neighbours
+from deploytune.samplers._options import check_settings
 from deploytune.samplers.memory import MemoryDominance, least_memory
 from deploytune.samplers.signature import CrashSignatures
 from deploytune.space import Categorical, Config, Space
@@ -223,6 +224,20 @@ class CaboSettings:
     noise_floor: str = "estimated"
     signature_rule: str = "off"
 
+    def __post_init__(self) -> None:
+        check_settings(self, owner="cabo", ranges=_CABO_RANGES)
+
+
+_CABO_RANGES: dict[str, tuple[float | None, float | None]] = {
+    "n_trees": (1, None), "n_random": (1, None), "n_local_starts": (0, None),
+    "local_steps": (0, None), "cost_exponent": (0, None), "coverage_max_choices": (0, None),
+    "coverage_until": (0, 1), "random_probability": (0, 1), "neighbour_scales": (1e-9, None),
+    "pof_exponent": (0, None), "pof_floor": (0, 1), "exploit_after": (0, 1),
+    "exploit_sd_scale": (0, None), "violation_sd_floor": (1e-9, None),
+}
+"""The ranges :func:`check_settings` holds cabo's numeric settings to (choices of the string
+settings are checked by :class:`CaboSampler`)."""
+
 
 def _forest(x: np.ndarray, y: np.ndarray, n_trees: int, seed: int) -> Any:
     """Extremely randomised trees (fast to fit, smooth spread between trees)."""
@@ -249,6 +264,7 @@ def _yeo_johnson(y: np.ndarray) -> np.ndarray:
     standardised."""
     from scipy.stats import yeojohnson
 
+    y = _standardised(y, None)[0]  # overflow-safe; the median and spread are then finite
     scale = float(np.std(y)) or 1.0
     u = (y - float(np.median(y))) / scale  # the fit is not scale-invariant: fix the scale
     with warnings.catch_warnings():
@@ -257,6 +273,22 @@ def _yeo_johnson(y: np.ndarray) -> np.ndarray:
     if not np.all(np.isfinite(z)):
         z = u
     return (z - z.mean()) / (float(z.std()) or 1.0)
+
+
+def _standardised(y: np.ndarray, best: float | None) -> tuple[np.ndarray, float | None]:
+    """``y`` at mean 0 and standard deviation 1, and ``best`` on the same scale.
+
+    Finite values near the largest float (an evaluator reporting ``1e308``) overflow the mean
+    and the spread; then ``y`` is first divided by its largest magnitude, which gives the same
+    standardised values without the overflow."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        mu, sd = float(y.mean()), float(y.std()) or 1.0
+    if not (math.isfinite(mu) and math.isfinite(sd)):
+        scale = float(np.max(np.abs(y)))
+        y = y / scale
+        best = None if best is None else best / scale
+        mu, sd = float(y.mean()), float(y.std()) or 1.0
+    return (y - mu) / sd, None if best is None else (best - mu) / sd
 
 
 def _noise_floor(x: np.ndarray, y: np.ndarray, cap: float) -> float:
@@ -387,10 +419,9 @@ class Models:
                     # the warped value of the best feasible one (it is among the rows)
                     self.incumbent = float(z[int(np.argmin(np.abs(y - best)))])
             else:
-                mu, sd = float(y.mean()), float(y.std()) or 1.0
-                self._objective = _forest(x[rows], (y - mu) / sd, n, seed + 101)
-                if best is not None:
-                    self.incumbent = (best - mu) / sd
+                z, best_z = _standardised(y, best)
+                self._objective = _forest(x[rows], z, n, seed + 101)
+                self.incumbent = best_z
         # cost model over log seconds
         self._cost = None
         costs = np.array([max(o.cost_s, _MIN_COST_S) for o in history])
