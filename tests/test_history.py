@@ -11,11 +11,13 @@ from optuna.trial import TrialState, create_trial
 
 from deploytune import Constraint, CrashKind, Objective, Outcome, Space, Status
 from deploytune.history import (
+    ATTR_CONSTRAINT_LABELS,
     ATTR_COST,
     ATTR_CRASH_KIND,
     ATTR_ERROR,
     ATTR_METRICS,
     ATTR_STATUS,
+    OPTUNA_CONSTRAINTS_ATTR,
     Observation,
     observation_of,
     observations,
@@ -112,13 +114,94 @@ def test_record_states_and_constraints(study: optuna.Study) -> None:
         if state is TrialState.FAIL:
             assert stored.constraints == {}
         else:
-            # Optuna 5's constraint API: visible on the FrozenTrial
-            assert stored.constraints == pytest.approx(OUTCOMES[name].violations)
+            # the list form: Optuna reads it by position (one entry per constraint, no
+            # duplicates), optuna-dashboard reads the list itself, the labels keep the names
+            violations = OUTCOMES[name].violations
+            labels = stored.user_attrs[ATTR_CONSTRAINT_LABELS]
+            assert labels == list(violations)
+            assert stored.system_attrs[OPTUNA_CONSTRAINTS_ATTR] == pytest.approx(
+                [violations[k] for k in labels])
+            assert stored.constraints == pytest.approx(
+                {str(i): violations[k] for i, k in enumerate(labels)})
+            assert not [k for k in stored.system_attrs if k.startswith("constraints:")]
         if state is TrialState.COMPLETE:
             assert stored.value == pytest.approx(OUTCOMES[name].value)
     feasible, infeasible = study.trials[0], study.trials[1]
     assert all(v <= 0 for v in feasible.constraints.values())
     assert any(v > 0 for v in infeasible.constraints.values())
+
+
+def test_constraints_attr_is_the_one_optuna_and_optuna_dashboard_read() -> None:
+    from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
+    from optuna_dashboard._serializer import CONSTRAINTS_KEY
+
+    assert OPTUNA_CONSTRAINTS_ATTR == _CONSTRAINTS_KEY == CONSTRAINTS_KEY
+
+
+def test_no_constraints_writes_nothing(study: optuna.Study) -> None:
+    trial = study.ask()
+    SPACE.suggest(trial)
+    t = record(study, trial, judge({"accuracy": 0.5}, OBJ, []))
+    stored = study.trials[t.number]
+    assert stored.constraints == {} and ATTR_CONSTRAINT_LABELS not in stored.user_attrs
+    assert OPTUNA_CONSTRAINTS_ATTR not in stored.system_attrs
+
+
+def test_infinite_violation_round_trips(study: optuna.Study) -> None:
+    outcome = judge({"accuracy": 0.5, "latency_ms": math.inf, "throughput": -math.inf}, OBJ,
+                    CONS)
+    assert outcome.violations == {"latency_ms_max": math.inf, "throughput_min": math.inf}
+    trial = study.ask()
+    SPACE.suggest(trial)
+    record(study, trial, outcome)
+    stored = study.trials[0]
+    assert all(math.isfinite(v) and v > 0 for v in stored.system_attrs[OPTUNA_CONSTRAINTS_ATTR])
+    obs = observation_of(stored)
+    assert obs is not None and obs.status is Status.INFEASIBLE
+    assert obs.violations == outcome.violations
+
+
+def test_best_trial_skips_infeasible_trials() -> None:
+    """Optuna's own ``study.best_trial`` sees the constraints: the infeasible trial has the
+    higher accuracy but is not best."""
+    study = optuna.create_study(direction="maximize")
+    for name in ("feasible", "infeasible", "crashed_oom"):
+        trial = study.ask()
+        SPACE.suggest(trial)
+        record(study, trial, OUTCOMES[name])
+    assert study.trials[1].value > study.trials[0].value
+    assert study.best_trial.number == 0
+
+
+def _record_pre_labels(study: optuna.Study, outcome: Outcome) -> None:
+    """How deploytune recorded a trial before the list form: named constraints only."""
+    trial = study.ask()
+    SPACE.suggest(trial)
+    trial.set_user_attr(ATTR_STATUS, outcome.status.value)
+    for label, v in outcome.violations.items():
+        trial.set_constraint(label, v)
+    study.tell(trial, outcome.value)
+
+
+def test_studies_recorded_before_the_list_form_still_read(tmp_path: Any) -> None:
+    """A study begun with named constraints and resumed with the list form reads back the
+    same labels for both kinds of trials, and Optuna's best trial stays feasible."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = optuna.create_study(storage=url, study_name="s", direction="maximize",
+                              sampler=optuna.samplers.RandomSampler(seed=0))
+    _record_pre_labels(old, OUTCOMES["feasible"])
+    _record_pre_labels(old, OUTCOMES["infeasible"])
+    resumed = optuna.load_study(study_name="s", storage=url)
+    for name in ("infeasible", "feasible"):
+        trial = resumed.ask()
+        SPACE.suggest(trial)
+        record(resumed, trial, OUTCOMES[name])
+    obs = observations(optuna.load_study(study_name="s", storage=url))
+    expected = ["feasible", "infeasible", "infeasible", "feasible"]
+    assert [o.status for o in obs] == [OUTCOMES[n].status for n in expected]
+    for o, name in zip(obs, expected, strict=True):
+        assert o.violations == pytest.approx(OUTCOMES[name].violations)
+    assert resumed.best_trial.number in (0, 3)
 
 
 def test_missing_metric_is_recorded_as_crashed_runtime_error(study: optuna.Study) -> None:

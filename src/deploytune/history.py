@@ -3,7 +3,7 @@
 Recording (:func:`record`):
 
 * feasible / infeasible -> ``COMPLETE`` with the objective value and, per constraint, the
-  normalised signed violation through Optuna 5's constraint API (``trial.set_constraint``);
+  normalised signed violation (see "Constraint format" below);
 * aborted -> ``PRUNED`` with its partial constraint values;
 * crashed -> ``FAIL``.
 
@@ -15,11 +15,26 @@ and Ray Tune's ``OptunaSearch`` work without extra code.
 Trials written by plain Optuna code (no ``dt.`` attributes) are read as well: ``COMPLETE``
 without violated constraints is feasible, ``COMPLETE`` with a positive constraint infeasible,
 ``FAIL`` a runtime error and ``PRUNED`` aborted.
+
+Constraint format (written only by :func:`_write_constraints`): the violations go into the
+trial system attribute ``"constraints"`` as a list, ordered as the labels in the user attribute
+``dt.constraint_labels``. This is the form Optuna's own ``constraints_func`` path writes
+(``optuna.samplers._base._process_constraints_after_trial``); Optuna 5 reads it as
+``FrozenTrial.constraints == {"0": v0, "1": v1, ...}``, so ``study.best_trial`` and its samplers
+see feasibility, and it is the only place optuna-dashboard (0.21, ``_serializer.py``
+``CONSTRAINTS_KEY``) reads constraints from. Optuna 5's named form (``trial.set_constraint``,
+attributes ``"constraints:<label>"``) is not written too: Optuna merges both forms, so every
+constraint would appear twice in ``trial.constraints``. An infinite violation is stored as the
+largest float (the dashboard sends the list as JSON, which has no infinity) and read back as
+infinite. Studies recorded in the named form (earlier deploytune) are still read by name; their
+finished trials cannot be rewritten (Optuna refuses attribute writes on finished trials), so the
+dashboard shows no constraint values for them.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,6 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ATTR_ATTEMPTS",
+    "ATTR_CONSTRAINT_LABELS",
     "ATTR_COST",
     "ATTR_CRASH_KIND",
     "ATTR_ERROR",
@@ -44,6 +60,7 @@ __all__ = [
     "ATTR_SECONDS_SAVED",
     "ATTR_STATUS",
     "ATTR_WORKER",
+    "OPTUNA_CONSTRAINTS_ATTR",
     "Observation",
     "is_interrupted",
     "observation_of",
@@ -62,10 +79,16 @@ ATTR_ATTEMPTS = "dt.attempts"
 ATTR_INTERRUPTED = "dt.interrupted"
 ATTR_REQUEUED_FROM = "dt.requeued_from"
 ATTR_WORKER = "dt.worker"
+ATTR_CONSTRAINT_LABELS = "dt.constraint_labels"
+
+OPTUNA_CONSTRAINTS_ATTR = "constraints"
+"""Trial system attribute holding the constraint values as a list: Optuna's
+``_CONSTRAINTS_KEY`` and optuna-dashboard's ``CONSTRAINTS_KEY`` (both private, hence a copy)."""
 
 _ERROR_MAX_CHARS = 2000
 _LOG_MAX_CHARS = 8000
 _FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
+_FLOAT_MAX = sys.float_info.max
 
 
 @dataclass(frozen=True)
@@ -133,8 +156,7 @@ def record(study: optuna.Study, trial: optuna.Trial, outcome: Outcome) -> Frozen
         trial.set_user_attr(ATTR_ATTEMPTS, int(outcome.attempts))
     if outcome.status is Status.CRASHED:
         return study.tell(trial, state=TrialState.FAIL, skip_if_finished=False)
-    for label, v in outcome.violations.items():
-        trial.set_constraint(label, float(v))
+    _write_constraints(trial, outcome.violations)
     if outcome.status is Status.ABORTED:
         if outcome.value is not None and math.isfinite(outcome.value):
             with warnings.catch_warnings():  # a pruner may already have reported step 0
@@ -143,6 +165,42 @@ def record(study: optuna.Study, trial: optuna.Trial, outcome: Outcome) -> Frozen
         return study.tell(trial, state=TrialState.PRUNED)
     assert outcome.value is not None
     return study.tell(trial, outcome.value)
+
+
+def _write_constraints(trial: optuna.Trial, violations: dict[str, float]) -> None:
+    """Store ``violations`` on the running ``trial`` as described in the module docstring.
+
+    The list under :data:`OPTUNA_CONSTRAINTS_ATTR` is read by Optuna (feasibility, samplers,
+    ``study.best_trial``) and by optuna-dashboard; the labels, in the same order, go to the user
+    attribute :data:`ATTR_CONSTRAINT_LABELS` so that :func:`observation_of` reads them back by
+    name. Nothing is written when there are no constraints.
+    """
+    if not violations:
+        return
+    labels = list(violations)
+    values = [float(violations[label]) for label in labels]
+    if any(math.isnan(v) for v in values):
+        raise ValueError(f"constraint violations cannot be NaN: {violations}")
+    values = [max(-_FLOAT_MAX, min(_FLOAT_MAX, v)) for v in values]  # JSON has no infinity
+    trial.set_user_attr(ATTR_CONSTRAINT_LABELS, labels)
+    # NOTE: Optuna 5 has no public setter for the list form (Trial.set_system_attr is gone);
+    # this is the storage call its own _process_constraints_after_trial makes.
+    trial.storage.set_trial_system_attr(trial._trial_id, OPTUNA_CONSTRAINTS_ATTR, values)
+
+
+def _violations_of(t: FrozenTrial) -> dict[str, float]:
+    """Constraint label -> violation of a finished trial, in any of the formats it may have."""
+    raw = t.system_attrs.get(OPTUNA_CONSTRAINTS_ATTR)
+    labels = t.user_attrs.get(ATTR_CONSTRAINT_LABELS)
+    if isinstance(raw, (list, tuple)) and isinstance(labels, list) and len(labels) == len(raw):
+        return {str(label): _unclamp(float(v)) for label, v in zip(labels, raw, strict=True)}
+    # pre-labels deploytune studies (named attributes) and plain Optuna trials
+    return {k: float(v) for k, v in t.constraints.items()}
+
+
+def _unclamp(v: float) -> float:
+    """Undo the clamping of infinite violations done by :func:`_write_constraints`."""
+    return math.copysign(math.inf, v) if abs(v) >= _FLOAT_MAX else v
 
 
 def _json_float(v: float) -> float | str:
@@ -166,7 +224,7 @@ def observation_of(t: FrozenTrial) -> Observation | None:
         return None
     attrs = t.user_attrs
     raw_status = attrs.get(ATTR_STATUS)
-    violations = {k: float(v) for k, v in t.constraints.items()}
+    violations = _violations_of(t)
     cost = float(attrs.get(ATTR_COST, 0.0) or 0.0)
     if raw_status is not None:
         status = Status(raw_status)
