@@ -8,9 +8,14 @@ process group is gone and the port is free again.
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import socket
+import socketserver
 import sys
+import threading
 import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +147,7 @@ def test_slow_stream_is_aborted_early_by_the_monitor() -> None:
     ev = _evaluator("--mode", "slow-stream", "--token-delay-ms", "150",
                     load=LoadSpec(requests=40, concurrency=1, max_tokens=6, report_every=1))
 
-    def check(partial: dict[str, float], step: int | None) -> str | None:
+    def check(partial: Mapping[str, float], step: int | None) -> str | None:
         return "too slow" if partial.get("tpot_p95_ms", 0) > 50 else None
 
     t0 = time.monotonic()
@@ -228,3 +233,166 @@ seed: 3
     assert all(t.crash_kind is CrashKind.OOM for t in crashed)
     best = result.best_trial
     assert best is not None and best.config["mode"] == "ok"
+
+
+# ------------------------------------------------------------------ hostile servers (issue 16)
+
+def _status_kib(name: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(f"{name}:"):
+                return int(line.split()[1])
+    return 0
+
+
+@contextlib.contextmanager
+def _peak_rss_growth_mb() -> Iterator[list[float]]:
+    """Yields a list that receives, at the end of the block, how far this process's resident
+    memory rose above its level at the start (MiB): the peak of ``VmRSS`` sampled every 5 ms
+    and, where ``/proc/self/clear_refs`` lets the peak be reset, ``VmHWM``."""
+    before = _status_kib("VmRSS")
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # reset VmHWM to the current resident size
+        hwm_valid = True
+    except OSError:
+        hwm_valid = False
+    peak = [before]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.005):
+            peak[0] = max(peak[0], _status_kib("VmRSS"))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    growth: list[float] = []
+    try:
+        yield growth
+    finally:
+        stop.set()
+        sampler.join()
+        top = max(peak[0], _status_kib("VmRSS"), _status_kib("VmHWM") if hwm_valid else 0)
+        growth.append((top - before) / 1024.0)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2:][:1] != b"Z"
+
+
+class _Trickle(socketserver.BaseRequestHandler):
+    """Answers any connection with an HTTP status line and a header, one byte per 0.5 s (at
+    most 30 s), and stops when the client goes away."""
+
+    stop: threading.Event
+
+    def handle(self) -> None:
+        self.request.settimeout(1.0)
+        with contextlib.suppress(OSError):
+            self.request.recv(4096)  # the request
+        for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 44:
+            if self.stop.wait(0.5):
+                return
+            try:
+                self.request.sendall(bytes([byte]))
+            except OSError:
+                return
+
+
+@contextlib.contextmanager
+def _http_listener(handler: type[socketserver.BaseRequestHandler]) -> Iterator[str]:
+    """A threaded stdlib server on 127.0.0.1 with ``handler``; yields its ``/health`` URL."""
+    stop = threading.Event()
+    bound = type("Handler", (handler,), {"stop": stop})
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), bound)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/health"
+    finally:
+        stop.set()
+        server.shutdown()
+        server.server_close()
+
+
+def test_health_answer_trickling_a_byte_at_a_time_cannot_outlast_the_startup_timeout() -> None:
+    with _http_listener(_Trickle) as health_url:
+        ev = _evaluator("--mode", "ok", health_url=health_url, startup_timeout_s=2.0)
+        t0 = time.monotonic()
+        evaluation = ev.evaluate({}, Monitor())
+        elapsed = time.monotonic() - t0
+    assert evaluation.crash_kind is CrashKind.TIMEOUT
+    assert "did not become healthy within 2 s" in (evaluation.error or "")
+    assert elapsed < 12  # the trickle alone would hold a per-read timeout for 30 s
+    _assert_released(evaluation)
+
+
+def test_time_limit_during_start_up_is_a_timeout_not_a_crash() -> None:
+    ev = _evaluator("--mode", "ok", "--startup-delay-s", "60", timeout_s=1.0)
+    evaluation = ev.evaluate({}, Monitor())
+    assert evaluation.crash_kind is CrashKind.TIMEOUT, evaluation.error
+    assert "timed out after 1 s during start-up" in (evaluation.error or "")
+    _assert_released(evaluation)
+
+
+def test_time_limit_hit_as_the_load_starts_is_a_timeout_not_a_crash(tmp_path: Path) -> None:
+    """The health URL (a separate listener) answers 200 only once the trial's time limit has
+    killed the server, so the load generator finds nothing listening."""
+    pid_file = tmp_path / "server.pid"
+
+    class AfterDeath(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                text = pid_file.read_text() if pid_file.exists() else ""
+                if text and not _alive(int(text)):
+                    break
+                time.sleep(0.02)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    with _http_listener(AfterDeath) as health_url:
+        ev = _evaluator("--mode", "ok", "--startup-delay-s", "60", "--pid-file", str(pid_file),
+                        health_url=health_url, timeout_s=1.0)
+        evaluation = ev.evaluate({}, Monitor())
+    assert evaluation.crash_kind is CrashKind.TIMEOUT, evaluation.error
+    assert "timed out after 1 s" in (evaluation.error or "")
+    _assert_released(evaluation)
+
+
+def test_a_huge_log_line_is_cut_and_the_tuner_does_not_hold_it() -> None:
+    ev = _evaluator("--mode", "ok", "--log-line-mb", "200",
+                    metric_patterns={"head": r"LONGLINE (\d+)", "after": r"long line: (\d+)"},
+                    load=LoadSpec(requests=2, concurrency=1, max_tokens=4))
+    with _peak_rss_growth_mb() as growth:
+        evaluation = ev.evaluate({}, Monitor())
+    assert growth[0] < 150, f"the tuner grew by {growth[0]:.0f} MiB for a 200 MiB log line"
+    assert evaluation.error is None, evaluation.error
+    assert evaluation.metrics["head"] == 7  # the head of the long line was kept
+    assert evaluation.metrics["after"] == 8  # and the lines after it were read
+    _assert_released(evaluation)
+
+
+def test_a_stream_without_newlines_is_an_error_and_the_tuner_does_not_hold_it() -> None:
+    ev = _evaluator("--mode", "sse-garbage", "--garbage-mb", "300", timeout_s=30.0,
+                    load=LoadSpec(requests=4, concurrency=2, max_tokens=8,
+                                  request_timeout_s=8.0))
+    with _peak_rss_growth_mb() as growth:
+        evaluation = ev.evaluate({}, Monitor())
+    assert evaluation.crash_kind is CrashKind.RUNTIME_ERROR
+    assert "every request of the load test failed" in (evaluation.error or "")
+    assert "stream line longer than 1048576 bytes" in (evaluation.error or "")
+    assert growth[0] < 150, f"the tuner grew by {growth[0]:.0f} MiB"
+    _assert_released(evaluation)

@@ -31,15 +31,16 @@ marks, sampled) and the pattern metrics.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
+import urllib.parse
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -110,7 +111,9 @@ and llama.cpp's KV cache and compute buffer sizes."""
 _HEALTH_POLL_S = 0.2
 _RSS_POLL_S = 0.25
 _LOG_LINES = 400
-_LINE_BYTES = 4096
+_LINE_BYTES = 4096  # the head kept of a longer line of the server's output
+_DISCARD_BYTES = 1 << 16  # the piece size in which the rest of a long line is dropped
+_HEALTH_PROBE_S = 2.0  # the longest one health probe may take, all of it together
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -232,8 +235,17 @@ class _ServerLog:
         self._thread.start()
 
     def _read(self) -> None:
-        for raw in iter(self._stream.readline, b""):
-            line = raw[:_LINE_BYTES].decode("utf-8", "replace").rstrip("\r\n")
+        while True:
+            # at most _LINE_BYTES of a line are ever held: the head of a longer line is kept
+            # and the rest is read and dropped in bounded pieces until its newline
+            raw = self._stream.readline(_LINE_BYTES)
+            if not raw:
+                break
+            if not raw.endswith(b"\n"):
+                while piece := self._stream.readline(_DISCARD_BYTES):
+                    if piece.endswith(b"\n"):
+                        break
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
             with self._lock:
                 self.lines.append(line)
                 for name, pattern in self._patterns.items():
@@ -417,19 +429,23 @@ class ServerEvaluator(Evaluator):
         deadline = start + self.settings.startup_timeout_s
         while True:
             rc = proc.poll()
-            if rc is not None:
-                raise _Failure(f"the server exited with code {rc} before it became healthy",
-                               None)
+            # the watchdog is asked after the exit: it sets `fired` before it kills, so a
+            # server killed by the trial's time limit is a timeout, not a crash
             if watchdog.fired:
                 raise _Failure(f"timed out after {self.timeout_s:g} s during start-up",
                                CrashKind.TIMEOUT)
-            if _healthy(health_url):
-                return time.monotonic() - start
-            if time.monotonic() > deadline:
+            if rc is not None:
+                raise _Failure(f"the server exited with code {rc} before it became healthy",
+                               None)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 raise _Failure(f"the server did not become healthy within "
                                f"{self.settings.startup_timeout_s:g} s ({health_url})",
                                CrashKind.TIMEOUT)
-            time.sleep(_HEALTH_POLL_S)
+            # one probe, all of it (connect, TLS, status line, headers) within the time left
+            if _healthy(health_url, min(_HEALTH_PROBE_S, remaining)):
+                return time.monotonic() - start
+            time.sleep(max(0.0, min(_HEALTH_POLL_S, deadline - time.monotonic())))
 
     def _drive_load(self, proc: subprocess.Popen[bytes], base_url: str, monitor: Monitor,
                     memory: _MemorySampler, log: _ServerLog,
@@ -447,12 +463,14 @@ class ServerEvaluator(Evaluator):
             raise
         except Exception as exc:  # the server vanished before the first request, ...
             rc = proc.poll()
+            if watchdog.fired:  # asked after the exit, as in _wait_healthy
+                raise _Failure(f"timed out after {self.timeout_s:g} s during the load test "
+                               f"({type(exc).__name__}: {exc})", CrashKind.TIMEOUT) from None
             if rc is not None:
                 raise _Failure(f"the server exited with code {rc} during the load test", None) \
                     from None
             raise _Failure(f"the load test failed: {type(exc).__name__}: {exc}",
-                           CrashKind.TIMEOUT if watchdog.fired else CrashKind.RUNTIME_ERROR) \
-                from None
+                           CrashKind.RUNTIME_ERROR) from None
         load_metrics = result.metrics()
         monitor.partial.update(load_metrics)  # kept as the partial metrics of a failure below
         rc = proc.poll()
@@ -533,12 +551,89 @@ class ServerEvaluator(Evaluator):
             return False
 
 
-def _healthy(url: str) -> bool:
+def _healthy(url: str, timeout_s: float = _HEALTH_PROBE_S) -> bool:
+    """Whether ``GET url`` answers 200 within ``timeout_s`` seconds, all of it together.
+
+    A per-operation socket timeout would not do: a server answering one byte a second never
+    trips it. The probe runs in a daemon thread; when ``timeout_s`` has passed its socket is
+    shut down, which ends a blocked read at once, and the probe counts as failed. No proxy is
+    used (the server is the tuner's own, as for the load generator); https verifies the
+    certificate as ``urllib`` does.
+    """
+    parts = urllib.parse.urlsplit(url)
     try:
-        with urllib.request.urlopen(url, timeout=2.0) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError, ValueError):
+        port = parts.port
+    except ValueError:
         return False
+    if timeout_s <= 0 or not parts.hostname or parts.scheme not in ("http", "https"):
+        return False
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    probe = _HealthProbe(parts.hostname, port or (443 if parts.scheme == "https" else 80),
+                         parts.scheme == "https", target, timeout_s)
+    return probe.run()
+
+
+class _HealthProbe:
+    """One health request that can be abandoned at a deadline (see :func:`_healthy`)."""
+
+    def __init__(self, host: str, port: int, tls: bool, target: str, timeout_s: float):
+        self._host = host
+        self._port = port
+        self._tls = tls
+        self._target = target
+        self._timeout_s = timeout_s
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._abandoned = False
+        self._ok = False
+        self._done = threading.Event()
+
+    def run(self) -> bool:
+        """Probe; ``False`` when it failed or did not finish within its time."""
+        threading.Thread(target=self._probe, name="server-health", daemon=True).start()
+        if self._done.wait(self._timeout_s):
+            return self._ok
+        with self._lock:
+            self._abandoned = True
+            if self._sock is not None:
+                with contextlib.suppress(OSError):
+                    # the plain socket's shutdown, also under TLS: it wakes the reader
+                    socket.socket.shutdown(self._sock, socket.SHUT_RDWR)
+        return False
+
+    def _hold(self, sock: socket.socket) -> bool:
+        """Make ``sock`` the one to shut down on abandon; ``False`` if already abandoned."""
+        with self._lock:
+            if self._abandoned:
+                return False
+            self._sock = sock
+            return True
+
+    def _probe(self) -> None:
+        sock: socket.socket | None = None
+        try:
+            sock = socket.create_connection((self._host, self._port), timeout=self._timeout_s)
+            if not self._hold(sock):
+                return
+            if self._tls:
+                sock = ssl.create_default_context().wrap_socket(
+                    sock, server_hostname=self._host, do_handshake_on_connect=False)
+                if not self._hold(sock):
+                    return
+                sock.do_handshake()
+            conn = http.client.HTTPConnection(self._host, self._port)
+            conn.sock = sock  # http.client reads at most 100 header lines of 64 KiB each
+            conn.request("GET", self._target, headers={"Connection": "close"})
+            response = conn.getresponse()
+            self._ok = response.status == 200
+        except Exception:  # any failure (refused, reset, TLS, garbage): not healthy yet
+            self._ok = False
+        finally:
+            with self._lock:
+                self._sock = None
+                if sock is not None:
+                    sock.close()
+            self._done.set()
 
 
 def _classify_text(text: str) -> CrashKind | None:
