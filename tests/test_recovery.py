@@ -91,3 +91,76 @@ def test_reused_pid_with_another_start_time_is_stale(tmp_path: Path) -> None:
         assert recover_stale_trials(study) == []
     else:
         assert recover_stale_trials(study) == [trial.number]
+
+
+_KILLER = textwrap.dedent("""
+    import os, signal, sys
+    import optuna
+    import deploytune
+
+    WHERE = sys.argv[2]
+
+    class KillingSampler(optuna.samplers.RandomSampler):
+        '''Random search that SIGKILLs its own process at one instant of a trial's start.'''
+
+        def before_trial(self, study, trial):
+            if WHERE == "popped" and trial.system_attrs.get("fixed_params"):
+                os.kill(os.getpid(), signal.SIGKILL)  # after ask popped a queued trial
+            super().before_trial(study, trial)
+
+        def sample_independent(self, study, trial, name, distribution):
+            if WHERE == "suggest" and name == "y" and len(study.trials) >= 3:
+                os.kill(os.getpid(), signal.SIGKILL)  # parameters half written
+            return super().sample_independent(study, trial, name, distribution)
+
+    deploytune.optimize(lambda c: {"v": c["x"] + c["y"]},
+                        {"x": {"type": "float", "low": 0, "high": 1},
+                         "y": {"type": "float", "low": 0, "high": 1}},
+                        objective="v", budget=5, sampler=KillingSampler(seed=1),
+                        storage=sys.argv[1])
+""")
+SPACE_XY: dict[str, Any] = {"x": {"type": "float", "low": 0, "high": 1},
+                            "y": {"type": "float", "low": 0, "high": 1}}
+
+
+def _killed_at(url: str, where: str) -> None:
+    proc = subprocess.run([sys.executable, "-c", _KILLER, url, where], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr
+
+
+def test_a_kill_right_after_ask_popped_a_queued_trial_loses_nothing(tmp_path: Path) -> None:
+    """Issue 16, item 6: a kill after ``study.ask()`` popped a queued trial and before the
+    worker was recorded left the trial RUNNING forever and its configuration lost."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    deploytune.optimize(lambda c: {"v": c["x"] + c["y"]}, SPACE_XY, objective="v", budget=1,
+                        sampler="random", seed=0, storage=url)
+    study = optuna.load_study(study_name="deploytune", storage=url)
+    study.enqueue_trial({"x": 0.25, "y": 0.5})
+    _killed_at(url, "popped")
+    study = optuna.load_study(study_name="deploytune", storage=url)
+    popped = [t for t in study.trials if t.state is TrialState.RUNNING]
+    assert len(popped) == 1 and popped[0].user_attrs.get(ATTR_WORKER) is not None
+    result = deploytune.optimize(lambda c: {"v": c["x"] + c["y"]}, SPACE_XY, objective="v",
+                                 budget=4, sampler="random", seed=0, storage=url)
+    study = optuna.load_study(study_name="deploytune", storage=url)
+    assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
+    assert len(result.trials) == 4
+    assert [t.config for t in result.trials].count({"x": 0.25, "y": 0.5}) == 1
+
+
+def test_a_kill_while_the_sampler_chooses_queues_no_partial_config(tmp_path: Path) -> None:
+    """A trial cut short with half its parameters is interrupted without queueing the half
+    configuration (the sampler proposes afresh), and the budget stays exact."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    _killed_at(url, "suggest")
+    study = optuna.load_study(study_name="deploytune", storage=url)
+    cut = [t for t in study.trials if t.state is TrialState.RUNNING]
+    assert len(cut) == 1 and set(cut[0].params) == {"x"}
+    result = deploytune.optimize(lambda c: {"v": c["x"] + c["y"]}, SPACE_XY, objective="v",
+                                 budget=5, sampler="random", seed=0, storage=url)
+    study = optuna.load_study(study_name="deploytune", storage=url)
+    assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
+    assert len(result.trials) == 5 and result.interrupted == 1
+    assert all(set(t.config) == {"x", "y"} for t in result.trials)
+    assert not [t for t in study.trials if t.user_attrs.get(ATTR_REQUEUED_FROM) == cut[0].number]

@@ -606,3 +606,70 @@ def test_time_budget_stops_starting_trials() -> None:
 def test_bad_arguments_are_named(kwargs: dict[str, Any], fragment: str) -> None:
     with pytest.raises(ValueError, match=fragment.replace("(", r"\(")):
         deploytune.optimize(lambda c: OK, SPACE, objective="accuracy", **kwargs)
+
+
+# ------------------------------------------------------------ stops the user has to act on
+
+class _FailingSampler(optuna.samplers.RandomSampler):
+    """Random search whose proposal raises from the ``fail_at``-th trial on."""
+
+    def __init__(self, fail_at: int) -> None:
+        super().__init__(seed=0)
+        self.fail_at = fail_at
+
+    def sample_independent(self, study: optuna.Study, trial: Any, name: str,
+                           distribution: Any) -> Any:
+        if trial.number >= self.fail_at:
+            raise ValueError("Input y contains NaN.")
+        return super().sample_independent(study, trial, name, distribution)
+
+
+def test_a_failing_sampler_is_not_counted_as_a_crashed_evaluation(tmp_path: Any) -> None:
+    """Issue 16, item 3: a sampler that raised was recorded as a crashed evaluation on every
+    resume, and the budget shrank by one each time."""
+    url = f"sqlite:///{tmp_path / 'tune.db'}"
+    ev = Counting(lambda c: OK)
+    kw: dict[str, Any] = {"objective": "accuracy", "constraints": [LAT], "budget": 5,
+                          "storage": url}
+    for _ in range(3):  # three failed resumes
+        with pytest.raises(deploytune.SamplerFailed,
+                           match=r"^the sampler .* failed while proposing trial \d+ "
+                                 r"\(ValueError: Input y contains NaN\.\); nothing was"):
+            deploytune.optimize(ev, SPACE, sampler=_FailingSampler(fail_at=2), **kw)
+    assert len(ev.calls) == 2
+    study = optuna.load_study(study_name="deploytune", storage=url)
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    result = deploytune.optimize(ev, SPACE, sampler="random", seed=0, **kw)
+    assert len(ev.calls) == 5 and len(result.trials) == 5
+    assert result.count(Status.CRASHED) == 0 and result.interrupted == 3
+
+
+def test_a_misspelt_metric_stops_at_the_first_evaluation_and_costs_nothing(
+        tmp_path: Any) -> None:
+    """Issue 16, item 11: a typo in a metric name made every trial a runtime_error and the
+    whole budget was spent. Now the first evaluation that ran stops the tuner with one line
+    naming the metric, what was reported and the closest name; the trial is not counted."""
+    url = f"sqlite:///{tmp_path / 'tune.db'}"
+    ev = Counting(lambda c: {"accuracy": 0.8, "latency_p95_ms": 10.0})
+    kw: dict[str, Any] = {"objective": "accuracy", "budget": 4, "sampler": "random",
+                          "seed": 0, "storage": url}
+    with pytest.raises(deploytune.MetricNotReported) as info:
+        deploytune.optimize(ev, SPACE, constraints=["latency_p95 <= 20"], **kw)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "no metric 'latency_p95'" in message and "did you mean 'latency_p95_ms'?" in message
+    assert "it reported: accuracy, latency_p95_ms" in message
+    assert len(ev.calls) == 1
+    # the corrected spec claims the study (nothing was evaluated) and evaluates the queued
+    # configuration first
+    result = deploytune.optimize(ev, SPACE, constraints=[LAT], **kw)
+    assert len(result.trials) == 4 and result.count(Status.FEASIBLE) == 4
+    assert result.trials[0].config == ev.calls[0]
+
+
+def test_a_metric_missing_after_others_ran_is_a_crash_of_that_trial() -> None:
+    ev = Counting(lambda c: OK if len(ev.calls) == 1 else {"accuracy": 0.5})
+    result = deploytune.optimize(ev, SPACE, objective="accuracy", constraints=[LAT], budget=3,
+                                 sampler="random", seed=0)
+    assert [t.status for t in result.trials] == [Status.FEASIBLE, Status.CRASHED,
+                                                 Status.CRASHED]

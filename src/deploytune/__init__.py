@@ -44,6 +44,9 @@ _EXPORTS = {
     "Rule": "deploytune.evaluators.classify",
     "Result": "deploytune.tuner",
     "TrialRecord": "deploytune.tuner",
+    "TuningStopped": "deploytune.tuner",
+    "SamplerFailed": "deploytune.tuner",
+    "MetricNotReported": "deploytune.tuner",
     "optimize": "deploytune.tuner",
     "make_sampler": "deploytune.samplers",
 }
@@ -60,14 +63,17 @@ __all__ = [
     "Int",
     "InvalidConfig",
     "IsolatedEvaluator",
+    "MetricNotReported",
     "Objective",
     "Outcome",
     "Result",
     "Rule",
+    "SamplerFailed",
     "Space",
     "Status",
     "TransientError",
     "TrialRecord",
+    "TuningStopped",
     "__version__",
     "available_samplers",
     "make_sampler",
@@ -92,7 +98,14 @@ if TYPE_CHECKING:
     from deploytune.samplers import available as available_samplers
     from deploytune.samplers import make_sampler
     from deploytune.space import Categorical, Float, Int, Space
-    from deploytune.tuner import Result, TrialRecord, optimize
+    from deploytune.tuner import (
+        MetricNotReported,
+        Result,
+        SamplerFailed,
+        TrialRecord,
+        TuningStopped,
+        optimize,
+    )
 
 
 def __getattr__(name: str) -> Any:

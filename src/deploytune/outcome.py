@@ -228,6 +228,8 @@ class Outcome:
         log: A bounded tail of the evaluation's stdout / stderr, kept for crashes.
         seconds_saved: For aborted trials, the estimated seconds the early abort saved.
         attempts: How many times the configuration was run (transient failures are retried).
+        missing: Metrics that the objective or a constraint needs and that an evaluation
+            which ran to its end did not report (such a trial is ``crashed/runtime_error``).
     """
 
     status: Status
@@ -240,6 +242,7 @@ class Outcome:
     log: str = ""
     seconds_saved: float | None = None
     attempts: int = 1
+    missing: tuple[str, ...] = ()
 
     @property
     def total_violation(self) -> float:
@@ -307,8 +310,12 @@ def judge(
         problems += [f"metric {m!r} is NaN" for m in nan]
         if problems:
             got = ", ".join(sorted(clean)) or "nothing"
-            return Outcome.crashed(CrashKind.RUNTIME_ERROR,
-                                   "; ".join(problems) + f" (it returned: {got})", cost_s, clean)
+            outcome = Outcome.crashed(CrashKind.RUNTIME_ERROR,
+                                      "; ".join(problems) + f" (it returned: {got})", cost_s,
+                                      clean)
+            reported = {str(k) for k in metrics}
+            outcome.missing = tuple(m for m in missing if m not in reported)
+            return outcome
     violations = {constraint_label(c): c.signed_violation(clean[c.metric])
                   for c in constraints
                   if c.metric in clean and not math.isnan(clean[c.metric])}

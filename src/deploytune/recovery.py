@@ -10,7 +10,15 @@ same way, at once.
 
 Queueing happens before marking, and a queued copy remembers its origin
 (``dt.requeued_from``), so a kill between the two steps neither loses the configuration nor
-queues it twice.
+queues it twice. Only a whole configuration is queued again: the trial's parameters together
+with those it was queued with (Optuna's ``fixed_params``), when they make a valid
+configuration of the space. A trial cut short while the sampler was still choosing holds a
+partial configuration; the sampler proposes afresh instead.
+
+No instant of a trial's life is unowned: :func:`claim_next_trial` stamps the worker's identity
+on the queued trial that the next ``study.ask()`` pops (queueing an empty one when none waits)
+before it is popped, so a kill between ``ask`` and the start of the evaluation leaves a
+``RUNNING`` trial that recovery recognises.
 
 Running trials of processes on other hosts are left alone (their owner may be alive).
 """
@@ -19,8 +27,9 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -32,7 +41,13 @@ from deploytune.history import (
     ATTR_WORKER,
 )
 
-__all__ = ["interrupt_trial", "recover_stale_trials", "worker_identity"]
+if TYPE_CHECKING:
+    from deploytune.space import Space
+
+__all__ = ["claim_next_trial", "interrupt_trial", "recover_stale_trials", "worker_identity"]
+
+FIXED_PARAMS = "fixed_params"
+"""The system attribute in which Optuna keeps the parameters a trial was queued with."""
 
 
 def _start_time(pid: int) -> str | None:
@@ -78,13 +93,35 @@ def _requeued_origins(study: optuna.Study) -> set[int]:
             if t.user_attrs.get(ATTR_REQUEUED_FROM) is not None}
 
 
+def _whole_config(study: optuna.Study, trial: FrozenTrial | optuna.Trial,
+                  space: Space | None) -> dict[str, Any] | None:
+    """The configuration of ``trial`` to queue again, or ``None`` when it is not whole."""
+    attrs = (trial.system_attrs if isinstance(trial, FrozenTrial)
+             else study._storage.get_trial_system_attrs(trial._trial_id))
+    fixed = attrs.get(FIXED_PARAMS)
+    config = {**(fixed if isinstance(fixed, Mapping) else {}), **trial.params}
+    if not config:
+        return None
+    if space is not None and not space.is_valid(config):
+        return None  # cut short while the sampler was choosing: it will propose again
+    return config
+
+
 def interrupt_trial(study: optuna.Study, trial: FrozenTrial | optuna.Trial,
-                    reason: str) -> None:
-    """Queue ``trial``'s configuration again, then mark the trial interrupted (``FAIL``)."""
+                    reason: str, space: Space | None = None) -> None:
+    """Queue ``trial``'s configuration again, then mark the trial interrupted (``FAIL``).
+
+    Args:
+        study: The study holding ``trial``.
+        trial: A trial that is ``RUNNING`` (or already finished: then only the marks).
+        reason: Why, recorded as the trial's error (``interrupted: <reason>``).
+        space: When given, only a whole, valid configuration is queued again (see the
+            module docstring); without it, any non-empty one.
+    """
     number = trial.number
-    params = trial.params
-    if params and number not in _requeued_origins(study):
-        study.enqueue_trial(dict(params), user_attrs={ATTR_REQUEUED_FROM: number},
+    config = _whole_config(study, trial, space)
+    if config is not None and number not in _requeued_origins(study):
+        study.enqueue_trial(config, user_attrs={ATTR_REQUEUED_FROM: number},
                             skip_if_exists=False)
     # NOTE: Optuna has no public way to set attributes on a trial object of another process;
     # the storage call is the one Trial.set_user_attr makes.
@@ -95,12 +132,32 @@ def interrupt_trial(study: optuna.Study, trial: FrozenTrial | optuna.Trial,
     study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
 
 
-def recover_stale_trials(study: optuna.Study) -> list[int]:
+def recover_stale_trials(study: optuna.Study, space: Space | None = None) -> list[int]:
     """Mark the trials left running by a killed tuner on this host as interrupted and queue
-    their configurations again; returns their numbers."""
+    their (whole) configurations again; returns their numbers."""
     host = socket.gethostname()
     stale = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
              if _is_stale(t, host)]
     for t in stale:
-        interrupt_trial(study, t, "the tuner process was killed while this trial was running")
+        interrupt_trial(study, t, "the tuner process was killed while this trial was running",
+                        space)
     return [t.number for t in stale]
+
+
+def claim_next_trial(study: optuna.Study, worker: dict[str, Any]) -> FrozenTrial:
+    """Stamp ``worker`` on the trial the next ``study.ask()`` will pop, and return it.
+
+    ``ask`` pops the first ``WAITING`` trial; when none waits, an empty one is queued, stamped
+    as it is created. Either way the trial carries its owner before it is ``RUNNING``, so a
+    kill at any instant after ``ask`` leaves a trial that :func:`recover_stale_trials`
+    recognises (with one tuner per study; a concurrent worker may pop it instead, and then
+    stamps its own identity after ``ask``).
+    """
+    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    if not waiting:
+        study.enqueue_trial({}, user_attrs={ATTR_WORKER: worker}, skip_if_exists=False)
+        waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        return waiting[0]
+    first = waiting[0]
+    study._storage.set_trial_user_attr(first._trial_id, ATTR_WORKER, worker)
+    return first

@@ -34,10 +34,24 @@ from deploytune.outcome import (
     Status,
     parse_constraints,
 )
-from deploytune.recovery import interrupt_trial, recover_stale_trials, worker_identity
+from deploytune.recovery import (
+    claim_next_trial,
+    interrupt_trial,
+    recover_stale_trials,
+    worker_identity,
+)
 from deploytune.space import Space
 
-__all__ = ["Evaluate", "Result", "TrialRecord", "evaluate_once", "optimize"]
+__all__ = [
+    "Evaluate",
+    "MetricNotReported",
+    "Result",
+    "SamplerFailed",
+    "TrialRecord",
+    "TuningStopped",
+    "evaluate_once",
+    "optimize",
+]
 
 Evaluate = Callable[..., Mapping[str, Any]]
 """An evaluation function: ``config -> metrics`` or ``(config, report) -> metrics``. Raising
@@ -45,6 +59,25 @@ an exception means the trial crashed."""
 
 DEFAULT_STUDY_NAME = "deploytune"
 _STUDY_ATTR_SETUP = "dt.setup"
+
+
+class TuningStopped(RuntimeError):
+    """The tuner stopped before its budget for a reason the user has to act on.
+
+    The message is one line. Nothing recorded is lost: the trial that was starting or running
+    is recorded as interrupted (not an evaluation) and its whole configuration, if it had one,
+    is queued again, so running again resumes.
+    """
+
+
+class SamplerFailed(TuningStopped):
+    """The sampler raised while proposing a configuration (a bug of the sampler or its
+    options); no evaluation ran and none was counted."""
+
+
+class MetricNotReported(TuningStopped):
+    """The first evaluation that ran to its end did not report a metric that the objective or
+    a constraint names (a typo in the spec, most likely)."""
 
 
 @dataclass(frozen=True)
@@ -196,6 +229,13 @@ def _check_setup(study: optuna.Study, setup: dict[str, Any]) -> None:
                    for t in study.get_trials(deepcopy=False)):
             study.set_user_attr(_STUDY_ATTR_SETUP, setup)
         return
+    if existing != setup and existing.get("space") == setup.get("space") and not any(
+            t.state.is_finished() and not is_interrupted(t)
+            for t in study.get_trials(deepcopy=False)):
+        # nothing was evaluated yet (e.g. stopped at once for a misspelt metric): the queued
+        # configurations fit the same space, so the corrected objective may claim the study
+        study.set_user_attr(_STUDY_ATTR_SETUP, setup)
+        return
     for key in ("objective", "direction", "constraints", "space"):
         if existing.get(key) != setup.get(key):
             raise ValueError(
@@ -221,6 +261,8 @@ class _Progress:
 
     evaluations: int
     """Finished trials that count against the budget."""
+    any_ran: bool
+    """Whether some evaluation reported every metric the objective and constraints need."""
     seconds_spent: float
     """Wall-clock seconds of every finished trial (interrupted ones included)."""
     any_feasible: bool
@@ -234,11 +276,85 @@ class _Progress:
         obs = observations(study, finished)
         return cls(
             evaluations=sum(not is_interrupted(t) for t in finished),
+            any_ran=any(o.status in (Status.FEASIBLE, Status.INFEASIBLE) for o in obs),
             seconds_spent=sum((t.datetime_complete - t.datetime_start).total_seconds()
                               for t in finished if t.datetime_start and t.datetime_complete),
             any_feasible=any(o.feasible for o in obs),
             full_run_costs=[o.cost_s for o in obs if o.cost_s > 0
                             and o.status in (Status.FEASIBLE, Status.INFEASIBLE)])
+
+
+_STORAGE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError, optuna.exceptions.StorageInternalError)
+"""Failures of the storage rather than of the sampler (SQLAlchemy's are added when present)."""
+try:
+    import sqlalchemy.exc
+
+    _STORAGE_ERRORS += (sqlalchemy.exc.SQLAlchemyError,)
+except ImportError:  # pragma: no cover - Optuna's RDB storage needs SQLAlchemy
+    pass
+
+
+def _start_trial(study: optuna.Study, space: Space, worker: dict[str, Any],
+                 sampler: optuna.samplers.BaseSampler) -> tuple[optuna.Trial, dict[str, Any]]:
+    """Ask for the next trial, owned by ``worker`` from its first instant, and its
+    configuration.
+
+    Raises:
+        SamplerFailed: The sampler raised; the trial is recorded as interrupted (never as a
+            crashed evaluation) and its queued configuration, if whole, queued again.
+        KeyboardInterrupt: The same records, then the interrupt goes on.
+    """
+    claimed = claim_next_trial(study, worker)
+    trial: optuna.Trial | None = None
+    try:
+        trial = study.ask()
+        if trial.number != claimed.number:  # another worker popped the claimed one
+            trial.set_user_attr(ATTR_WORKER, worker)
+        return trial, space.suggest(trial)
+    except BaseException as exc:
+        number = claimed.number if trial is None else trial.number
+        reason = ("stopped by Ctrl-C" if isinstance(exc, KeyboardInterrupt)
+                  else f"the sampler failed ({type(exc).__name__})")
+        if not isinstance(exc, _STORAGE_ERRORS):
+            _abandon(study, trial, number, reason, space)
+        if isinstance(exc, Exception) and not isinstance(exc, _STORAGE_ERRORS):
+            name = getattr(sampler, "name", type(sampler).__name__)
+            text = " ".join(str(exc).split()) or type(exc).__name__
+            raise SamplerFailed(
+                f"the sampler {name} failed while proposing trial {number} "
+                f"({type(exc).__name__}: {text[:300]}); nothing was evaluated or counted and "
+                f"the study is unchanged; run again with another sampler (e.g. sampler: "
+                f"random) to go on") from exc
+        raise
+
+
+def _abandon(study: optuna.Study, trial: optuna.Trial | None, number: int, reason: str,
+             space: Space) -> None:
+    """Record the trial ``number`` that never reached its evaluation as interrupted."""
+    frozen = trial if trial is not None else next(
+        (t for t in study.get_trials(deepcopy=False) if t.number == number), None)
+    if frozen is None or (not isinstance(frozen, optuna.Trial)
+                          and frozen.state is not TrialState.RUNNING):
+        return  # still queued: nothing happened to it
+    interrupt_trial(study, frozen, reason, space)
+
+
+def _missing_metric_message(number: int, outcome: Outcome, objective: Objective,
+                            constraints: Sequence[Constraint]) -> str:
+    import difflib
+
+    metric = outcome.missing[0]
+    users = ([f"the objective ({objective.direction} {metric})"]
+             if objective.metric == metric else [])
+    users += [f"the constraint '{c}'" for c in constraints if c.metric == metric]
+    reported = sorted(outcome.metrics)
+    close = difflib.get_close_matches(metric, reported, n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return (f"trial {number} ran to its end but its result has no metric {metric!r}, which "
+            f"{' and '.join(users) or 'the spec'} needs{hint}; it reported: "
+            f"{', '.join(reported) or 'nothing'}; fix the metric name in the spec or the "
+            f"evaluator and run again (the trial was not counted, its configuration is queued)")
 
 
 def _make_check(early: EarlyAbort, objective: Objective, constraints: Sequence[Constraint],
@@ -355,7 +471,7 @@ def optimize(
     )
     _check_setup(study, {"objective": obj.metric, "direction": obj.direction,
                          "constraints": [str(c) for c in cons], "space": space_obj.to_dict()})
-    recover_stale_trials(study)
+    recover_stale_trials(study, space_obj)
     worker = worker_identity()
     try:
         while True:
@@ -364,13 +480,7 @@ def optimize(
                 break
             if time_budget_s is not None and progress.seconds_spent >= time_budget_s:
                 break
-            trial = study.ask()
-            trial.set_user_attr(ATTR_WORKER, worker)
-            try:
-                config = space_obj.suggest(trial)
-            except Exception:
-                study.tell(trial, state=TrialState.FAIL)
-                raise
+            trial, config = _start_trial(study, space_obj, worker, sampler_obj)
             check = _make_check(early, obj, cons, progress.any_feasible, trial,
                                 pruner is not None)
             try:
@@ -383,8 +493,13 @@ def optimize(
             except BaseException as exc:
                 reason = "stopped by Ctrl-C" if isinstance(exc, KeyboardInterrupt) else \
                     f"stopped by {type(exc).__name__}"
-                interrupt_trial(study, trial, reason)
+                interrupt_trial(study, trial, reason, space_obj)
                 raise
+            if outcome.missing and not progress.any_ran:
+                interrupt_trial(study, trial, "stopped: a metric the spec names was not "
+                                "reported", space_obj)
+                raise MetricNotReported(_missing_metric_message(trial.number, outcome, obj,
+                                                                cons))
             frozen = record(study, trial, outcome)
             rec = TrialRecord.from_trial(frozen)
             assert rec is not None
