@@ -811,3 +811,15 @@ def test_nan_choice_is_rejected_or_usable() -> None:
     rng = np.random.default_rng(0)
     for _ in range(20):
         assert s.problems(s.sample(rng)) == []
+
+
+def test_duplicate_choices_are_found_among_many_and_true_stays_apart_from_one() -> None:
+    """Issue 16, item 10: the duplicate check compared every pair (82 s for 40k choices);
+    it is a set lookup now, with the same equality (1 == 1.0, True != 1)."""
+    many = [f"v{i}" for i in range(20000)]
+    Space.from_dict({"c": {"type": "categorical", "choices": many}})
+    with pytest.raises(ValueError, match="choice 'v7' is listed twice"):
+        Space.from_dict({"c": {"type": "categorical", "choices": [*many, "v7"]}})
+    with pytest.raises(ValueError, match=r"choice 1\.0 is listed twice"):
+        Space.from_dict({"c": {"type": "categorical", "choices": [1, 2, 1.0]}})
+    Space.from_dict({"c": {"type": "categorical", "choices": [1, True, 0, False, None]}})

@@ -529,6 +529,27 @@ def test_command_mistake_names_the_field_and_the_fix(path: str, value: Any, fiel
     assert hint in err.message, str(err)
 
 
+def test_a_yaml_alias_bomb_is_refused_without_expanding_it() -> None:
+    """Issue 16, item 10: nine levels of ten aliases (10**10 values) under sampler.options
+    hung validation; the document is now measured without expanding it."""
+    levels = ["    a0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    levels += [f"    a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 10)]
+    text = MINIMAL_SPEC + "sampler:\n  name: tba\n  options:\n" + "\n".join(levels) + "\n"
+    with pytest.raises(SpecError, match="expands to more than 1,000,000 values"):
+        parse_spec_text(text, base_dir=ROOT)
+
+
+@pytest.mark.parametrize("name", ["config_json", "python"])
+def test_parameters_named_like_a_placeholder_are_refused(name: str) -> None:
+    """Issue 16, item 10: a parameter named python or config_json silently took the place
+    of the placeholder of the same name (the server's port: tests/test_spec_server.py)."""
+    d = command_dict()
+    d["space"][name] = {"type": "int", "low": 1, "high": 2}
+    err = error_of(d)
+    assert err.field_path == f"space.{name}"
+    assert f"the name {name!r} is reserved" in err.message and "rename" in err.message
+
+
 def test_keys_that_are_not_strings_and_weird_yaml_values() -> None:
     d = base_dict()
     d[1] = "x"  # type: ignore[index]

@@ -114,3 +114,12 @@ def test_load_needs_a_server_and_only_one_evaluator_kind() -> None:
     data["evaluator"]["command"] = ["echo"]
     err = _error(data)
     assert "gives command and server; keep exactly one" in err.message
+
+
+def test_a_parameter_named_port_is_refused() -> None:
+    """Issue 16, item 10: a parameter named port was silently overridden by the trial's
+    port."""
+    d = copy.deepcopy(BASE)
+    d["space"]["port"] = {"type": "int", "low": 8000, "high": 8010}
+    err = _error(d)
+    assert err.field_path == "space.port" and "the name 'port' is reserved" in err.message

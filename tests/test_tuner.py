@@ -673,3 +673,19 @@ def test_a_metric_missing_after_others_ran_is_a_crash_of_that_trial() -> None:
                                  sampler="random", seed=0)
     assert [t.status for t in result.trials] == [Status.FEASIBLE, Status.CRASHED,
                                                  Status.CRASHED]
+
+
+@pytest.mark.parametrize("step", [-1, 10**30, 2.5, True])
+def test_a_malformed_streamed_step_never_turns_a_good_run_into_a_crash(
+        step: Any, tmp_path: Any) -> None:
+    """Issue 16, item 10: ``report(..., step=-1)`` under a pruner made Optuna raise, and the
+    good run was recorded as a crash; such a step is now kept from the pruner only."""
+    def evaluate(config: dict[str, Any], report: Any) -> dict[str, float]:
+        report({"accuracy": 0.5}, step=step)
+        return OK
+
+    result = deploytune.optimize(evaluate, SPACE, objective="accuracy", constraints=[LAT],
+                                 budget=2, sampler="random", seed=0,
+                                 storage=f"sqlite:///{tmp_path / 's.db'}",
+                                 pruner=optuna.pruners.MedianPruner(n_startup_trials=0))
+    assert [t.status for t in result.trials] == [Status.FEASIBLE, Status.FEASIBLE]

@@ -582,11 +582,12 @@ def _check_param(p: Param, declared: Mapping[str, Param], all_names: set[str]) -
         if bad:
             raise ValueError(f"{where}: choices must be str, int, finite float, bool or None "
                              f"(got {bad[0]!r})")
-        seen: list[Any] = []
+        seen: set[tuple[bool, Any]] = set()
         for c in p.choices:
-            if any(_same_value(c, s) for s in seen):
+            key = (isinstance(c, bool), c)  # the equality of _same_value, hashed
+            if key in seen:
                 raise ValueError(f"{where}: choice {c!r} is listed twice")
-            seen.append(c)
+            seen.add(key)
     elif isinstance(p, (Int, Float)):
         if isinstance(p, Float) and not (abs(p.low) < 1e300 and abs(p.high) < 1e300):
             raise ValueError(f"{where}: 'low' and 'high' must be finite numbers below 1e300")

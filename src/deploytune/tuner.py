@@ -357,6 +357,19 @@ def _missing_metric_message(number: int, outcome: Outcome, objective: Objective,
             f"evaluator and run again (the trial was not counted, its configuration is queued)")
 
 
+_MAX_STEP = 2**31 - 1
+"""The largest step Optuna's relational storages keep (a 32-bit integer column)."""
+
+
+def _usable_step(step: Any) -> bool:
+    """Whether a streamed ``step`` can go to the pruner: an integer from 0 to 2**31 - 1.
+
+    Anything else (-1, a 30-digit number, 2.5, ``True``) is the evaluator's mistake; the
+    report still counts for early abort, only the pruner does not see it."""
+    return (isinstance(step, int) and not isinstance(step, bool)
+            and 0 <= step <= _MAX_STEP)
+
+
 def _make_check(early: EarlyAbort, objective: Objective, constraints: Sequence[Constraint],
                 any_feasible: bool, trial: optuna.Trial,
                 use_pruner: bool) -> Callable[[Mapping[str, float], int | None], str | None]:
@@ -364,7 +377,7 @@ def _make_check(early: EarlyAbort, objective: Objective, constraints: Sequence[C
         reason = early.reason(partial, constraints, any_feasible)
         if reason is not None:
             return reason
-        if use_pruner and step is not None and objective.metric in partial:
+        if use_pruner and _usable_step(step) and objective.metric in partial:
             value = partial[objective.metric]
             if math.isfinite(value):
                 trial.report(value, step)

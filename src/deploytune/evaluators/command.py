@@ -85,7 +85,8 @@ PYTHON = "python"
 """The placeholder replaced by the tuner's Python interpreter (``sys.executable``)."""
 
 SPECIAL_PLACEHOLDERS = (CONFIG_JSON, PYTHON)
-"""Placeholders that are not parameters (a parameter of the same name wins)."""
+"""Placeholders that are not parameters (:meth:`CommandEvaluator.check_space` refuses a
+parameter of the same name; unchecked, the parameter's value would be used)."""
 
 REPORT_PREFIX = "DEPLOYTUNE_REPORT"
 """Stdout lines starting with this word, then a JSON object, are streamed reports."""
@@ -536,12 +537,17 @@ class CommandEvaluator(Evaluator):
 
     def check_space(self, space: Space, extra: Sequence[str] = ()) -> None:
         """Verify that every placeholder names a parameter of ``space`` (or is
-        ``{config_json}``, ``{python}`` or one of ``extra``).
+        ``{config_json}``, ``{python}`` or one of ``extra``), and that no parameter is named
+        like one of those.
 
         Raises:
             ValueError: Naming the placeholder, where it is, and the space's parameters.
         """
         names = list(space.names)
+        for name in (*SPECIAL_PLACEHOLDERS, *extra):
+            if name in names:
+                raise ValueError(f"evaluator.command: the parameter name {name!r} is reserved "
+                                 f"for the placeholder {{{name}}}; rename the parameter")
         for tpl in self._templates():
             for name in tpl.names:
                 if name not in SPECIAL_PLACEHOLDERS and name not in names and name not in extra:

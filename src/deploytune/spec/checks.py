@@ -121,3 +121,41 @@ def check_jsonable(value: Any, path: str, depth: int = 0) -> None:
         return
     raise Invalid(path, f"expected plain data (a string, number, boolean, null, list or "
                   f"mapping), got {kind_of(value)}; quote it to make it a string")
+
+
+MAX_SPEC_VALUES = 1_000_000
+"""The most values a spec may expand to. YAML aliases let a short file name one list many
+times over (a "billion laughs" document), which every later walk would expand."""
+
+
+def check_expanded_size(data: Any, limit: int = MAX_SPEC_VALUES) -> None:
+    """Refuse a document that expands to more than ``limit`` values, counted without
+    expanding it: each shared list or mapping is measured once (by identity).
+
+    Raises:
+        Invalid: at the top level, naming the likely cause.
+    """
+    sizes: dict[int, int] = {}
+    in_progress: set[int] = set()
+
+    def size(value: Any) -> int:
+        if not isinstance(value, (list, dict)):
+            return 1
+        key = id(value)
+        if key in sizes:
+            return sizes[key]
+        if key in in_progress:
+            return 1  # refers to itself: the section's own check names the field
+        in_progress.add(key)
+        items = value.values() if isinstance(value, dict) else value
+        total = 1 + (len(value) if isinstance(value, dict) else 0)  # keys count once each
+        for item in items:
+            total += size(item)
+            if total > limit:
+                raise Invalid("", f"the spec expands to more than {limit:,} values (a YAML "
+                              f"alias repeated inside others?); write it out plainly")
+        in_progress.discard(key)
+        sizes[key] = total
+        return total
+
+    size(data)

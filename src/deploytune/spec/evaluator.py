@@ -95,6 +95,13 @@ def check_placeholders(spec: EvaluatorSpec, space: Space) -> None:
             items.append((f"evaluator.server.{key}", str((spec.server or {})[key])))
     names = list(space.names)
     extra = ("port",) if server else ()
+    for name in (CONFIG_JSON, PYTHON, *extra):
+        if name in space:
+            what = {CONFIG_JSON: "the whole configuration as JSON",
+                    PYTHON: "the tuner's Python interpreter"}.get(name, "the trial's port")
+            raise Invalid(join("space", name), f"the name {name!r} is reserved: {{{name}}} in "
+                          f"the {spec.kind} evaluator's templates is {what}; rename the "
+                          f"parameter (e.g. {name}_value)")
     for at, text in items:
         for name in _placeholders(text, at):
             if name not in (CONFIG_JSON, PYTHON, *extra) and name not in space:

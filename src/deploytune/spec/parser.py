@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from deploytune.spec.checks import check_keys
+from deploytune.spec.checks import check_expanded_size, check_keys
 from deploytune.spec.errors import STRING_SOURCE, Invalid, SpecError
 from deploytune.spec.evaluator_section import parse_evaluator
 from deploytune.spec.messages import kind_of, one_line
@@ -45,6 +45,7 @@ def parse_spec(data: Any, *, base_dir: str | Path, source: str = STRING_SOURCE,
         SpecError: the first mistake found; never anything else.
     """
     try:
+        check_expanded_size(data)
         return Parser(Path(base_dir), source, check_evaluator).parse(data)
     except Invalid as exc:
         raise SpecError(exc.path, exc.message, source) from None
