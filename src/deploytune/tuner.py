@@ -6,7 +6,7 @@ import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -361,7 +361,7 @@ _MAX_STEP = 2**31 - 1
 """The largest step Optuna's relational storages keep (a 32-bit integer column)."""
 
 
-def _usable_step(step: Any) -> bool:
+def _usable_step(step: Any) -> TypeGuard[int]:
     """Whether a streamed ``step`` can go to the pruner: an integer from 0 to 2**31 - 1.
 
     Anything else (-1, a 30-digit number, 2.5, ``True``) is the evaluator's mistake; the
