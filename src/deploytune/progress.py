@@ -3,6 +3,9 @@
 One line that says where the study stands: trial n/N, the status of the last trial, the best
 feasible value so far, counts of crashes / infeasible / aborted trials, elapsed and estimated
 remaining time. Fed by :func:`deploytune.optimize`'s ``on_trial_start`` and ``callbacks``.
+
+Nothing taken from the spec or a trial (metric names, configurations, values) is ever read as
+rich markup: it is escaped, or printed as :class:`~rich.text.Text`.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from types import TracebackType
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -20,6 +24,7 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.text import Text
 
 from deploytune.outcome import Objective, Status
 from deploytune.tuner import Result, TrialRecord
@@ -60,8 +65,9 @@ class TuneProgress:
         self.best: TrialRecord | None = None
         self.done = 0
         self.durations: list[float] = []
-        self.started = time.monotonic()
-        self._trial_started = self.started
+        self.started = False
+        """Whether a trial of this run has started."""
+        self._trial_started = time.monotonic()
         self.last = "-"
         for rec in previous.trials if previous else ():
             self._count(rec)
@@ -83,7 +89,8 @@ class TuneProgress:
 
     def _state(self) -> str:
         crashed = sum(v for k, v in self.counts.items() if k.startswith("crashed"))
-        best = (f"{self.objective.metric}={self.best.value:.4g} (#{self.best.number})"
+        # rendered as markup by the TextColumn: the user's metric name is escaped
+        best = (f"{escape(self.objective.metric)}={self.best.value:.4g} (#{self.best.number})"
                 if self.best is not None and self.best.value is not None else "none")
         return (f"last: {self.last} | best: {best} | crashed {crashed} infeasible "
                 f"{self.counts['infeasible']} aborted {self.counts['aborted']}")
@@ -97,8 +104,9 @@ class TuneProgress:
     def on_start(self, number: int, config: dict[str, Any]) -> None:
         """Called before trial ``number`` runs."""
         self._trial_started = time.monotonic()
+        self.started = True
         if not self.enabled:
-            self.console.print(f"trial {number}: running {config}", highlight=False)
+            self.console.print(Text(f"trial {number}: running {config}"), soft_wrap=True)
 
     def on_trial(self, rec: TrialRecord) -> None:
         """Called after each recorded trial."""
@@ -111,8 +119,8 @@ class TuneProgress:
                               eta=self._eta())
         if not self.enabled:
             value = "" if rec.value is None else f" {self.objective.metric}={rec.value:.4g}"
-            self.console.print(f"trial {rec.number}: {status}{value} ({rec.cost_s:.1f}s)",
-                               highlight=False)
+            self.console.print(Text(f"trial {rec.number}: {status}{value} ({rec.cost_s:.1f}s)"),
+                               soft_wrap=True)
 
     def __enter__(self) -> TuneProgress:
         self._progress.start()

@@ -312,3 +312,28 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     result = runner.invoke(app, ["importance", str(db), "--study-name", "nope"])
     assert result.exit_code == 2 and "no study named 'nope'" in result.output
     assert not list(tmp_path.glob("*.png"))
+
+
+def test_dollar_names_markup_and_huge_values(tmp_path: Path) -> None:
+    """``$`` in names is drawn literally (not mathtext), ``[/x]`` printed as it is, and values
+    of 1e308 (whose squares overflow) still get an objective ranking."""
+    from rich.console import Console
+
+    space = Space.from_dict({"$a$": {"type": "categorical", "choices": ["p", "q"]},
+                             "b_$x[/x]": {"type": "int", "low": 1, "high": 8}})
+    trials = []
+    for n, (a, b) in enumerate(itertools.product(["p", "q"], range(1, 9))):
+        value = (1e308 if a == "p" else -1e308) * (0.5 + b / 20)
+        trials.append(_rec(n, {"$a$": a, "b_$x[/x]": b}, Status.FEASIBLE, value=value))
+        if b % 3 == 0:
+            trials.append(_rec(100 + n, {"$a$": a, "b_$x[/x]": b}, Status.CRASHED,
+                               CrashKind.OOM))
+    report = importance(trials, space, Objective("$\\frac$", "maximize"))
+    assert report.objective.available and report.objective.top == "$a$"
+    assert report.crash.available and report.crash.top == "b_$x[/x]"
+    console = Console(record=True, width=140)
+    render_importance(report, console)
+    text = console.export_text()
+    assert "b_$x[/x]" in text and "$\\frac$" in text
+    path = write_importance_figure(report, tmp_path / "fig.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -162,3 +162,31 @@ def test_report_needs_a_deploytune_study(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="study 'plain' was not written by deploytune"):
         write_report(study, tmp_path)
     assert not (tmp_path / "report.html").exists()
+
+
+def test_report_with_extreme_finite_values_and_mathtext_names(tmp_path: Path) -> None:
+    """1e308 and -1e308 overflow matplotlib's axis arithmetic; ``$\\frac$`` is no mathtext."""
+    values = iter([1e308, -1e308, 1.0, 1e308, -1.7e308, 5e-324, 2.0, 3.0])
+
+    def fn(config: dict[str, Any]) -> dict[str, float]:
+        return {"$\\frac$": next(values), "latency_ms": 1.0}
+
+    result = deploytune.optimize(fn, SPACE, objective="$\\frac$",
+                                 constraints=["latency_ms <= 30"], budget=8, sampler="random",
+                                 seed=0)
+    assert result.study is not None
+    page = write_report(result.study, tmp_path).read_text(encoding="utf-8")
+    _check_pngs(tmp_path)
+    assert _trial_numbers(page) == list(range(8))
+    assert "best $\\frac$ = <b>1e+308</b>" in page
+
+
+def test_report_keeps_a_lone_surrogate_of_an_error(tmp_path: Path) -> None:
+    def fn(config: dict[str, Any]) -> dict[str, float]:
+        raise RuntimeError("undecodable \udc80 byte")
+
+    result = deploytune.optimize(fn, SPACE, objective="throughput", budget=2,
+                                 sampler="random", seed=0)
+    assert result.study is not None
+    page = write_report(result.study, tmp_path).read_text(encoding="utf-8")
+    assert "undecodable \\udc80 byte" in page

@@ -309,3 +309,47 @@ def test_importing_summary_does_not_import_matplotlib() -> None:
     code = ("import sys, deploytune.analysis, deploytune.analysis.summary; "
             "sys.exit('matplotlib' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def _aborted_study(saved: list[float | None]) -> optuna.Study:
+    study = _setup_study(f"aborted-{len(saved)}-{saved[0]}")
+    dist = {"v": CategoricalDistribution(["p", "q"])}
+    study.add_trial(create_trial(
+        state=TrialState.COMPLETE, value=0.9, params={"v": "p"}, distributions=dist,
+        constraints={"lat_max": -0.5},
+        user_attrs={"dt.status": "feasible", "dt.metrics": {"acc": 0.9, "lat": 5.0},
+                    "dt.cost_s": 3.0}))
+    for i, s in enumerate(saved):
+        attrs: dict[str, Any] = {"dt.status": "aborted", "dt.metrics": {"lat": 60.0},
+                                 "dt.cost_s": 6.0 + i}
+        if s is not None:
+            attrs["dt.seconds_saved"] = s
+        study.add_trial(create_trial(
+            state=TrialState.PRUNED, params={"v": "q"}, distributions=dist,
+            intermediate_values={0: 0.2}, constraints={"lat_max": 5.0}, user_attrs=attrs))
+    return study
+
+
+def test_early_abort_says_what_was_measured_not_a_zero_saving() -> None:
+    # five aborts after 6-10 s each, all of them longer than the complete trial (3 s): the
+    # estimate (median complete run minus elapsed) is 0 for every one, which is no saving
+    text = summary_text(load_result(_aborted_study([0.0] * 5)))
+    assert "saved about 0 ms" not in text
+    assert "5 trials stopped early after 40.0 s" in text
+    assert "no saving estimated" in text
+    text = summary_text(load_result(_aborted_study([12.0, 0.0, None])))
+    assert "3 trials stopped early after 21.0 s, early abort saved about 12.0 s " \
+           "(estimated for 1 of them)" in text
+
+
+def test_values_are_printed_as_they_are() -> None:
+    """Markup and emoji codes in names and values are text, not styling or emoji."""
+    result = deploytune.optimize(
+        lambda c: {"[/x]acc": 1.0}, {"tmpl": {"type": "categorical",
+                                              "choices": ["<s>[INST] :thumbs_up: [/INST]"]}},
+        objective="[/x]acc", budget=1)
+    console = Console(record=True, width=120, color_system=None)
+    render_summary(result, console, title="study [bold]:smile:")
+    text = console.export_text()
+    assert "<s>[INST] :thumbs_up: [/INST]" in text and "study [bold]:smile:" in text
+    assert "best [/x]acc = 1" in text

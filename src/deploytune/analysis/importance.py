@@ -363,18 +363,26 @@ def _objective_ranking(trials: Sequence[TrialRecord], space: Space, objective: O
         study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     finally:
         optuna.logging.set_verbosity(verbosity)
-    for t in feasible:
+    # the shares do not depend on the values' scale: values divided by the largest magnitude
+    # keep fANOVA's variances finite when the values are huge (1e308 squared overflows)
+    values = [float(t.value or 0.0) for t in feasible]  # all finite (filtered above)
+    magnitude = max(abs(v) for v in values) or 1.0
+    for t, value in zip(feasible, values, strict=True):
         params = {n: encoders[n](t.config.get(n, _INACTIVE)) for n in dists}
         study.add_trial(optuna.trial.create_trial(params=params, distributions=dists,
-                                                  value=float(t.value)))  # type: ignore[arg-type]
+                                                  value=value / magnitude))
     constant = (f"{objective.metric} does not vary with the parameters among the feasible "
                 f"trials")
-    if len({float(t.value) for t in feasible if t.value is not None}) < 2:
+    if len(set(values)) < 2:
         return Ranking(target, {}, len(feasible), None, method, constant)
     try:
         raw = FanovaImportanceEvaluator(seed=seed).evaluate(study)
     except RuntimeError:  # every tree of the forest predicts a constant
         raw = {}
+    except (AssertionError, ArithmeticError, ValueError) as exc:  # fANOVA's own checks
+        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return Ranking(target, {}, len(feasible), None, method,
+                       f"fANOVA failed on these values ({detail})")
     shares = _normalised(raw, space.names)
     return Ranking(target, shares, len(feasible), None, method, None if shares else constant)
 
@@ -738,18 +746,18 @@ def _bar(share: float, width: int = 20) -> str:
 
 
 def _ranking_table(main: Ranking, subs: Sequence[Ranking], params: Sequence[str]) -> Any:
-    from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
     table = Table()
     table.add_column("parameter")
-    table.add_column(escape(main.target.split(": ")[0] if subs else "share"), justify="right")
+    table.add_column(Text(main.target.split(": ")[0] if subs else "share"), justify="right")
     table.add_column("")
     for s in subs:
-        table.add_column(escape(s.target.removeprefix("crash: ")), justify="right")
+        table.add_column(Text(s.target.removeprefix("crash: ")), justify="right")
     for name in [*main.importances, *(p for p in params if p not in main.importances)]:
         share = main.importances.get(name, 0.0)
-        cells = [escape(name), f"{share:.1%}", _bar(share)]
+        cells: list[Any] = [Text(name), f"{share:.1%}", _bar(share)]
         cells += [f"{s.importances[name]:.1%}" if name in s.importances else "-" for s in subs]
         table.add_row(*cells)
     return table
@@ -758,11 +766,12 @@ def _ranking_table(main: Ranking, subs: Sequence[Ranking], params: Sequence[str]
 def render_importance(report: ImportanceReport, console: Console) -> None:
     """Print the three rankings as rich tables, with the rules and the binding constraints.
 
+    Parameter, metric and constraint names are printed as they are, never read as markup.
+
     Args:
         report: What :func:`importance` returned.
         console: Where to print.
     """
-    from rich.markup import escape
     from rich.text import Text
 
     console.rule(f"parameter importance ({report.n_trials} evaluations, seed {report.seed})")
@@ -788,10 +797,10 @@ def render_importance(report: ImportanceReport, console: Console) -> None:
         if rules:
             console.print(Text(rules_title, style="bold"))
             for rule in rules:
-                console.print(f"  {escape(str(rule))}", highlight=False)
+                console.print(Text(f"  {rule}"), highlight=False)
         if main is report.infeasibility and report.binding:
-            console.print("binding constraints (most violated in each infeasible trial): "
-                          + escape(", ".join(f"{c} ({n})" for c, n in report.binding.items())),
+            console.print(Text("binding constraints (most violated in each infeasible trial): "
+                               + ", ".join(f"{c} ({n})" for c, n in report.binding.items())),
                           highlight=False)
 
 
@@ -799,32 +808,43 @@ def write_importance_figure(report: ImportanceReport, path: Path) -> Path:
     """Draw the three rankings as horizontal bar panels into the PNG ``path``.
 
     A panel without a ranking shows why. The folder is created if needed; matplotlib is drawn
-    through its Agg canvas, leaving the process's backend alone.
+    through its Agg canvas, leaving the process's backend alone. Names are drawn as they are
+    (a ``$`` in a parameter or metric name never starts mathtext).
 
     Returns:
         ``path``.
     """
+    import matplotlib
+
+    with matplotlib.rc_context({"text.usetex": False}):
+        return _draw_importance(report, path)
+
+
+def _draw_importance(report: ImportanceReport, path: Path) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+
+    from deploytune.analysis.report import mpl_text
 
     rows = max(len(report.params), 3)
     fig = Figure(figsize=(13.0, 1.2 + 0.35 * rows), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     colors = ["#2ca02c", "#d62728", "#ff7f0e"]
-    titles = [f"objective: {report.objective_metric}\n(feasible trials)",
+    titles = [f"objective: {mpl_text(report.objective_metric)}\n(feasible trials)",
               "crash\n(crashed vs not)", "infeasibility\n(violated vs feasible)"]
     axes = fig.subplots(1, 3)
     for ax, ranking, color, title in zip(axes, report.rankings, colors, titles, strict=True):
         ax.set_title(f"{title}, {ranking.counts_text}", fontsize="medium")
         if not ranking.available:
-            ax.text(0.5, 0.5, "\n".join(_wrap(f"no ranking: {ranking.note}", 34)),
+            ax.text(0.5, 0.5, mpl_text("\n".join(_wrap(f"no ranking: {ranking.note}", 34))),
                     transform=ax.transAxes, ha="center", va="center", color="#555555")
             ax.set_xticks([])
             ax.set_yticks([])
             continue
         names = list(ranking.importances)[::-1]
         shares = [ranking.importances[n] for n in names]
-        ax.barh(names, shares, color=color)
+        ax.barh(range(len(names)), shares, color=color)
+        ax.set_yticks(range(len(names)), labels=[mpl_text(n) for n in names])
         ax.set_xlim(0, max(shares) * 1.25)
         ax.set_xlabel("share of importance")
         for y, share in enumerate(shares):

@@ -10,7 +10,9 @@
   a table of every trial. Every piece of text taken from the study is HTML-escaped.
 
 matplotlib is imported inside the drawing functions, and drawn through its Agg canvas without
-``pyplot``: no display is needed, and the process's matplotlib backend is left alone.
+``pyplot``: no display is needed, and the process's matplotlib backend is left alone. Metric
+names are drawn as they are (a ``$`` never starts mathtext, see :func:`mpl_text`), and
+objective values of any magnitude (``1e308``, ``inf``, ``nan``) are drawn or listed.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ if TYPE_CHECKING:
     import optuna
     from matplotlib.figure import Figure
 
-__all__ = ["CATEGORY_COLORS", "write_report"]
+__all__ = ["CATEGORY_COLORS", "mpl_text", "write_report"]
 
 BEST_SO_FAR_PNG = "best_so_far.png"
 """File name of the best-so-far figure."""
@@ -114,6 +116,29 @@ def _rows(study: optuna.Study, result: Result) -> list[_Row]:
 # ------------------------------------------------------------------------------------ figures
 
 
+def mpl_text(text: Any) -> str:
+    """``text`` for a matplotlib label, drawn literally: each ``$`` is escaped, so a metric
+    named ``$\\frac$`` never starts mathtext (which would fail or change it).
+
+    Args:
+        text: Any user-supplied name.
+
+    Returns:
+        The label text.
+    """
+    return str(text).replace("$", r"\$")
+
+
+def _axis_scale(values: Sequence[float]) -> float:
+    """1, or the power of ten that brings values of extreme magnitude (beyond 1e100, or below
+    1e-100) to a range where matplotlib's axis arithmetic (limits, margins, transforms) cannot
+    overflow."""
+    big = max((abs(v) for v in values if math.isfinite(v)), default=0.0)
+    if big == 0.0 or 1e-100 <= big <= 1e100:
+        return 1.0
+    return 10.0 ** max(math.floor(math.log10(big)), -300)
+
+
 def _new_figure(width: float, height: float) -> Figure:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -159,8 +184,8 @@ def _best_so_far_figure(rows: Sequence[_Row], objective: Objective, path: Path) 
     fig = _new_figure(8.0, 4.0)
     ax = fig.add_subplot()
     ax.set_xlabel("trial")
-    ax.set_ylabel(f"best feasible {objective.metric}")
-    ax.set_title(f"best feasible {objective.metric} so far ({objective.direction})")
+    metric = mpl_text(objective.metric)
+    ax.set_title(f"best feasible {metric} so far ({objective.direction})")
     xs: list[int] = []
     ys: list[float] = []
     best: float | None = None
@@ -181,11 +206,13 @@ def _best_so_far_figure(rows: Sequence[_Row], objective: Objective, path: Path) 
         if best is not None:
             xs.append(row.number)
             ys.append(best)
+    scale = _axis_scale(feas_y)
+    ax.set_ylabel(f"best feasible {metric}" + (f" (x {scale:.0e})" if scale != 1.0 else ""))
     if xs:
-        ax.step(xs, ys, where="post", color=CATEGORY_COLORS["feasible"], linewidth=2,
-                label="best so far")
-        ax.scatter(feas_x, feas_y, s=14, color=CATEGORY_COLORS["feasible"], alpha=0.5,
-                   zorder=3)
+        ax.step(xs, [y / scale for y in ys], where="post", color=CATEGORY_COLORS["feasible"],
+                linewidth=2, label="best so far")
+        ax.scatter(feas_x, [y / scale for y in feas_y], s=14,
+                   color=CATEGORY_COLORS["feasible"], alpha=0.5, zorder=3)
         lo, hi = ax.get_ylim()
         ax.set_ylim(lo - 0.12 * (hi - lo), hi)  # room for the rug below the curve
     else:
@@ -425,16 +452,21 @@ def write_report(study: optuna.Study, out_dir: Path, *,
     Raises:
         ValueError: When the study was not written by deploytune (no ``dt.setup``).
     """
+    import matplotlib
+
     result = load_result(study)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = _rows(study, result)
-    best_png = _best_so_far_figure(rows, result.objective, out_dir / BEST_SO_FAR_PNG)
-    timeline_png = _timeline_figure(rows, out_dir / TIMELINE_PNG)
+    with matplotlib.rc_context({"text.usetex": False}):  # names are drawn as they are
+        best_png = _best_so_far_figure(rows, result.objective, out_dir / BEST_SO_FAR_PNG)
+        timeline_png = _timeline_figure(rows, out_dir / TIMELINE_PNG)
     title = f"deploytune report: {study.study_name}"
     facts = _facts(result, title)
     figures = [_img(best_png, f"best feasible {result.objective.metric} so far"),
                _img(timeline_png, "trials over wall-clock time")]
     path = out_dir / REPORT_HTML
-    path.write_text(_html(title, facts, spec, figures, _trials_html(rows)), encoding="utf-8")
+    # text from a study may hold lone surrogates (undecodable bytes of an error): escaped
+    path.write_text(_html(title, facts, spec, figures, _trials_html(rows)), encoding="utf-8",
+                    errors="backslashreplace")
     return path

@@ -214,6 +214,8 @@ class _Facts:
     wasted_s: float
     saved_s: float | None
     best: TrialRecord | None
+    aborted_s: float = 0.0
+    estimated: int = 0
     margins: list[_Margin] = field(default_factory=list)
     closest: Closest | None = None
     closest_misses: list[tuple[Constraint, float, float]] = field(default_factory=list)
@@ -244,9 +246,21 @@ class _Facts:
         share = self.wasted_s / self.spent_s if self.spent_s > 0 else 0.0
         line = (f"waste {self.waste:.0%} of trials; {fmt_seconds(self.spent_s)} spent, "
                 f"{fmt_seconds(self.wasted_s)} ({share:.0%}) on trials that were not feasible")
-        if self.saved_s is not None:
-            line += f"; early abort saved about {fmt_seconds(self.saved_s)}"
-        return line
+        return line + self.abort_text
+
+    @property
+    def abort_text(self) -> str:
+        """What stopping trials early cost (measured) and saved (estimated, when it can be)."""
+        n = self.counts[Status.ABORTED]
+        if not n:
+            return ""
+        text = (f"; {n} trial{'s' if n > 1 else ''} stopped early after "
+                f"{fmt_seconds(self.aborted_s)}")
+        if self.saved_s is not None and self.saved_s > 0:
+            text += f", early abort saved about {fmt_seconds(self.saved_s)} (estimated"
+            return text + (f" for {self.estimated} of them)" if self.estimated < n else ")")
+        return text + (" (no saving estimated: they had already run about as long as a "
+                       "complete trial or their time limit)")
 
     @property
     def no_metrics_line(self) -> str:
@@ -303,19 +317,29 @@ def _finite_number(v: Any) -> float | None:
 
 
 def _seconds_saved(trials: Sequence[TrialRecord],
-                   study_trials: Sequence[FrozenTrial]) -> float | None:
-    """Sum of the seconds early abort saved; ``None`` when no trial recorded any."""
+                   study_trials: Sequence[FrozenTrial]) -> tuple[float | None, int]:
+    """The seconds early abort saved by estimate, summed over the aborted trials with a
+    positive estimate, and how many those are; ``None`` when no trial recorded any.
+
+    An estimate of 0 is no saving measured but the estimate failing (the trial had already run
+    as long as a typical complete one): it is not counted.
+    """
     attrs = {t.number: t.user_attrs.get(ATTR_SECONDS_SAVED) for t in study_trials}
     found = False
     total = 0.0
+    positive = 0
     for rec in trials:
+        if rec.status is not Status.ABORTED:
+            continue
         v = _finite_number(getattr(rec, "seconds_saved", None))
         if v is None:
             v = _finite_number(attrs.get(rec.number))
         if v is not None:
             found = True
-            total += v
-    return total if found else None
+            if v > 0:
+                total += v
+                positive += 1
+    return (total if found else None), positive
 
 
 def _default_title(result: Result) -> str:
@@ -344,6 +368,7 @@ def _facts(result: Result, title: str | None = None) -> _Facts:
     order = {k.value: i for i, k in enumerate(CrashKind)}
     crash_kinds = dict(sorted(kinds.items(), key=lambda kv: (-kv[1], order.get(kv[0], 99))))
     spent = sum(_finite(t.cost_s) for t in trials)
+    saved, estimated = _seconds_saved(trials, study_trials)
     wasted = sum(_finite(t.cost_s) for t in trials if t.status is not Status.FEASIBLE)
     facts = _Facts(
         title=title or _default_title(result),
@@ -358,8 +383,10 @@ def _facts(result: Result, title: str | None = None) -> _Facts:
                if trials else 0.0),
         spent_s=spent,
         wasted_s=wasted,
-        saved_s=_seconds_saved(trials, study_trials),
+        saved_s=saved,
         best=Result(trials, result.objective, list(result.constraints)).best_trial,
+        aborted_s=sum(_finite(t.cost_s) for t in trials if t.status is Status.ABORTED),
+        estimated=estimated,
     )
     if facts.best is not None:
         for c in facts.constraints:
@@ -475,13 +502,14 @@ def render_summary(result: Result, console: Console, *, title: str | None = None
         result: The result of a study.
         console: Where to print.
         title: The heading; by default names the study.
+
+    Nothing taken from the study (names, values, errors) is read as rich markup.
     """
-    from rich.markup import escape
     from rich.table import Table
     from rich.text import Text
 
     f = _facts(result, title)
-    console.rule(escape(f.title))
+    console.rule(Text(f.title))
     console.print(Text(f.problem, style="bold"))
     counts = Text(f"{f.total} trials: ")
     parts: list[tuple[str, str]] = [
@@ -507,13 +535,13 @@ def render_summary(result: Result, console: Console, *, title: str | None = None
         params.add_column("param")
         params.add_column("value", style="cyan")
         for k, v in f.best.config.items():
-            params.add_row(escape(k), escape(_param_text(v)))
+            params.add_row(Text(k), Text(_param_text(v)))
         console.print(params)
         metrics = Table(title="metrics", title_justify="left")
         metrics.add_column("metric")
         metrics.add_column("value", justify="right")
         for k, v in f.best.metrics.items():
-            metrics.add_row(escape(k), fmt_num(v))
+            metrics.add_row(Text(k), fmt_num(v))
         console.print(metrics)
         if f.margins:
             margins = Table(title="margins", title_justify="left")
@@ -521,7 +549,7 @@ def render_summary(result: Result, console: Console, *, title: str | None = None
                 margins.add_column(col, justify="left" if col == "constraint" else "right")
             for m in f.margins:
                 pct = "" if m.percent is None else f"{m.percent:.1f}%"
-                margins.add_row(escape(str(m.constraint)), fmt_num(m.value),
+                margins.add_row(Text(str(m.constraint)), fmt_num(m.value),
                                 fmt_num(m.margin) if m.margin is not None else "not measured",
                                 pct)
             console.print(margins)
