@@ -34,6 +34,7 @@ from deploytune.outcome import (
     Status,
     parse_constraints,
 )
+from deploytune.problem import SETUP_ATTR, claimable, difference, setup_of
 from deploytune.recovery import (
     claim_next_trial,
     interrupt_trial,
@@ -58,7 +59,6 @@ Evaluate = Callable[..., Mapping[str, Any]]
 an exception means the trial crashed."""
 
 DEFAULT_STUDY_NAME = "deploytune"
-_STUDY_ATTR_SETUP = "dt.setup"
 
 
 class TuningStopped(RuntimeError):
@@ -221,27 +221,20 @@ def _as_space(space: Space | Mapping[str, Any]) -> Space:
 
 
 def _check_setup(study: optuna.Study, setup: dict[str, Any]) -> None:
-    """Refuse to mix a study with trials of a different problem definition."""
-    existing = study.user_attrs.get(_STUDY_ATTR_SETUP)
-    if existing is None:
-        # a study holding only queued (WAITING) trials has not been run yet: claim it
-        if not any(t.state.is_finished() or t.state is TrialState.RUNNING
-                   for t in study.get_trials(deepcopy=False)):
-            study.set_user_attr(_STUDY_ATTR_SETUP, setup)
+    """Record ``setup`` on a new study; refuse a study that holds another problem
+    (:mod:`deploytune.problem`)."""
+    recorded = study.user_attrs.get(SETUP_ATTR)
+    trials = study.get_trials(deepcopy=False)
+    if claimable(recorded, setup, trials):
+        if recorded != setup:
+            study.set_user_attr(SETUP_ATTR, setup)
         return
-    if existing != setup and existing.get("space") == setup.get("space") and not any(
-            t.state.is_finished() and not is_interrupted(t)
-            for t in study.get_trials(deepcopy=False)):
-        # nothing was evaluated yet (e.g. stopped at once for a misspelt metric): the queued
-        # configurations fit the same space, so the corrected objective may claim the study
-        study.set_user_attr(_STUDY_ATTR_SETUP, setup)
-        return
-    for key in ("objective", "direction", "constraints", "space"):
-        if existing.get(key) != setup.get(key):
-            raise ValueError(
-                f"study {study.study_name!r} already holds trials of a different {key} "
-                f"({existing.get(key)!r} vs {setup.get(key)!r}); use another study name or "
-                f"storage to start a new study, nothing was changed")
+    key = difference(recorded, setup)
+    if key is not None and recorded is not None:
+        raise ValueError(
+            f"study {study.study_name!r} already holds trials of a different {key} "
+            f"({recorded.get(key)!r} vs {setup.get(key)!r}); use another study name or "
+            f"storage to start a new study, nothing was changed")
 
 
 def evaluate_once(evaluate: Evaluate | Evaluator, config: dict[str, Any], objective: Objective,
@@ -482,8 +475,7 @@ def optimize(
         study_name=study_name or (DEFAULT_STUDY_NAME if storage is not None else None),
         load_if_exists=True, pruner=pruner or optuna.pruners.NopPruner(),
     )
-    _check_setup(study, {"objective": obj.metric, "direction": obj.direction,
-                         "constraints": [str(c) for c in cons], "space": space_obj.to_dict()})
+    _check_setup(study, setup_of(obj, cons, space_obj))
     recover_stale_trials(study, space_obj)
     worker = worker_identity()
     try:

@@ -32,6 +32,7 @@ import optuna
 from rich.console import Console
 from rich.text import Text
 
+from deploytune.problem import SETUP_ATTR, claimable, difference, setup_of
 from deploytune.tuner import Result, optimize
 
 if TYPE_CHECKING:
@@ -56,8 +57,6 @@ ATTR_FRESH_OF = "dt.fresh_of"
 """Study user attribute: the name of the study that ``deploytune tune --fresh`` started this one
 next to (the family's first name)."""
 
-_SETUP_ATTR = "dt.setup"
-_SETUP_KEYS = ("objective", "direction", "constraints", "space")
 _MAX_FILE_NAME = 100
 
 
@@ -262,25 +261,6 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _json(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
-
-
-def _spec_setup(spec: Spec) -> dict[str, Any]:
-    """What :func:`deploytune.optimize` records as the study's problem definition."""
-    return _json({"objective": spec.objective.metric, "direction": spec.objective.direction,
-                  "constraints": [str(c) for c in spec.constraints],
-                  "space": spec.space.to_dict()})
-
-
-def _difference(study: FrozenStudy, setup: dict[str, Any]) -> str | None:
-    """The first key in which ``study``'s recorded problem differs from ``setup``."""
-    existing = study.user_attrs.get(_SETUP_ATTR)
-    if not isinstance(existing, dict):
-        return None
-    return next((k for k in _SETUP_KEYS if _json(existing.get(k)) != setup.get(k)), None)
-
-
 def _family(studies: Sequence[FrozenStudy], name: str) -> list[FrozenStudy]:
     """The study ``name`` and those ``--fresh`` started next to it, oldest first."""
     return sorted((s for s in studies if s.study_name == name
@@ -289,20 +269,8 @@ def _family(studies: Sequence[FrozenStudy], name: str) -> list[FrozenStudy]:
 
 def _choose(family: Sequence[FrozenStudy], setup: dict[str, Any]) -> FrozenStudy | None:
     """The newest study of ``family`` whose problem matches ``setup`` (or is not recorded)."""
-    return next((s for s in reversed(family) if _difference(s, setup) is None), None)
-
-
-def _unevaluated_same_space(storage: optuna.storages.BaseStorage, study: FrozenStudy,
-                            setup: dict[str, Any]) -> bool:
-    """Whether ``study`` has the spec's space and no evaluation yet (e.g. it stopped at once
-    for a misspelt metric): :func:`deploytune.optimize` lets the corrected problem claim it."""
-    from deploytune.history import is_interrupted
-
-    existing = study.user_attrs.get(_SETUP_ATTR)
-    if not isinstance(existing, dict) or _json(existing.get("space")) != setup["space"]:
-        return False
-    trials = storage.get_all_trials(study._study_id, deepcopy=False)
-    return not any(t.state.is_finished() and not is_interrupted(t) for t in trials)
+    return next((s for s in reversed(family)
+                 if difference(s.user_attrs.get(SETUP_ATTR), setup) is None), None)
 
 
 def _fresh_name(names: Sequence[str], name: str) -> str:
@@ -322,7 +290,7 @@ def _select_study(spec: Spec, fresh: bool, console: Console) -> str:
     storage = optuna.storages.get_storage(spec.storage)
     studies = storage.get_all_studies()
     family = _family(studies, spec.study_name)
-    setup = _spec_setup(spec)
+    setup = setup_of(spec.objective, spec.constraints, spec.space)
     where = storage_text(spec.storage)
     if not family:
         return spec.study_name
@@ -340,10 +308,11 @@ def _select_study(spec: Spec, fresh: bool, console: Console) -> str:
     if chosen is not None:
         return chosen.study_name
     newest = family[-1]
-    if _unevaluated_same_space(storage, newest, setup):
+    recorded = newest.user_attrs.get(SETUP_ATTR)
+    if claimable(recorded, setup, storage.get_all_trials(newest._study_id, deepcopy=False)):
         return newest.study_name  # the tuner lets a corrected objective claim it
-    key = _difference(newest, setup) or "problem"
-    existing = newest.user_attrs.get(_SETUP_ATTR, {}).get(key)
+    key = difference(recorded, setup) or "problem"
+    existing = (recorded or {}).get(key)
     raise StudyMismatch(
         f"study {newest.study_name!r} in {where} already holds trials of a different {key} "
         f"({_short(existing)} vs {_short(setup.get(key))} in the spec); run "
@@ -535,7 +504,8 @@ def open_study(target: str, study_name: str | None = None) -> tuple[optuna.Study
         names = [s.study_name for s in studies]
         if name is None and spec is not None:
             family = _family(studies, spec.study_name)
-            chosen = _choose(family, _spec_setup(spec)) or (family[-1] if family else None)
+            setup = setup_of(spec.objective, spec.constraints, spec.space)
+            chosen = _choose(family, setup) or (family[-1] if family else None)
             name = chosen.study_name if chosen is not None else spec.study_name
         if name is None:
             if len(names) != 1:
