@@ -54,9 +54,10 @@ def estimate_seconds_saved(elapsed_s: float, partial: dict[str, float],
 
     With a streamed ``progress`` fraction of at least 0.1: the remaining time at that pace
     (below that, start-up dominates the pace and the estimate explodes). Otherwise: the median
-    duration of the study's runs that went to the end, minus the time already spent (never
-    negative). Never more than what was left of the trial's time limit. ``None`` when there is
-    nothing to estimate from.
+    duration of the study's runs that went to the end, minus the time already spent. Never more
+    than what was left of the trial's time limit. ``None`` when there is nothing to estimate
+    from, or when the run had already outlasted that median (how much longer it would have run
+    is unknown: not 0).
 
     .. note:: A rough estimate: the pace includes the run's start-up (process, imports), and
        aborted configurations are usually slower than the median run.
@@ -65,10 +66,10 @@ def estimate_seconds_saved(elapsed_s: float, partial: dict[str, float],
     progress = partial.get("progress")
     if progress is not None and _MIN_PROGRESS <= progress < 1 and math.isfinite(progress):
         saved = max(0.0, elapsed_s / progress - elapsed_s)
-    elif full_run_costs:
-        saved = max(0.0, statistics.median(full_run_costs) - elapsed_s)
+    elif full_run_costs and statistics.median(full_run_costs) > elapsed_s:
+        saved = statistics.median(full_run_costs) - elapsed_s
     else:
-        return None
+        return None  # nothing to go by, or the run had outlasted the median: unknown, not 0
     if time_limit_s is not None and math.isfinite(time_limit_s):
         saved = min(saved, max(0.0, time_limit_s - elapsed_s))
     return saved

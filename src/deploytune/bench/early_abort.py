@@ -329,9 +329,11 @@ def compare_early_abort(
     finally:
         probe.close()
 
+    from rich.text import Text
+
     def say(text: str) -> None:
         if console is not None:
-            console.print(text, highlight=False)
+            console.print(Text(text), highlight=False)  # holds user text: never markup
 
     per_seed: list[dict[str, Any]] = []
     for seed in seed_list:

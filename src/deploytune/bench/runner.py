@@ -859,6 +859,7 @@ def run_bench(
         TimeElapsedColumn,
         TimeRemainingColumn,
     )
+    from rich.text import Text
 
     if budget is not None and budgets is not None:
         raise ValueError("give either budget or budgets, not both")
@@ -895,7 +896,7 @@ def run_bench(
         done = _resumable(tasks, out)
         results += [done[t.key] for t in tasks if t.key in done]
         if done:
-            console.print(f"resumed {len(done)} of {len(tasks)} runs from {out}",
+            console.print(Text(f"resumed {len(done)} of {len(tasks)} runs from {out}"),
                           highlight=False)
     loaded = {_key(r) for r in results}
     todo = [t for t in tasks if t.key not in loaded]
@@ -969,6 +970,6 @@ def run_bench(
                       f"{escape(f['sampler'])} / seed {f['seed']}: {escape(last)}",
                       highlight=False)
     if failures:
-        console.print(f"full tracebacks in {out / 'summary.json'} (\"failures\")")
-    console.print(f"results in {out}")
+        console.print(Text(f"full tracebacks in {out / 'summary.json'} (\"failures\")"))
+    console.print(Text(f"results in {out}"))
     return result

@@ -9,6 +9,7 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from deploytune.loadgen.client import ServerUnreachable
 from deploytune.loadgen.prompts import load_prompts
@@ -118,11 +119,11 @@ def load_command(url: str, *, json_out: bool = False, **options: Any) -> None:
                                "metrics": metrics, "errors": result.error_counts(),
                                "first_error": result.first_error()}))
     else:
-        console.print(_describe(spec, result.model), highlight=False, soft_wrap=True)
+        console.print(Text(_describe(spec, result.model)), highlight=False, soft_wrap=True)
         console.print(_table(result))
         if result.failed:
             counts = ", ".join(f"{n} {kind}" for kind, n in sorted(result.error_counts().items()))
-            console.print(f"failed requests: {counts}; first: {result.first_error()}",
+            console.print(Text(f"failed requests: {counts}; first: {result.first_error()}"),
                           highlight=False)
     if metrics["completed"] == 0:
         typer.echo(f"error: all {len(result.records)} requests to {url} failed; first: "
