@@ -15,6 +15,7 @@ from deploytune.evaluators.base import AbortTrial
 from deploytune.evaluators.process import (
     LAUNCHER_SRC,
     ChildStartError,
+    is_supervised,
     launcher_argv,
     memory_limit_bytes,
     run_child,
@@ -44,7 +45,10 @@ def test_memory_limit_bytes() -> None:
 
 def test_launcher_argv_shape() -> None:
     argv = launcher_argv(["prog", "a b"], 1024)
-    assert argv == [PY, "-I", "-S", "-c", LAUNCHER_SRC, "1024", "--", "prog", "a b"]
+    assert argv == [PY, "-I", "-S", "-c", LAUNCHER_SRC, "1024", str(os.getpid()), "1", "--",
+                    "prog", "a b"]
+    assert is_supervised(argv) and not is_supervised(["prog", "a b"])
+    assert launcher_argv(["prog"], grace_s=0.25)[7] == "0.25"
 
 
 def test_exit_code_and_stderr_lines() -> None:
@@ -160,18 +164,19 @@ def test_forked_child_is_killed_and_does_not_hang_the_runner(tmp_path: Path) -> 
     assert not group_alive(run.pid)
 
 
-def test_process_outside_the_group_only_delays_by_the_drain(tmp_path: Path) -> None:
+def test_process_outside_the_group_is_ended_with_the_trial(tmp_path: Path) -> None:
     pid_file = tmp_path / "daemon.pid"
     code = ("import os, subprocess, sys; p = subprocess.Popen([sys.executable, '-c', "
             "'import time; time.sleep(30)'], start_new_session=True); "
             f"open({str(pid_file)!r}, 'w').write(str(p.pid))")
     start = time.monotonic()
     run = run_child(launcher_argv([PY, "-c", code]), timeout_s=10)
+    daemon = read_pid(pid_file)
     try:
         assert run.returncode == 0
         assert time.monotonic() - start < 5
+        assert not pid_alive(daemon)  # the supervisor ended it before it exited itself
     finally:
-        daemon = read_pid(pid_file)
         if pid_alive(daemon):
             os.kill(daemon, signal.SIGKILL)
 

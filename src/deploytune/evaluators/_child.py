@@ -2,15 +2,23 @@
 
 The parent starts a fresh interpreter per trial as::
 
-    python -c BOOTSTRAP ROOT --fd N --memory BYTES --parent PID --target module:function [--check]
+    python -c BOOTSTRAP ROOT --fd N --memory BYTES --parent PID [--supervise GRACE_S]
+        --target module:function [--check]
 
 where ``BOOTSTRAP`` (:data:`BOOTSTRAP`) makes this package importable from ``ROOT`` (so that a
 different interpreter can be used), imports this module and calls :func:`main`. Only the
 standard library and :mod:`deploytune.evaluators.base` / :mod:`deploytune.outcome` are loaded
 before the user's module: never Optuna.
 
-:func:`main`, in order: asks Linux to ``SIGKILL`` the child when the tuner dies
-(``PR_SET_PDEATHSIG``), caps the address space (``RLIMIT_AS``), reads the request
+With ``--supervise``, the interpreter first becomes the trial's supervisor
+(:class:`deploytune.evaluators._supervisor.Supervisor`, for the tuner ``PID``) and forks: the
+supervisor owns every process the function starts (forked, daemonized) and ends them all when
+the function's process ends or the tuner dies; the forked child goes on below, as if started
+by the supervisor. This costs a fork instead of a second interpreter.
+
+:func:`main`, in order: asks Linux to ``SIGKILL`` the child when its parent (the tuner, or the
+supervisor) dies (``PR_SET_PDEATHSIG``) and exits at once if that parent is already gone, caps
+the address space (``RLIMIT_AS``), reads the request
 ``{"config": {...}, "sys_path": [...]}`` from stdin (configurations can be large, so not
 argv), puts ``sys_path`` and the working directory in front of :data:`sys.path`, imports the
 target and calls it. Messages go to the parent over file descriptor ``N``, one JSON object per
@@ -174,10 +182,24 @@ def _step(step: Any) -> int | None:
         return None
 
 
+def _supervise(tuner_pid: int, grace_s: float) -> int:
+    """Fork under a :class:`~deploytune.evaluators._supervisor.Supervisor`: returns the
+    supervisor's pid in the child; the supervisor watches the child and exits like it."""
+    from deploytune.evaluators._supervisor import Supervisor
+
+    supervisor = Supervisor(tuner_pid, grace_s)
+    if supervisor.start() != 0:
+        supervisor.watch()
+    return supervisor.pid
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one request from the parent; the exit code is 0 when a result was sent."""
     args = _parse_args(sys.argv[1:] if argv is None else argv)
-    _limit_self(int(args.get("memory", "0")), int(args.get("parent", "0")))
+    parent = int(args.get("parent", "0"))
+    if "supervise" in args:
+        parent = _supervise(parent, float(args["supervise"]))
+    _limit_self(int(args.get("memory", "0")), parent)
     import faulthandler
 
     faulthandler.enable()  # a segfault prints the Python stack before the child dies of it

@@ -2,7 +2,8 @@
 
 A segfault, an out-of-memory kill, a hang or a leaked thread of the evaluated configuration
 takes down one child process, never the tuner. Each trial runs in a new interpreter (nothing
-leaks from one configuration to the next), as the leader of its own process group, under
+leaks from one configuration to the next) under the per-trial supervisor, which ends every
+process the function started (forked, daemonized) when the trial ends or the tuner dies, see
 :func:`~deploytune.evaluators.process.run_child`; the child side is
 :mod:`deploytune.evaluators._child`.
 
@@ -28,6 +29,7 @@ from deploytune.evaluators._child import BOOTSTRAP, to_jsonable
 from deploytune.evaluators.base import Evaluation, Evaluator, Monitor
 from deploytune.evaluators.process import (
     DEFAULT_LOG_TAIL_BYTES,
+    TERM_GRACE_S,
     ChildRun,
     ChildStartError,
     memory_limit_bytes,
@@ -241,12 +243,15 @@ class IsolatedEvaluator(Evaluator):
         """Run one child on the request ``payload``; raises ChildStartError."""
         session = _Session(monitor)
         read_fd, write_fd = os.pipe()
+        # The child's interpreter becomes the trial's supervisor and forks (see _child): it
+        # ends whatever the function left running, at the end or when the tuner dies.
         argv = [self.python, "-c", BOOTSTRAP, _PACKAGE_ROOT, "--fd", str(write_fd),
                 "--memory", str(memory_limit_bytes(self.memory_mb)),
-                "--parent", str(os.getpid()), "--target", self.target]
+                "--parent", str(os.getpid()), "--supervise", f"{TERM_GRACE_S:g}",
+                "--target", self.target]
         if check:
             argv.append("--check")
-        run = run_child(argv, env=self.env, cwd=self.cwd, timeout_s=timeout_s,
+        run = run_child(argv, supervised=True, env=self.env, cwd=self.cwd, timeout_s=timeout_s,
                         stdin_data=payload, message_pipe=(read_fd, write_fd),
                         on_message=session.on_message, log_tail_bytes=self.log_tail_bytes,
                         linger_s=RESULT_LINGER_S)

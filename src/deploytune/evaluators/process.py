@@ -3,24 +3,28 @@
 :func:`run_child` starts one child process per trial and watches it until it is gone:
 
 * the child is started with :class:`subprocess.Popen` from an argv list (never a shell), as the
-  leader of its own process group (``process_group=0``), so that everything it forks can be
-  killed at once with :func:`os.killpg`; processes are never looked up or killed by name;
+  leader of its own process group (``process_group=0``); processes are never looked up or
+  killed by name;
 * stdout, stderr and an optional message pipe are read continuously (one :mod:`selectors` loop,
   :func:`os.read` in chunks), so the child never blocks on a full pipe, and only a bounded tail
   of each stream is kept: a child printing gigabytes costs neither memory nor disk;
-* a wall-clock limit kills the whole group (``SIGTERM``, a short grace, then ``SIGKILL``);
-* when the child exits, its group is killed too, so forked children it left behind do not
-  outlive the trial (or keep the pipes open, which would make the runner wait for an EOF that
-  never comes);
-* a callback raising :class:`~deploytune.evaluators.base.AbortTrial` kills the group and ends
-  the run as aborted; any other exception (``KeyboardInterrupt`` included) kills the group and
+* a wall-clock limit stops the trial (``SIGTERM``, a short grace, then ``SIGKILL``);
+* a callback raising :class:`~deploytune.evaluators.base.AbortTrial` kills the trial and ends
+  the run as aborted; any other exception (``KeyboardInterrupt`` included) kills it and
   propagates.
 
-Memory caps are applied by the child itself, never with ``preexec_fn`` (which is not safe when
-the parent runs threads): external commands go through a tiny launcher (:data:`LAUNCHER_SRC`,
-see :func:`launcher_argv`) that sets ``RLIMIT_AS`` and ``PR_SET_PDEATHSIG`` and then ``exec``\\ s
-the command; the isolated Python child (:mod:`deploytune.evaluators._child`) does the same
-first thing.
+Commands run under the **supervisor** (:mod:`deploytune.evaluators._supervisor`, started by the
+argv of :func:`launcher_argv`), which owns every process of the trial: it is a child subreaper,
+so processes that leave the process group or daemonize (double fork, ``setsid``) stay its
+descendants; it forks the command with the memory cap (``RLIMIT_AS``, set in the child, never
+with ``preexec_fn``, which is not safe when the parent runs threads) and ``exec``\\ s it; when the
+command ends, when the tuner asks (``SIGTERM``, or :data:`REQUEST_KILL` for ``SIGKILL``) or when
+the tuner dies (``PR_SET_PDEATHSIG``), it ends every descendant, and it exits *like the
+command* (its exit code, or killed by the same signal), so the runner classifies the command's
+end exactly as if it had run it directly. A runner never signals the process group of a
+supervised child while the supervisor lives (a ``SIGKILL`` would take the supervisor first):
+it sends its requests to the supervisor (:func:`stop_supervised`). A child started without the
+supervisor (any other argv) is stopped with :func:`os.killpg` on its group, as before.
 """
 
 from __future__ import annotations
@@ -36,20 +40,27 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from deploytune.evaluators import _supervisor
+from deploytune.evaluators._supervisor import OWNER_ENV, REQUEST_KILL, owner_token
 from deploytune.evaluators.base import AbortTrial
 from deploytune.outcome import CrashKind
 
 __all__ = [
     "DEFAULT_LOG_TAIL_BYTES",
     "LAUNCHER_SRC",
+    "OWNER_ENV",
+    "REQUEST_KILL",
+    "TERM_GRACE_S",
     "ChildRun",
     "ChildStartError",
     "LineCallback",
+    "is_supervised",
     "kill_group",
     "launcher_argv",
     "memory_limit_bytes",
     "run_child",
     "signal_description",
+    "stop_supervised",
 ]
 
 DEFAULT_LOG_TAIL_BYTES = 64 * 1024
@@ -68,35 +79,17 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 _READ_CHUNK = 64 * 1024
 _POLL_S = 0.02  # how often the exit of the child is polled where pidfd_open is missing
 
-LAUNCHER_SRC = """\
-import os, sys
-if sys.platform.startswith("linux"):
-    try:
-        import ctypes
-        ctypes.CDLL(None).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
-    except Exception:
-        pass
-limit = int(sys.argv[1])
-if limit > 0:
-    import resource
-    _, hard = resource.getrlimit(resource.RLIMIT_AS)
-    if hard != resource.RLIM_INFINITY:
-        limit = min(limit, hard)
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-cmd = sys.argv[3:]
-try:
-    os.execvp(cmd[0], cmd)
-except OSError as exc:
-    sys.stderr.write(f"deploytune: cannot run {cmd[0]!r}: {exc}\\n")
-    os._exit(127)
-"""
-"""Source of the launcher run as ``python -I -S -c LAUNCHER_SRC LIMIT_BYTES -- ARGV...``.
+_SUPERVISOR_DIR = os.path.dirname(os.path.abspath(_supervisor.__file__))
 
-It asks Linux to ``SIGKILL`` it when the tuner dies (``PR_SET_PDEATHSIG``, kept across
-``exec``; set first, as loading ``ctypes`` needs memory), caps the address space at
-``LIMIT_BYTES`` (0: no cap), then replaces itself with the command, which keeps the
-launcher's pid and process group. A command that cannot be executed exits with code 127 and
-says why on stderr."""
+LAUNCHER_SRC = (f"import sys; sys.path.append({_SUPERVISOR_DIR!r}); import _supervisor; "
+                f"_supervisor.main(sys.argv[1:])")
+"""Source of the launcher run as ``python -I -S -c LAUNCHER_SRC LIMIT PARENT GRACE -- ARGV...``.
+
+It runs :func:`deploytune.evaluators._supervisor.main` (imported by file, from its cached
+bytecode, without importing deploytune), which supervises ``ARGV`` under the memory cap
+``LIMIT`` (bytes, 0: none) for the tuner ``PARENT`` (pid), with ``GRACE`` seconds between
+``SIGTERM`` and ``SIGKILL`` when it clears what the command left or the tuner died. A command
+that cannot be executed exits with code 127 and says why on stderr."""
 
 LineCallback = Callable[[bytes, bool], "bool | None"]
 """Called with each complete line (without its newline) and whether it was truncated. For the
@@ -110,15 +103,38 @@ def memory_limit_bytes(memory_mb: float | None) -> int:
     return max(1, int(memory_mb * 1024 * 1024))
 
 
-def launcher_argv(argv: Sequence[str], memory_bytes: int = 0) -> list[str]:
-    """Wrap ``argv`` in the launcher: ``[python, -I, -S, -c, LAUNCHER_SRC, limit, --, *argv]``.
+def launcher_argv(argv: Sequence[str], memory_bytes: int = 0, *,
+                  grace_s: float = TERM_GRACE_S) -> list[str]:
+    """Wrap ``argv`` in the supervisor:
+    ``[python, -I, -S, -c, LAUNCHER_SRC, limit, tuner pid, grace, --, *argv]``.
+
+    The result must be started by this process (the supervisor's parent is the tuner it
+    watches), as the leader of a new process group.
 
     Args:
         argv: The command to run; ``argv[0]`` is looked up on ``PATH`` like ``execvp`` does.
         memory_bytes: The ``RLIMIT_AS`` cap in bytes, 0 for none.
+        grace_s: Seconds between ``SIGTERM`` and ``SIGKILL`` when the supervisor ends what the
+            command left running, or everything after the tuner died.
     """
-    return [sys.executable, "-I", "-S", "-c", LAUNCHER_SRC, str(int(memory_bytes)), "--",
-            *argv]
+    return [sys.executable, "-I", "-S", "-c", LAUNCHER_SRC, str(int(memory_bytes)),
+            str(os.getpid()), f"{max(0.0, float(grace_s)):g}", "--", *argv]
+
+
+def is_supervised(argv: Sequence[str]) -> bool:
+    """Whether ``argv`` was made by :func:`launcher_argv` (the child is a supervisor)."""
+    return len(argv) > 9 and argv[3] == "-c" and argv[4] == LAUNCHER_SRC and argv[8] == "--"
+
+
+def stop_supervised(proc: subprocess.Popen[bytes], *, kill: bool) -> None:
+    """Ask the supervisor ``proc`` (started from :func:`launcher_argv`) to stop its trial.
+
+    ``kill=False``: ``SIGTERM`` to every process of the trial (the supervisor waits for the
+    command to exit); ``kill=True``: ``SIGKILL`` to all of them at once. Nothing is sent once
+    ``proc`` has been reaped (its pid may belong to another process by then).
+    """
+    with contextlib.suppress(OSError):
+        proc.send_signal(REQUEST_KILL if kill else signal.SIGTERM)
 
 
 def signal_description(signum: int) -> str:
@@ -201,9 +217,11 @@ class ChildRun:
 
     Attributes:
         argv: The argv the child was started with.
-        pid: The child's pid, which is also its process group id.
+        pid: The child's pid, which is also its process group id (for a supervised command:
+            the supervisor's).
         returncode: As :attr:`subprocess.Popen.returncode`: the exit code, or minus the
-            signal number that killed it; ``None`` if it could not be reaped.
+            signal number that killed it (a supervisor passes on its command's);
+            ``None`` if it could not be reaped.
         timed_out: The wall-clock limit hit and the runner killed the group.
         timeout_s: The limit that applied.
         aborted: The reason, when a callback raised :class:`AbortTrial`.
@@ -327,8 +345,10 @@ class _Runner:
                  cwd: str | os.PathLike[str] | None, timeout_s: float | None,
                  stdin_data: bytes | None, message_pipe: tuple[int, int] | None,
                  on_stdout_line: LineCallback | None, on_message: LineCallback | None,
-                 log_tail_bytes: int, term_grace_s: float, linger_s: float | None):
+                 log_tail_bytes: int, term_grace_s: float, linger_s: float | None,
+                 supervised: bool | None):
         self.argv = [str(a) for a in argv]
+        self.supervised = is_supervised(self.argv) if supervised is None else supervised
         self.env = env
         self.cwd = cwd
         self.timeout_s = timeout_s
@@ -354,6 +374,10 @@ class _Runner:
     # ---------------------------------------------------------------------------- main loop
     def run(self) -> ChildRun:
         env = None if self.env is None else {**os.environ, **self.env}
+        if self.supervised:  # in the initial environment, so even a fork-only child has it
+            token = owner_token(os.getpid())
+            if token is not None:
+                env = {**(os.environ if env is None else env), OWNER_ENV: token}
         pass_fds = (self.message_pipe[1],) if self.message_pipe is not None else ()
         start = time.monotonic()
         try:
@@ -392,9 +416,13 @@ class _Runner:
             self._loop(sel, pidfd >= 0, start)
         finally:
             if proc.returncode is None:  # an exception (KeyboardInterrupt, a bug) got here
-                kill_group(proc.pid, signal.SIGKILL)
-                with contextlib.suppress(subprocess.TimeoutExpired):
+                self._send(signal.SIGKILL)
+                try:
                     proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:  # a supervisor that does not answer
+                    kill_group(proc.pid, signal.SIGKILL)
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        proc.wait(timeout=5)
             sel.close()
             if pidfd >= 0:
                 os.close(pidfd)
@@ -449,7 +477,7 @@ class _Runner:
             if now < self.kill_at:
                 return self.kill_at
             self.kill_at = None
-            kill_group(self.proc.pid, signal.SIGKILL)  # the grace after SIGTERM is over
+            self._send(signal.SIGKILL)  # the grace after SIGTERM is over
             return None
         if self.final_at is not None:
             # The result is in: give the child linger_s to exit (a non-daemon thread or an
@@ -486,7 +514,10 @@ class _Runner:
         return self.proc.poll() is not None
 
     def _on_exit(self) -> float:
-        """The child exited: kill what it left in its group, reap it, start draining."""
+        """The child exited: kill what it left in its group, reap it, start draining.
+
+        A supervisor has ended every process of the trial before it exited; the group is
+        killed all the same, in case the supervisor itself was killed."""
         self.exited = True
         if self._sel is not None and self._pidfd >= 0 and self._pidfd in self._sel.get_map():
             self._sel.unregister(self._pidfd)
@@ -498,7 +529,16 @@ class _Runner:
 
     def _signal_leader(self, sig: int) -> None:
         self.killed = True
-        kill_group(self.proc.pid, sig)
+        self._send(sig)
+
+    def _send(self, sig: int) -> None:
+        """``SIGTERM`` or ``SIGKILL`` to every process of the running child: through its
+        supervisor, or to its process group. Only called while the child is unreaped."""
+        if not self.supervised:
+            kill_group(self.proc.pid, sig)
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.proc.pid, REQUEST_KILL if sig == signal.SIGKILL else sig)
 
     def _write_stdin(self, sel: selectors.BaseSelector, fd: int, view: memoryview,
                      pos: int) -> int:
@@ -552,6 +592,7 @@ def run_child(
     log_tail_bytes: int = DEFAULT_LOG_TAIL_BYTES,
     term_grace_s: float = TERM_GRACE_S,
     linger_s: float | None = None,
+    supervised: bool | None = None,
 ) -> ChildRun:
     """Run one child process to its end, enforcing the time limit; see the module docstring.
 
@@ -571,6 +612,10 @@ def run_child(
         term_grace_s: Seconds between ``SIGTERM`` and ``SIGKILL`` on a timeout (0: kill at
             once). Aborts and interrupts always use ``SIGKILL``.
         linger_s: See ``on_message``; ``None`` waits for the exit (up to the time limit).
+        supervised: Whether the child is a supervisor
+            (:class:`~deploytune.evaluators._supervisor.Supervisor`), which gets the stop
+            requests instead of its process group; ``None``: whether ``argv`` was made by
+            :func:`launcher_argv`.
 
     Returns:
         What happened, as a :class:`ChildRun`.
@@ -583,4 +628,5 @@ def run_child(
     return _Runner(argv, env=env, cwd=cwd, timeout_s=timeout_s, stdin_data=stdin_data,
                    message_pipe=message_pipe, on_stdout_line=on_stdout_line,
                    on_message=on_message, log_tail_bytes=log_tail_bytes,
-                   term_grace_s=term_grace_s, linger_s=linger_s).run()
+                   term_grace_s=term_grace_s, linger_s=linger_s,
+                   supervised=supervised).run()

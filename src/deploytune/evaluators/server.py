@@ -3,8 +3,10 @@
 One trial of :class:`ServerEvaluator`:
 
 1. **start**: the server's argv template (the command evaluator's rules: argv lists only, never
-   a shell; ``{port}`` is the trial's port) runs under the launcher that sets the memory cap and
-   ties its life to the tuner's, as the leader of its own process group. Its stdout and stderr
+   a shell; ``{port}`` is the trial's port) runs under the per-trial supervisor
+   (:mod:`deploytune.evaluators.process`) that sets the memory cap and owns every process the
+   server starts (workers, engine cores, daemons), as the leader of its own process group: none
+   outlives the trial or the tuner. Its stdout and stderr
    are read continuously into a bounded tail, and every line is matched against the metric
    patterns, so numbers the server prints at start-up or on failure (vLLM: ``Available KV
    cache memory``, ``estimated maximum model length is N``) become metrics even of a crash;
@@ -16,16 +18,16 @@ One trial of :class:`ServerEvaluator`:
    streams interim percentiles to the tuner's monitor, so early abort works; a server that dies
    during the load is a crash (with the partial metrics), and a load in which every request
    failed is a ``runtime_error`` rather than a fast score;
-4. **stop**: ``SIGTERM`` to the whole group, a grace period, ``SIGKILL``; then the evaluator
-   waits until no process of the group is left (its memory is released when the last one
+4. **stop**: ``SIGTERM`` to every process of the server, a grace period, ``SIGKILL``; then the
+   evaluator waits until no process of it is left (its memory is released when the last one
    exits), the port accepts a new listener, and an optional ``release_check`` command (e.g. an
    ``nvidia-smi`` query comparing used memory with a baseline) exits 0. Only then does the next
    trial start.
 
 Metrics of a trial: the load generator's (``ttft_p95_ms``, ``tpot_p95_ms``, ``goodput``,
 ``output_tokens_per_s``, ...), ``startup_s`` (seconds until healthy), ``memory_mb`` (peak
-resident memory of the server's process group: the sum over its processes of their high-water
-marks, sampled) and the pattern metrics.
+resident memory of the server: the sum over its processes of their high-water marks, sampled)
+and the pattern metrics.
 """
 
 from __future__ import annotations
@@ -46,10 +48,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from deploytune.evaluators._supervisor import KILL_WAIT_S
 from deploytune.evaluators.base import AbortTrial, Evaluation, Evaluator, Monitor
 from deploytune.evaluators.classify import Rule
 from deploytune.evaluators.command import CommandEvaluator
-from deploytune.evaluators.process import kill_group, launcher_argv, memory_limit_bytes
+from deploytune.evaluators.lifetime import trial_processes
+from deploytune.evaluators.process import (
+    kill_group,
+    launcher_argv,
+    memory_limit_bytes,
+    stop_supervised,
+)
 from deploytune.outcome import CrashKind
 
 if TYPE_CHECKING:
@@ -271,7 +280,8 @@ class _ServerLog:
 
 
 class _MemorySampler:
-    """Samples the peak resident memory of a process group until stopped."""
+    """Samples the peak resident memory of the server's processes (the descendants of its
+    supervisor ``pgid``, whatever group they moved to) until stopped."""
 
     def __init__(self, pgid: int):
         self._pgid = pgid
@@ -287,7 +297,7 @@ class _MemorySampler:
 
     def sample(self) -> None:
         """Record the high-water mark of every live member now."""
-        for pid in process_group_members(self._pgid):
+        for pid in trial_processes(self._pgid):
             hwm = _high_water_kib(pid)
             if hwm > self._peaks.get(pid, 0):
                 self._peaks[pid] = hwm
@@ -299,7 +309,7 @@ class _MemorySampler:
 
     @property
     def peak_mb(self) -> float:
-        """Sum over the group's processes of their peak resident memory, MiB."""
+        """Sum over the server's processes of their peak resident memory, MiB."""
         return sum(self._peaks.values()) / 1024.0
 
 
@@ -383,7 +393,8 @@ class ServerEvaluator(Evaluator):
         full_env = {**os.environ, **env}
         try:
             proc = subprocess.Popen(
-                launcher_argv(argv, memory_limit_bytes(self.memory_mb)), env=full_env,
+                launcher_argv(argv, memory_limit_bytes(self.memory_mb),
+                              grace_s=self.settings.stop_timeout_s), env=full_env,
                 cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT, process_group=0)
         except OSError as exc:
@@ -392,7 +403,7 @@ class ServerEvaluator(Evaluator):
                               cost_s=time.monotonic() - start)
         log = _ServerLog(proc.stdout, self.settings.metric_patterns)
         memory = _MemorySampler(proc.pid)
-        watchdog = _Watchdog(proc.pid, self.timeout_s)
+        watchdog = _Watchdog(proc, self.timeout_s)
         metrics: dict[str, Any] = {}
         info: dict[str, Any] = {"port": port, "pid": proc.pid}
         try:
@@ -513,17 +524,24 @@ class ServerEvaluator(Evaluator):
         return Evaluation(out, error=message, crash_kind=kind, log=tail, cost_s=cost, info=info)
 
     def _stop(self, proc: subprocess.Popen[bytes], info: dict[str, Any]) -> None:
-        """Stop the group and wait until its memory and port are released."""
+        """Stop the server's processes and wait until its memory and port are released.
+
+        The supervisor sends ``SIGTERM`` to every process of the server (whatever group or
+        session it moved to) and, when asked after ``stop_timeout_s``, ``SIGKILL``; it exits
+        only when none is left.
+        """
         began = time.monotonic()
         pgid = proc.pid
-        kill_group(pgid, signal.SIGTERM)
+        stop_supervised(proc, kill=False)
         try:
             proc.wait(self.settings.stop_timeout_s)
         except subprocess.TimeoutExpired:
             info["stop"] = "SIGKILL after SIGTERM was ignored"
-        kill_group(pgid, signal.SIGKILL)
+        stop_supervised(proc, kill=True)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(5.0)
+            proc.wait(5.0 + KILL_WAIT_S)
+        if proc.returncode is None:  # a supervisor that does not answer: its group, itself too
+            kill_group(pgid, signal.SIGKILL)
         deadline = time.monotonic() + self.settings.release_timeout_s
         port = int(info["port"])
         released = False
@@ -644,19 +662,19 @@ def _classify_text(text: str) -> CrashKind | None:
 
 
 class _Watchdog:
-    """Kills a process group when a trial's wall-clock limit passes."""
+    """Kills the server's processes when a trial's wall-clock limit passes."""
 
-    def __init__(self, pgid: int, timeout_s: float | None):
+    def __init__(self, proc: subprocess.Popen[bytes], timeout_s: float | None):
         self.fired = False
         self._timer: threading.Timer | None = None
         if timeout_s is not None:
-            self._timer = threading.Timer(timeout_s, self._fire, args=(pgid,))
+            self._timer = threading.Timer(timeout_s, self._fire, args=(proc,))
             self._timer.daemon = True
             self._timer.start()
 
-    def _fire(self, pgid: int) -> None:
+    def _fire(self, proc: subprocess.Popen[bytes]) -> None:
         self.fired = True
-        kill_group(pgid, signal.SIGKILL)
+        stop_supervised(proc, kill=True)
 
     def cancel(self) -> None:
         """Disarm."""
