@@ -334,7 +334,7 @@ def test_kill_leftovers_after_the_supervisor_was_killed_too(tmp_path: Path) -> N
     kill_leftovers(worker identity of the tuner) finds them by their mark and ends them."""
     token = f"{uuid.uuid4().hex[:8]}-fallback"
     ready = tmp_path / "ready"
-    proc = _start_tuner("command", token, ready)
+    proc = _start_tuner("command-slow", token, ready)  # trials of 2-3 s: caught mid-trial
     try:
         _wait_for(ready, proc)
         owner = _owner(proc.pid)

@@ -1,10 +1,11 @@
-"""A tuner to be killed: ``python tiny_tuner.py command|isolated|server [PID_FILE]``.
+"""A tuner to be killed: ``python tiny_tuner.py command|command-slow|isolated|server [PID_FILE]``.
 
 ``command`` / ``isolated``: ``deploytune.optimize`` over many short trials of
 ``tests/evaluators/lifetime_targets.py`` (each leaves a worker and a daemon behind, some of
-which ignore SIGTERM), run by the command or the isolated evaluator. ``server``: evaluates the
-server evaluator over ``server_with_workers.py`` in a loop (its workers' pids go to PID_FILE).
-Run from the repository root.
+which ignore SIGTERM), run by the command or the isolated evaluator; ``command-slow``: the
+same with trials of 2-3 s. ``server``: evaluates the server evaluator over
+``server_with_workers.py`` in a loop (its workers' pids go to PID_FILE). Run from the
+repository root.
 """
 
 import sys
@@ -32,9 +33,10 @@ if mode == "server":
     while True:
         ev.evaluate({}, Monitor())
 
-space = {"seconds": {"type": "float", "low": 0.02, "high": 0.3},
+low, high = (2.0, 3.0) if mode == "command-slow" else (0.02, 0.3)
+space = {"seconds": {"type": "float", "low": low, "high": high},
          "stubborn": {"type": "int", "low": 0, "high": 2}}  # 1: the daemon ignores SIGTERM
-if mode == "command":
+if mode.startswith("command"):
     evaluator: object = CommandEvaluator(
         [sys.executable, str(ROOT / "tests" / "evaluators" / "lifetime_targets.py"), "-",
          "{seconds}", "{stubborn}"])
