@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -164,3 +165,31 @@ def test_a_kill_while_the_sampler_chooses_queues_no_partial_config(tmp_path: Pat
     assert len(result.trials) == 5 and result.interrupted == 1
     assert all(set(t.config) == {"x", "y"} for t in result.trials)
     assert not [t for t in study.trials if t.user_attrs.get(ATTR_REQUEUED_FROM) == cut[0].number]
+
+
+def test_resume_ends_the_processes_a_killed_tuner_left_behind() -> None:
+    """The fallback behind the per-trial supervisors (issue 16, item 5): a process marked with
+    the identity of a tuner that is gone (``DEPLOYTUNE_OWNER``, inherited from the trial's
+    command) is ended when the study it was running a trial of is resumed."""
+    import signal
+    import socket
+
+    from deploytune.evaluators.lifetime import OWNER_ENV
+
+    dead = {"host": socket.gethostname(), "pid": 2**22 + 12345, "start": "42"}
+    assert not Path(f"/proc/{dead['pid']}").exists()
+    leftover = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"],
+                                env={**os.environ, OWNER_ENV: f"{dead['pid']}:{dead['start']}"},
+                                start_new_session=True)
+    try:
+        study = optuna.create_study()
+        trial = study.ask()
+        trial.suggest_float("x", 0.0, 1.0)
+        trial.set_user_attr(ATTR_WORKER, dead)
+        time.sleep(0.2)  # the child has exec'd python, environment in place
+        assert recover_stale_trials(study) == [trial.number]
+        assert leftover.wait(timeout=10) == -signal.SIGTERM
+    finally:
+        if leftover.poll() is None:
+            leftover.kill()
+            leftover.wait()

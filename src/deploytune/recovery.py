@@ -20,7 +20,11 @@ on the queued trial that the next ``study.ask()`` pops (queueing an empty one wh
 before it is popped, so a kill between ``ask`` and the start of the evaluation leaves a
 ``RUNNING`` trial that recovery recognises.
 
-Running trials of processes on other hosts are left alone (their owner may be alive).
+Running trials of processes on other hosts are left alone (their owner may be alive). Before a
+stale trial is marked, the processes its dead tuner left behind on this host (found by the mark
+in their environment, :func:`deploytune.evaluators.lifetime.kill_leftovers`) are ended: the
+per-trial supervisors end a trial's processes when the tuner dies, and this is the fallback for
+a supervisor that was killed with it.
 """
 
 from __future__ import annotations
@@ -138,7 +142,14 @@ def recover_stale_trials(study: optuna.Study, space: Space | None = None) -> lis
     host = socket.gethostname()
     stale = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
              if _is_stale(t, host)]
+    from deploytune.evaluators.lifetime import kill_leftovers
+
+    ended: list[Any] = []
     for t in stale:
+        worker = t.user_attrs.get(ATTR_WORKER)
+        if worker not in ended:  # processes of the dead tuner its supervisors did not end
+            kill_leftovers(worker)
+            ended.append(worker)
         interrupt_trial(study, t, "the tuner process was killed while this trial was running",
                         space)
     return [t.number for t in stale]
