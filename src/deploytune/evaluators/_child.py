@@ -11,10 +11,11 @@ standard library and :mod:`deploytune.evaluators.base` / :mod:`deploytune.outcom
 before the user's module: never Optuna.
 
 With ``--supervise``, the interpreter first becomes the trial's supervisor
-(:class:`deploytune.evaluators._supervisor.Supervisor`, for the tuner ``PID``) and forks: the
-supervisor owns every process the function starts (forked, daemonized) and ends them all when
-the function's process ends or the tuner dies; the forked child goes on below, as if started
-by the supervisor. This costs a fork instead of a second interpreter.
+(:class:`deploytune.evaluators._supervisor.Supervisor`, for the tuner ``PID``) and forks, in
+:data:`BOOTSTRAP`, before anything else is imported: the supervisor owns every process the
+function starts (forked, daemonized) and ends them all when the function's process ends or the
+tuner dies; the forked child goes on below with ``--parent`` naming the supervisor. This costs
+a fork instead of a second interpreter.
 
 :func:`main`, in order: asks Linux to ``SIGKILL`` the child when its parent (the tuner, or the
 supervisor) dies (``PR_SET_PDEATHSIG``) and exits at once if that parent is already gone, caps
@@ -50,10 +51,14 @@ from deploytune.outcome import crash_kind_of
 
 __all__ = ["BOOTSTRAP", "main", "resolve_target", "to_jsonable"]
 
-BOOTSTRAP = ("import sys; n = len(sys.path); sys.path.append(sys.argv.pop(1)); "
-             "from deploytune.evaluators._child import main; del sys.path[n]; "
-             "sys.exit(main())")
-"""The ``-c`` program that starts the child: ``ROOT`` (the directory holding the
+BOOTSTRAP = ("import sys; n = len(sys.path); root = sys.argv.pop(1); "
+             "sys.path.insert(0, root + '/deploytune/evaluators'); import _supervisor; "
+             "del sys.path[0], sys.modules['_supervisor']; _supervisor.supervise_self(sys.argv); "
+             "sys.path.append(root); from deploytune.evaluators._child import main; "
+             "del sys.path[n]; sys.exit(main())")
+"""The ``-c`` program that starts the child. With ``--supervise``, it first loads the
+supervisor by its file (nothing else of deploytune) and forks under it
+(:func:`deploytune.evaluators._supervisor.supervise_self`). ``ROOT`` (the directory holding the
 ``deploytune`` package) is on :data:`sys.path` only while this module is imported, so that the
 user's code never picks up the tuner's own packages by accident."""
 
@@ -182,24 +187,10 @@ def _step(step: Any) -> int | None:
         return None
 
 
-def _supervise(tuner_pid: int, grace_s: float) -> int:
-    """Fork under a :class:`~deploytune.evaluators._supervisor.Supervisor`: returns the
-    supervisor's pid in the child; the supervisor watches the child and exits like it."""
-    from deploytune.evaluators._supervisor import Supervisor
-
-    supervisor = Supervisor(tuner_pid, grace_s)
-    if supervisor.start() != 0:
-        supervisor.watch()
-    return supervisor.pid
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run one request from the parent; the exit code is 0 when a result was sent."""
     args = _parse_args(sys.argv[1:] if argv is None else argv)
-    parent = int(args.get("parent", "0"))
-    if "supervise" in args:
-        parent = _supervise(parent, float(args["supervise"]))
-    _limit_self(int(args.get("memory", "0")), parent)
+    _limit_self(int(args.get("memory", "0")), int(args.get("parent", "0")))
     import faulthandler
 
     faulthandler.enable()  # a segfault prints the Python stack before the child dies of it

@@ -35,8 +35,8 @@ site-packages, no user paths), so it starts in a few milliseconds. In order, it
    the same signal, so the tuner sees what it would have seen of the command itself.
 
 The isolated evaluator's child runs the same :class:`Supervisor` in its own interpreter
-(:mod:`deploytune.evaluators._child`, ``--supervise``): it forks after start-up instead of
-exec'ing a command, which saves starting a second interpreter per trial.
+(:func:`supervise_self`): it forks right after start-up instead of exec'ing a command, which
+saves starting a second interpreter per trial.
 
 Descendants are found by walking the parent links in ``/proc/*/stat``; each is signalled by pid
 only after checking, through a pidfd, that the pid still names the process that was found (its
@@ -360,6 +360,31 @@ class Supervisor:
         if self.start() == 0:
             _exec_command(argv, limit, self.pid)
         self.watch()
+
+
+def supervise_self(argv: list[str]) -> None:
+    """Make this Python process the trial's supervisor and fork, for a child that runs Python
+    code itself (the isolated evaluator's, see :data:`deploytune.evaluators._child.BOOTSTRAP`).
+
+    Only with ``--supervise GRACE_S`` in ``argv`` (``--parent TUNER_PID`` names the tuner): the
+    supervisor never returns (it watches the child and exits like it); the child returns with
+    ``--supervise`` removed from ``argv`` and ``--parent`` naming the supervisor. Forking this
+    early, before the child imports anything, keeps the pages the two share (and the child
+    copies on write) few.
+    """
+    if "--supervise" not in argv:
+        return
+    i = argv.index("--supervise")
+    grace_s = float(argv[i + 1])
+    del argv[i:i + 2]
+    j = argv.index("--parent") + 1 if "--parent" in argv else 0
+    supervisor = Supervisor(int(argv[j]) if j else 0, grace_s)
+    if supervisor.start() != 0:
+        supervisor.watch()
+    if j:
+        argv[j] = str(supervisor.pid)
+    else:
+        argv += ["--parent", str(supervisor.pid)]
 
 
 def main(args: Sequence[str]) -> NoReturn:
