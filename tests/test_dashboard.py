@@ -94,7 +94,7 @@ def _best_infeasible_study(url: str) -> None:
         record(study, trial, judge(metrics, OBJ, CONS))
 
 
-def _detail(url: str) -> dict[str, Any]:
+def _detail(url: str | optuna.storages.BaseStorage) -> dict[str, Any]:
     app = optuna_dashboard.wsgi(url)
     status, studies = _get(app, "/api/studies")
     assert status.startswith("200"), studies
@@ -129,7 +129,7 @@ def test_infinite_violation_keeps_the_page_valid_json(tmp_path: Path) -> None:
     strict=True, raises=AssertionError,
     reason="optuna-dashboard <= 0.21 takes a single-objective study's best trial from "
     "storage.get_best_trial, which ignores constraints (optuna-dashboard#772); remove this "
-    "mark when it passes")
+    "mark and deploytune.analysis.dashboard when it passes")
 def test_dashboard_best_trial_is_feasible(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'cons.db'}"
     _best_infeasible_study(url)
@@ -148,3 +148,58 @@ def test_study_recorded_before_the_list_form_opens(tmp_path: Path) -> None:
     study.tell(trial, 0.95)
     [t] = _detail(url)["trials"]
     assert t["state"] == "Complete" and t["constraints"] == []
+
+
+def test_deploytune_dashboard_storage_shows_the_best_feasible_trial(tmp_path: Path) -> None:
+    """The shim behind ``deploytune dashboard``: the same dashboard API, its best trial the
+    feasible one; with nothing feasible it gives Optuna's answer rather than no page."""
+    from deploytune.analysis.dashboard import FeasibleBestStorage, feasible_best
+
+    url = f"sqlite:///{tmp_path / 'cons.db'}"
+    _best_infeasible_study(url)
+    storage = feasible_best(optuna.storages.RDBStorage(url))
+    assert isinstance(storage, FeasibleBestStorage)
+    [best] = _detail(storage)["best_trials"]
+    assert best["number"] == 0 and all(v <= 0 for v in best["constraints"])
+    only_infeasible = f"sqlite:///{tmp_path / 'none.db'}"
+    study = optuna.create_study(storage=only_infeasible, study_name="none",
+                                direction="maximize")
+    trial = study.ask()
+    SPACE.suggest(trial)
+    record(study, trial, judge({"accuracy": 0.5, "p95_ms": 30.0, "throughput": 150.0}, OBJ,
+                               CONS))
+    [best] = _detail(feasible_best(optuna.storages.RDBStorage(only_infeasible)))["best_trials"]
+    assert best["number"] == 0
+
+
+def test_deploytune_dashboard_serves_the_study(tmp_path: Path) -> None:
+    """``deploytune dashboard`` as a user runs it: a real server on a free port."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    url = f"sqlite:///{tmp_path / 'cons.db'}"
+    _best_infeasible_study(url)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "deploytune.cli", "dashboard",
+                             str(tmp_path / "cons.db"), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        detail: dict[str, Any] = {}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not detail:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/1",
+                                            timeout=5) as resp:
+                    detail = json.loads(resp.read())
+            except OSError:
+                assert proc.poll() is None, proc.communicate()[0]
+                time.sleep(0.2)
+        assert [t["number"] for t in detail["best_trials"]] == [0]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

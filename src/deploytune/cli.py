@@ -24,6 +24,7 @@ them, so ``deploytune --help`` stays fast.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -537,6 +538,40 @@ def show(
             raise _fail(f"cannot write the report to {folder}: {report_failure(exc)}",
                         code=1) from None
         _say(console, f"report: {path}")
+
+
+@app.command()
+def dashboard(
+    study: Annotated[str, typer.Argument(
+        help="A spec file (.yaml), an SQLite file (.db) or a storage URL.",
+        show_default=False)],
+    study_name: Annotated[str | None, typer.Option(
+        "--study", help="The study's name, when the storage holds several.")] = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8080,
+) -> None:
+    """Open the study in optuna-dashboard, its "Best Trial" the best feasible one.
+
+    The released optuna-dashboard picks the best trial by value alone, feasible or not;
+    this command serves it on the same storage with that one answer corrected
+    (deploytune.analysis.dashboard). The storage is only read. Needs optuna-dashboard
+    (pip install optuna-dashboard). Exit status: 0 stopped with Ctrl-C, 1 the storage could
+    not be read or optuna-dashboard is missing, 2 no such study or a bad spec.
+    """
+    from deploytune.analysis.dashboard import serve
+
+    study_obj, _, _ = _read(study, study_name, lambda s: None)
+    if importlib.util.find_spec("optuna_dashboard") is None:
+        raise _fail("deploytune dashboard needs optuna-dashboard; install it with "
+                    "pip install optuna-dashboard", code=1)
+    _say(_make_console(), f"study {study_obj.study_name}: http://{host}:{port}/dashboard/ "
+                          f"(Ctrl-C stops)")
+    try:
+        serve(study_obj._storage, host, port)
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        raise _fail(f"cannot serve on {host}:{port}: {exc.strerror or exc}", code=1) from None
 
 
 @app.command()
