@@ -193,3 +193,31 @@ def test_resume_ends_the_processes_a_killed_tuner_left_behind() -> None:
         if leftover.poll() is None:
             leftover.kill()
             leftover.wait()
+
+
+def test_a_new_trial_left_without_owner_or_parameters_becomes_interrupted() -> None:
+    """A tuner killed between ``ask`` creating a trial and stamping it leaves a RUNNING trial
+    that nobody owns and that holds nothing; after a grace period recovery records it as
+    interrupted (it is never evaluated nor counted), and leaves a fresh one alone."""
+    import datetime
+
+    from optuna.trial import FrozenTrial
+
+    from deploytune.recovery import ORPHAN_GRACE_S
+
+    study = optuna.create_study()
+    storage, study_id = study._storage, study._study_id
+
+    def running(age_s: float) -> int:
+        start = datetime.datetime.now() - datetime.timedelta(seconds=age_s)
+        template = FrozenTrial(number=-1, state=TrialState.RUNNING, value=None,
+                               datetime_start=start, datetime_complete=None, params={},
+                               distributions={}, user_attrs={}, system_attrs={},
+                               intermediate_values={}, trial_id=-1)
+        return storage.get_trial(storage.create_new_trial(study_id, template)).number
+
+    old, fresh = running(ORPHAN_GRACE_S + 30), running(1)
+    assert recover_stale_trials(study) == [old]
+    states = {t.number: t.state for t in study.trials}
+    assert states[old] is TrialState.FAIL and states[fresh] is TrialState.RUNNING
+    assert not study.get_trials(states=(TrialState.WAITING,))

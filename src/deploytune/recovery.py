@@ -15,10 +15,11 @@ with those it was queued with (Optuna's ``fixed_params``), when they make a vali
 configuration of the space. A trial cut short while the sampler was still choosing holds a
 partial configuration; the sampler proposes afresh instead.
 
-No instant of a trial's life is unowned: :func:`claim_next_trial` stamps the worker's identity
-on the queued trial that the next ``study.ask()`` pops (queueing an empty one when none waits)
-before it is popped, so a kill between ``ask`` and the start of the evaluation leaves a
-``RUNNING`` trial that recovery recognises.
+No configuration is ever unowned: :func:`claim_next_trial` stamps the worker's identity on the
+queued trial that the next ``study.ask()`` pops before it is popped, so a kill between ``ask``
+and the start of the evaluation leaves a ``RUNNING`` trial that recovery recognises. A new
+trial (none queued) is stamped right after ``ask``; one left ``RUNNING`` with no owner and no
+parameters for :data:`ORPHAN_GRACE_S` is recorded as interrupted too (nothing to queue).
 
 Running trials of processes on other hosts are left alone (their owner may be alive). Before a
 stale trial is marked, the processes its dead tuner left behind on this host (found by the mark
@@ -32,6 +33,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -85,7 +87,24 @@ def _is_alive(worker: dict[str, Any]) -> bool:
     return start is None or _start_time(pid) in (None, start)
 
 
+ORPHAN_GRACE_S = 60.0
+"""A ``RUNNING`` trial with no owner, no parameters and no queued configuration, started this
+many seconds ago, was left by a tuner killed between creating it and stamping it (a live
+tuner stamps a new trial within milliseconds)."""
+
+
+def _is_orphan(t: FrozenTrial) -> bool:
+    if t.user_attrs.get(ATTR_WORKER) is not None or t.params or t.system_attrs.get(
+            FIXED_PARAMS) or t.datetime_start is None:
+        return False
+    start = t.datetime_start
+    now = datetime.now(start.tzinfo) if start.tzinfo else datetime.now()
+    return (now - start).total_seconds() > ORPHAN_GRACE_S
+
+
 def _is_stale(t: FrozenTrial, host: str) -> bool:
+    if _is_orphan(t):
+        return True
     worker = t.user_attrs.get(ATTR_WORKER)
     if not isinstance(worker, dict) or worker.get("host") != host:
         return False
@@ -155,20 +174,20 @@ def recover_stale_trials(study: optuna.Study, space: Space | None = None) -> lis
     return [t.number for t in stale]
 
 
-def claim_next_trial(study: optuna.Study, worker: dict[str, Any]) -> FrozenTrial:
-    """Stamp ``worker`` on the trial the next ``study.ask()`` will pop, and return it.
+def claim_next_trial(study: optuna.Study, worker: dict[str, Any]) -> FrozenTrial | None:
+    """Stamp ``worker`` on the queued trial the next ``study.ask()`` will pop, and return it;
+    ``None`` when none waits (``ask`` then creates a trial, stamped right after).
 
-    ``ask`` pops the first ``WAITING`` trial; when none waits, an empty one is queued, stamped
-    as it is created. Either way the trial carries its owner before it is ``RUNNING``, so a
-    kill at any instant after ``ask`` leaves a trial that :func:`recover_stale_trials`
-    recognises (with one tuner per study; a concurrent worker may pop it instead, and then
-    stamps its own identity after ``ask``).
+    A queued trial thus carries its owner before it is ``RUNNING``, so a kill at any instant
+    after ``ask`` pops it leaves a trial that :func:`recover_stale_trials` recognises and whose
+    configuration it queues again. A new trial has no configuration to lose in the instant
+    between its creation and its stamp; one left ``RUNNING`` there is an orphan (see
+    :func:`recover_stale_trials`). With one tuner per study; a concurrent worker may pop the
+    claimed trial instead, and then stamps its own identity after ``ask``.
     """
     waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
     if not waiting:
-        study.enqueue_trial({}, user_attrs={ATTR_WORKER: worker}, skip_if_exists=False)
-        waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-        return waiting[0]
+        return None
     first = waiting[0]
     study._storage.set_trial_user_attr(first._trial_id, ATTR_WORKER, worker)
     return first

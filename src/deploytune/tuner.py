@@ -302,11 +302,11 @@ def _start_trial(study: optuna.Study, space: Space, worker: dict[str, Any],
     trial: optuna.Trial | None = None
     try:
         trial = study.ask()
-        if trial.number != claimed.number:  # another worker popped the claimed one
+        if claimed is None or trial.number != claimed.number:  # new, or popped by another
             trial.set_user_attr(ATTR_WORKER, worker)
         return trial, space.suggest(trial)
     except BaseException as exc:
-        number = claimed.number if trial is None else trial.number
+        number = trial.number if trial is not None else claimed.number if claimed else None
         reason = ("stopped by Ctrl-C" if isinstance(exc, KeyboardInterrupt)
                   else f"the sampler failed ({type(exc).__name__})")
         if not isinstance(exc, _STORAGE_ERRORS):
@@ -315,16 +315,18 @@ def _start_trial(study: optuna.Study, space: Space, worker: dict[str, Any],
             name = getattr(sampler, "name", type(sampler).__name__)
             text = " ".join(str(exc).split()) or type(exc).__name__
             raise SamplerFailed(
-                f"the sampler {name} failed while proposing trial {number} "
+                f"the sampler {name} failed while proposing "
+                f"{'a trial' if number is None else f'trial {number}'} "
                 f"({type(exc).__name__}: {text[:300]}); nothing was evaluated or counted and "
                 f"the study is unchanged; run again with another sampler (e.g. sampler: "
                 f"random) to go on") from exc
         raise
 
 
-def _abandon(study: optuna.Study, trial: optuna.Trial | None, number: int, reason: str,
+def _abandon(study: optuna.Study, trial: optuna.Trial | None, number: int | None, reason: str,
              space: Space) -> None:
-    """Record the trial ``number`` that never reached its evaluation as interrupted."""
+    """Record the trial ``number`` that never reached its evaluation as interrupted (``None``:
+    ``ask`` failed on a new trial, which recovery records once it is an orphan)."""
     frozen = trial if trial is not None else next(
         (t for t in study.get_trials(deepcopy=False) if t.number == number), None)
     if frozen is None or (not isinstance(frozen, optuna.Trial)
