@@ -350,6 +350,19 @@ class Space:
 
     def problems(self, config: Mapping[str, Any]) -> list[str]:
         """Everything wrong with ``config``; empty when it is a valid configuration."""
+        out = self._domain_problems(config)
+        if not out and self.is_forbidden(config):
+            out.append("the configuration matches a forbidden combination")
+        return out
+
+    def fits(self, config: Mapping[str, Any]) -> bool:
+        """Whether ``config`` is a configuration of this space: every name a parameter, every
+        active parameter set and inside its domain, no inactive one set (forbidden
+        combinations allowed). Samplers learn only from trials that fit: a trial recorded
+        with a subset of the parameters, or a value outside the declared range, is skipped."""
+        return not self._domain_problems(config)
+
+    def _domain_problems(self, config: Mapping[str, Any]) -> list[str]:
         out: list[str] = []
         for name in config:
             if name not in self._by_name:
@@ -362,8 +375,6 @@ class Space:
                 out.append(f"{p.name!r} is set but inactive (its condition {dict(p.when)} fails)")
             elif active and not p.contains(config[p.name]):
                 out.append(f"{p.name!r} = {config[p.name]!r} is outside its domain")
-        if not out and self.is_forbidden(config):
-            out.append("the configuration matches a forbidden combination")
         return out
 
     def validate(self, config: Mapping[str, Any]) -> None:

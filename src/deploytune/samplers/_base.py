@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from optuna.samplers import BaseSampler
 
+from deploytune.history import Observation, observations
 from deploytune.space import Config, Space
 
 if TYPE_CHECKING:
@@ -49,6 +50,12 @@ class SpaceSampler(BaseSampler, abc.ABC):
         """Called by Optuna in forked workers: give this worker its own seed."""
         self.seed = _fresh_seed()
 
+    def history(self, study: Study) -> list[Observation]:
+        """The study's finished trials that fit the space (:meth:`Space.fits`), by number: a
+        trial added with a subset of the parameters or a value outside the declared range
+        (``study.add_trial``, another objective on the same study) is not learnt from."""
+        return [o for o in observations(study) if self.space.fits(o.config)]
+
     @abc.abstractmethod
     def propose(self, study: Study, trial: FrozenTrial) -> Config:
         """Return the configuration to evaluate as ``trial``."""
@@ -62,10 +69,12 @@ class SpaceSampler(BaseSampler, abc.ABC):
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
-        """The configuration from :meth:`propose` (active parameters only)."""
+        """The configuration from :meth:`propose` (active parameters only), restricted to
+        ``search_space``: a wrapper such as Optuna's ``PartialFixedSampler`` leaves the
+        parameters it fixes out of it."""
         if not search_space:
             return {}
-        return self.propose(study, trial)
+        return {k: v for k, v in self.propose(study, trial).items() if k in search_space}
 
     def sample_independent(
         self, study: Study, trial: FrozenTrial, param_name: str,

@@ -164,7 +164,8 @@ class HistoryView:
     def sync(self, study: optuna.Study) -> optuna.Study:
         """Bring the mirror up to date with the finished trials of ``study`` and return it."""
         trials = study.get_trials(deepcopy=False, states=_FINISHED)
-        pairs = [(t, o) for t in trials if (o := observation_of(t)) is not None]
+        pairs = [(t, o) for t in trials if (o := observation_of(t)) is not None
+                 and self.space.fits(o.config)]
         pairs.sort(key=lambda p: p[0].number)
         sign = 1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1.0
         ctx = self.transform.context([o for _, o in pairs], sign)

@@ -207,6 +207,11 @@ class Annealer:
         self.pre_ask_hook = pre_ask_hook
         self._cache: tuple[float, AnnealingState] | None = None
 
+    def reseed(self, seed: int) -> None:
+        """Draw from ``seed`` from now on (the replayed state depended on the old one)."""
+        self.seed = seed
+        self._cache = None
+
     # ------------------------------------------------------------------------------- replay
     def new_state(self) -> AnnealingState:
         """The state before any trial."""
@@ -420,7 +425,8 @@ class Annealer:
         Returns a copy; the cached replay is never modified by an ask.
         """
         sign = 1.0 if study.direction.name == "MAXIMIZE" else -1.0
-        state = copy.deepcopy(self.replay(observations(study), sign))
+        history = [o for o in observations(study) if self.space.fits(o.config)]
+        state = copy.deepcopy(self.replay(history, sign))
         self.pre_ask(state, number)
         return state
 
@@ -448,6 +454,11 @@ class TBASampler(SpaceSampler):
         self.settings = replace(AnnealingSettings(), **settings)
         self.budget = int(budget or 50)
         self.annealer = Annealer(space, self.settings, self.seed, self.budget, family_param)
+
+    def reseed_rng(self) -> None:
+        """A new seed for this sampler and its annealer (Optuna's forked workers)."""
+        super().reseed_rng()
+        self.annealer.reseed(self.seed)
 
     def propose(self, study: Study, trial: FrozenTrial) -> Config:
         """Replay the history, then propose a neighbour of the current state."""

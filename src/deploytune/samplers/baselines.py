@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -66,6 +67,11 @@ def _tpe(seed: int, **options: Any) -> optuna.samplers.BaseSampler:
     return optuna.samplers.TPESampler(seed=seed, **opts)
 
 
+def _gp(seed: int, **options: Any) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.GPSampler(seed=seed, **{"warn_independent_sampling": False,
+                                                   **options})
+
+
 def _require_torch() -> None:
     if importlib.util.find_spec("torch") is None:
         raise ImportError(
@@ -77,14 +83,14 @@ def make_tpe(space: Space, seed: int | None = None, budget: int | None = None,
              **options: Any) -> OptunaViewSampler:
     """``tpe``: Optuna's TPE with defaults, objective only, crashes as FAIL."""
     check_optuna_options(options, owner="tpe")
-    return OptunaViewSampler(space, lambda s: _tpe(s, **options), PlainTransform(), seed)
+    return OptunaViewSampler(space, functools.partial(_tpe, **options), PlainTransform(), seed)
 
 
 def make_ctpe(space: Space, seed: int | None = None, budget: int | None = None,
               **options: Any) -> OptunaViewSampler:
     """``ctpe``: TPE with constraints; crashes as graded infeasible trials."""
     check_optuna_options(options, owner="ctpe")
-    return OptunaViewSampler(space, lambda s: _tpe(s, **options), GradedTransform(), seed)
+    return OptunaViewSampler(space, functools.partial(_tpe, **options), GradedTransform(), seed)
 
 
 def make_gp(space: Space, seed: int | None = None, budget: int | None = None,
@@ -93,10 +99,7 @@ def make_gp(space: Space, seed: int | None = None, budget: int | None = None,
     _require_torch()
     check_optuna_options(options, owner="gp")
 
-    def inner(s: int) -> optuna.samplers.BaseSampler:
-        return optuna.samplers.GPSampler(seed=s, **{"warn_independent_sampling": False, **options})
-
-    return OptunaViewSampler(space, inner, GradedTransform(), seed)
+    return OptunaViewSampler(space, functools.partial(_gp, **options), GradedTransform(), seed)
 
 
 def register_all(register: Callable[[str, Callable[..., Any]], None]) -> None:

@@ -62,7 +62,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy.special import ndtr
 
-from deploytune.history import Observation, observations
+from deploytune.history import Observation
 from deploytune.outcome import CrashKind
 from deploytune.samplers._base import SpaceSampler, trial_rng
 from deploytune.samplers._encoding import ConfigEncoder, same_value
@@ -560,7 +560,7 @@ class CaboSampler(SpaceSampler):
     def propose(self, study: Study, trial: FrozenTrial) -> Config:
         """The acquisition maximiser among unseen candidates (see the module docstring)."""
         sign = 1.0 if study.direction.name == "MAXIMIZE" else -1.0
-        history = [o for o in observations(study) if o.config and not o.transient]
+        history = [o for o in self.history(study) if not o.transient]
         number = trial.number
         pending = self._pending(study, number)
         seen = {self.space.key(o.config) for o in history} | {self.space.key(c)

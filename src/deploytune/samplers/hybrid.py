@@ -24,7 +24,6 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from deploytune.history import observations
 from deploytune.samplers._base import SpaceSampler, trial_rng
 from deploytune.samplers._options import check_optuna_options
 from deploytune.samplers._view import GradedTransform, HistoryView
@@ -117,6 +116,11 @@ class TBATPESampler(SpaceSampler):
         """``"tba"`` or ``"tpe"``: the phase that proposes trial ``number``."""
         return "tpe" if self.annealer.state_for(study, number).handed_off else "tba"
 
+    def reseed_rng(self) -> None:
+        """A new seed for this sampler and its annealer (Optuna's forked workers)."""
+        super().reseed_rng()
+        self.annealer.reseed(self.seed)
+
     def propose(self, study: Study, trial: FrozenTrial) -> Config:
         """Phase 1: an annealing move. Phase 2: TPE on the graded mirror of the history."""
         state = self.annealer.state_for(study, trial.number)
@@ -145,7 +149,7 @@ class TBATPESampler(SpaceSampler):
         if self.crash_gate is None:
             return None
         model = CrashModel(self.space, int(trial_rng(self.seed, number, "crash-model")
-                                           .integers(2**31)), observations(study))
+                                           .integers(2**31)), self.history(study))
         return CrashGate(model, self.crash_gate)
 
 

@@ -73,7 +73,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy.special import ndtr
 
-from deploytune.history import Observation, observations
+from deploytune.history import Observation
 from deploytune.outcome import Status
 from deploytune.samplers._base import SpaceSampler, trial_rng
 from deploytune.samplers._encoding import ConfigEncoder
@@ -262,7 +262,7 @@ class RandomForestSampler(SpaceSampler):
     def propose(self, study: Study, trial: FrozenTrial) -> Config:
         """Initial design, a random interleave, or the EI maximiser (see the module)."""
         sign = 1.0 if study.direction.name == "MAXIMIZE" else -1.0
-        history = [o for o in observations(study) if o.config]
+        history = self.history(study)
         seen = {self.space.key(self._in_space(o.config)) for o in history if not o.transient}
         number = trial.number
         n_used = sum(not o.transient for o in history)
