@@ -12,6 +12,7 @@ import functools
 from collections.abc import Callable, Sequence
 
 from deploytune.bench.deploy_sim import deploy_sim_edge, deploy_sim_server
+from deploytune.bench.generated import generate, generated_problems
 from deploytune.bench.llm_sim import (
     llm_sim_8b_24gb,
     llm_sim_70b_2xh100,
@@ -65,20 +66,29 @@ _LIVE_FACTORIES: dict[str, Callable[[], Problem]] = {
 }
 """Problems whose evaluations really run (minutes per run): never part of ``all``."""
 
+_GENERATED_FACTORIES: dict[str, Callable[[], Problem]] = {
+    name: functools.partial(generate, instance) for name, instance in generated_problems().items()
+}
+"""The generated family's two splits (:mod:`deploytune.bench.generated`): never part of
+``all``, so what ``all`` runs stays what earlier results were measured on."""
+
 ALIASES: dict[str, tuple[str, ...]] = {
     "deploy-sim": ("deploy-sim-edge", "deploy-sim-server"),
     "llm-sim": ("llm-sim-8b-24gb", "llm-sim-70b-2xh100", "llm-sim-70b-4xh100",
                 "llm-sim-70b-8xh100"),
     "replay": tuple(_REPLAY),
     "live": (*_LIVE, "llama-cpu"),
+    "gen-dev": tuple(n for n in _GENERATED_FACTORIES if n.startswith("gen-dev-")),
+    "gen-test": tuple(n for n in _GENERATED_FACTORIES if n.startswith("gen-test-")),
 }
 """Names that stand for several problems (``all`` stands for every problem except the live
-ones, which run real evaluations)."""
+ones, which run real evaluations, and the generated ones, ``gen-dev`` and ``gen-test``)."""
 
 
 def problem_names() -> list[str]:
-    """Every registered problem name, in registration order (live problems last)."""
-    return [*_FACTORIES, *_LIVE_FACTORIES]
+    """Every registered problem name, in registration order (generated problems, then live
+    problems last)."""
+    return [*_FACTORIES, *_GENERATED_FACTORIES, *_LIVE_FACTORIES]
 
 
 def get_problem(name: str) -> Problem:
@@ -94,7 +104,8 @@ def get_problem(name: str) -> Problem:
         ValueError: For an unknown name (aliases such as ``deploy-sim`` included, since they
             stand for several problems), listing the known names.
     """
-    factory = _FACTORIES.get(name) or _LIVE_FACTORIES.get(name)
+    factory = _FACTORIES.get(name) or _GENERATED_FACTORIES.get(name) \
+        or _LIVE_FACTORIES.get(name)
     if factory is None:
         hint = ""
         if name in ALIASES or name == "all":
@@ -107,7 +118,9 @@ def get_problem(name: str) -> Problem:
 
 
 def expand_problem_names(names: Sequence[str]) -> list[str]:
-    """Expand aliases: ``deploy-sim`` -> both deploy-sim scenarios, ``all`` -> every problem.
+    """Expand aliases: ``deploy-sim`` -> both deploy-sim scenarios, ``all`` -> every simulated
+    and replayed problem (not the generated or live ones), ``gen-dev`` -> the generated
+    development set.
 
     The result keeps the order of first mention and holds no duplicates.
 
@@ -128,7 +141,7 @@ def expand_problem_names(names: Sequence[str]) -> list[str]:
             members: Sequence[str] = list(_FACTORIES)
         elif name in ALIASES:
             members = ALIASES[name]
-        elif name in _FACTORIES or name in _LIVE_FACTORIES:
+        elif name in _FACTORIES or name in _GENERATED_FACTORIES or name in _LIVE_FACTORIES:
             members = [name]
         else:
             raise ValueError(f"unknown problem {name!r}; known problems: "
