@@ -823,3 +823,36 @@ def test_duplicate_choices_are_found_among_many_and_true_stays_apart_from_one() 
     with pytest.raises(ValueError, match=r"choice 1\.0 is listed twice"):
         Space.from_dict({"c": {"type": "categorical", "choices": [1, 2, 1.0]}})
     Space.from_dict({"c": {"type": "categorical", "choices": [1, True, 0, False, None]}})
+
+
+def test_step_puts_ints_and_floats_on_a_grid() -> None:
+    """Issue 17, item 4: ``suggest_*(step=...)`` had no counterpart in a Space."""
+    space = Space.from_dict({"b": {"type": "int", "low": 8, "high": 64, "step": 8},
+                             "f": {"type": "float", "low": 0.5, "high": 0.95, "step": 0.05}})
+    assert space.to_dict()["b"]["step"] == 8 and space.to_dict()["f"]["step"] == 0.05
+    assert Space.from_dict(space.to_dict()).to_dict() == space.to_dict()
+    b, f = space.params
+    assert b.contains(16) and not b.contains(20) and f.contains(0.65) and not f.contains(0.66)
+    rng = np.random.default_rng(0)
+    draws = [space.sample(rng) for _ in range(200)]
+    assert {d["b"] for d in draws} == set(range(8, 65, 8))
+    assert all(f.contains(d["f"]) for d in draws) and len({d["f"] for d in draws}) == 10
+    assert space.distributions()["b"] == optuna.distributions.IntDistribution(8, 64, step=8)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(5):
+        trial = study.ask()
+        config = space.suggest(trial)
+        assert space.is_valid(config)
+        study.tell(trial, 0.0)
+
+
+@pytest.mark.parametrize(("d", "match"), [
+    ({"type": "int", "low": 1, "high": 10, "step": 4}, "not a multiple of step"),
+    ({"type": "int", "low": 1, "high": 64, "step": 2, "log": True}, "cannot be combined"),
+    ({"type": "int", "low": 1, "high": 9, "step": 0}, "positive"),
+    ({"type": "float", "low": 0.0, "high": 1.0, "step": 0.3}, "set high to 0.9"),
+    ({"type": "int", "low": 1, "high": 9, "step": 2.0}, "'step' must be an integer"),
+])
+def test_bad_steps_are_refused(d: dict[str, Any], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        Space.from_dict({"p": d})

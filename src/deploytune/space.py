@@ -51,8 +51,8 @@ MEMORY_DIRECTIONS = ("increasing", "decreasing")
 """Values of a parameter's ``memory`` declaration (see :attr:`Param.memory`)."""
 _KEYS_BY_TYPE = {
     "categorical": _COMMON_KEYS | {"choices"},
-    "int": _COMMON_KEYS | {"low", "high", "log"},
-    "float": _COMMON_KEYS | {"low", "high", "log"},
+    "int": _COMMON_KEYS | {"low", "high", "log", "step"},
+    "float": _COMMON_KEYS | {"low", "high", "log", "step"},
 }
 
 
@@ -149,22 +149,35 @@ class Categorical(Param):
 
 @dataclass(frozen=True)
 class Int(Param):
-    """An integer parameter in ``[low, high]`` (both inclusive), optionally on a log scale."""
+    """An integer parameter in ``[low, high]`` (both inclusive), optionally on a log scale, or
+    on the grid ``low, low + step, ..., high`` (``step``, not with ``log``)."""
 
     low: int = 0
     high: int = 0
     log: bool = False
+    step: int | None = None
 
     def contains(self, value: Any) -> bool:
-        """Return whether ``value`` is an integer in ``[low, high]``."""
+        """Return whether ``value`` is an integer in ``[low, high]`` (on the grid)."""
         if isinstance(value, bool):
             return False
         if isinstance(value, float) and value.is_integer():
             value = int(value)
-        return isinstance(value, (int, np.integer)) and bool(self.low <= value <= self.high)
+        return (isinstance(value, (int, np.integer)) and bool(self.low <= value <= self.high)
+                and (self.step is None or (int(value) - self.low) % self.step == 0))
+
+    def snap(self, value: float) -> int:
+        """The legal value nearest to ``value`` (rounded, on the grid, within the bounds)."""
+        v = float(value)
+        if self.step is not None:
+            v = self.low + round((v - self.low) / self.step) * self.step
+        return int(min(self.high, max(self.low, round(v))))
 
     def sample(self, rng: np.random.Generator) -> int:
         """Draw uniformly; on a log scale every integer's share is its width in log space."""
+        if self.step is not None:
+            return self.low + self.step * int(rng.integers(0, (self.high - self.low)
+                                                           // self.step + 1))
         if self.log:
             u = rng.uniform(math.log(self.low - 0.5 if self.low > 1 else self.low),
                             math.log(self.high + 0.5))
@@ -175,30 +188,49 @@ class Int(Param):
         """An Optuna ``IntDistribution`` with the same bounds and scale."""
         from optuna.distributions import IntDistribution
 
-        return IntDistribution(self.low, self.high, log=self.log)
+        return IntDistribution(self.low, self.high, log=self.log, step=self.step or 1)
 
     def to_dict(self) -> dict[str, Any]:
         """The dict form accepted by :meth:`Space.from_dict`."""
-        return {"type": "int", "low": self.low, "high": self.high, "log": self.log,
+        step = {} if self.step is None else {"step": self.step}
+        return {"type": "int", "low": self.low, "high": self.high, "log": self.log, **step,
                 **self._optional_keys()}
 
 
 @dataclass(frozen=True)
 class Float(Param):
-    """A real parameter in ``[low, high]``, optionally on a log scale."""
+    """A real parameter in ``[low, high]``, optionally on a log scale, or on the grid
+    ``low, low + step, ..., high`` (``step``, not with ``log``)."""
 
     low: float = 0.0
     high: float = 0.0
     log: bool = False
+    step: float | None = None
 
     def contains(self, value: Any) -> bool:
-        """Return whether ``value`` is a finite real number in ``[low, high]``."""
+        """Return whether ``value`` is a finite real number in ``[low, high]`` (on the grid,
+        to a relative tolerance of 1e-9 of the step)."""
         if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
             return False
-        return math.isfinite(value) and bool(self.low <= value <= self.high)
+        if not (math.isfinite(value) and bool(self.low <= value <= self.high)):
+            return False
+        if self.step is None:
+            return True
+        k = (float(value) - self.low) / self.step
+        return abs(k - round(k)) <= 1e-9 * max(1.0, abs(k))
+
+    def snap(self, value: float) -> float:
+        """The legal value nearest to ``value`` (on the grid, within the bounds)."""
+        v = float(value)
+        if self.step is not None:
+            v = self.low + round((v - self.low) / self.step) * self.step
+        return float(min(self.high, max(self.low, v)))
 
     def sample(self, rng: np.random.Generator) -> float:
-        """Draw uniformly (log-uniformly when ``log``)."""
+        """Draw uniformly (log-uniformly when ``log``; uniformly over the grid with ``step``)."""
+        if self.step is not None:
+            n = round((self.high - self.low) / self.step)
+            return self.snap(self.low + self.step * int(rng.integers(0, n + 1)))
         if self.log:
             return float(min(self.high, max(self.low, math.exp(
                 rng.uniform(math.log(self.low), math.log(self.high))))))
@@ -208,11 +240,12 @@ class Float(Param):
         """An Optuna ``FloatDistribution`` with the same bounds and scale."""
         from optuna.distributions import FloatDistribution
 
-        return FloatDistribution(self.low, self.high, log=self.log)
+        return FloatDistribution(self.low, self.high, log=self.log, step=self.step)
 
     def to_dict(self) -> dict[str, Any]:
         """The dict form accepted by :meth:`Space.from_dict`."""
-        return {"type": "float", "low": self.low, "high": self.high, "log": self.log,
+        step = {} if self.step is None else {"step": self.step}
+        return {"type": "float", "low": self.low, "high": self.high, "log": self.log, **step,
                 **self._optional_keys()}
 
 
@@ -433,9 +466,11 @@ class Space:
             if isinstance(p, Categorical):
                 config[p.name] = trial.suggest_categorical(p.name, list(p.choices))
             elif isinstance(p, Int):
-                config[p.name] = trial.suggest_int(p.name, p.low, p.high, log=p.log)
+                config[p.name] = trial.suggest_int(p.name, p.low, p.high, log=p.log,
+                                                   step=p.step or 1)
             elif isinstance(p, Float):
-                config[p.name] = trial.suggest_float(p.name, p.low, p.high, log=p.log)
+                config[p.name] = trial.suggest_float(p.name, p.low, p.high, log=p.log,
+                                                     step=p.step)
         return config
 
     def neighbor(
@@ -490,6 +525,20 @@ class Space:
         return out
 
 
+def _check_step(p: Int | Float, where: str) -> None:
+    """``step`` is positive, not on a log scale, and divides ``high - low``."""
+    if not (math.isfinite(p.step or 0.0) and (p.step or 0) > 0):
+        raise ValueError(f"{where}: 'step' must be a positive number (got {p.step!r})")
+    if p.log:
+        raise ValueError(f"{where}: 'step' and 'log' cannot be combined; remove one of them")
+    assert p.step is not None
+    k = (p.high - p.low) / p.step
+    if abs(k - round(k)) > 1e-9 * max(1.0, abs(k)):
+        fixed = p.low + math.floor(k + 1e-9) * p.step
+        raise ValueError(f"{where}: high - low ({p.high - p.low:g}) is not a multiple of step "
+                         f"({p.step:g}); set high to {fixed:g}")
+
+
 def _numeric_step(p: Int | Float, value: Any, temperature: float,
                   rng: np.random.Generator) -> int | float:
     """A Gaussian step of scale ``0.3 * T`` of the (log) range, clipped to the bounds."""
@@ -500,19 +549,19 @@ def _numeric_step(p: Int | Float, value: Any, temperature: float,
     step = float(rng.normal(0.0, sigma))
     if isinstance(p, Int):
         candidate = v + step
-        out = round(math.exp(candidate)) if p.log else round(candidate)
-        out = int(min(p.high, max(p.low, out)))
+        out = p.snap(math.exp(candidate) if p.log else candidate)
+        unit = p.step or 1
         if out == int(value):  # never stand still: one unit step in the drawn direction
-            direction = 1 if step > 0 or (step == 0 and rng.random() < 0.5) else -1
+            direction = unit if step > 0 or (step == 0 and rng.random() < 0.5) else -unit
             if not p.low <= out + direction <= p.high:
                 direction = -direction
-            out = int(min(p.high, max(p.low, out + direction)))
+            out = p.snap(out + direction)
         return out
     out_f = v + step
     if out_f > hi or out_f < lo:  # reflect at the bounds so a move at a bound still moves
         out_f = v - step
     out_f = min(hi, max(lo, out_f))
-    return float(min(p.high, max(p.low, math.exp(out_f)))) if p.log else float(out_f)
+    return float(min(p.high, max(p.low, math.exp(out_f)))) if p.log else p.snap(out_f)
 
 
 def _param_from_dict(name: Any, d: Any) -> Param:
@@ -542,12 +591,16 @@ def _param_from_dict(name: Any, d: Any) -> Param:
     log = d.get("log", False)
     if not isinstance(log, bool):
         raise ValueError(f"parameter {name!r}: 'log' must be true or false (got {log!r})")
-    low, high = d["low"], d["high"]
+    low, high, step = d["low"], d["high"], d.get("step")
     if kind == "int":
-        for key, v in (("low", low), ("high", high)):
+        for key, v in (("low", low), ("high", high), ("step", step)):
+            if key == "step" and v is None:
+                continue
             if isinstance(v, bool) or not isinstance(v, int):
                 raise ValueError(f"parameter {name!r}: {key!r} must be an integer (got {v!r})")
-        return Int(name, when, int(low), int(high), log, memory=memory)
+        return Int(name, when, int(low), int(high), log, step, memory=memory)
+    if step is not None and (isinstance(step, bool) or not isinstance(step, (int, float))):
+        raise ValueError(f"parameter {name!r}: 'step' must be a number (got {step!r})")
     bounds = []
     for key, v in (("low", low), ("high", high)):
         if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -557,7 +610,8 @@ def _param_from_dict(name: Any, d: Any) -> Param:
         except OverflowError:
             raise ValueError(f"parameter {name!r}: {key!r} = {v} is too large for a float; "
                              f"use a smaller bound") from None
-    return Float(name, when, bounds[0], bounds[1], log, memory=memory)
+    return Float(name, when, bounds[0], bounds[1], log, None if step is None else float(step),
+                 memory=memory)
 
 
 def _parse_when(name: str, when: Any) -> dict[str, tuple[Any, ...]]:
@@ -606,6 +660,8 @@ def _check_param(p: Param, declared: Mapping[str, Param], all_names: set[str]) -
             raise ValueError(f"{where}: low ({p.low}) > high ({p.high}); swap them")
         if p.log and p.low <= 0:
             raise ValueError(f"{where}: log scale needs low > 0 (got low={p.low})")
+        if p.step is not None:
+            _check_step(p, where)
     for parent, allowed in p.when.items():
         if parent == p.name:
             raise ValueError(f"{where}: 'when' names the parameter itself")

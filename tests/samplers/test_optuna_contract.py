@@ -96,3 +96,22 @@ def test_a_pickled_sampler_proposes_what_the_original_would(name: str) -> None:
             s.add_trial(t)
         s.optimize(_objective, n_trials=2)
     assert [t.params for t in a.trials] == [t.params for t in b.trials]
+
+
+@pytest.mark.parametrize("name", [*SAMPLERS, "default"])
+def test_every_proposal_is_on_the_declared_grid(name: str) -> None:
+    """Parameters with a ``step`` take only grid values, whatever the sampler (issue 17)."""
+    space = Space.from_dict({
+        "batch": {"type": "int", "low": 8, "high": 256, "step": 8, "memory": "increasing"},
+        "frac": {"type": "float", "low": 0.5, "high": 0.95, "step": 0.05},
+        "mode": {"type": "categorical", "choices": ["a", "b"]}})
+
+    def evaluate(config: dict[str, Any]) -> dict[str, float]:
+        if config["batch"] > 200:
+            raise MemoryError("out of memory")
+        return {"objective": config["batch"] * config["frac"], "lat": config["batch"] / 10}
+
+    result = deploytune.optimize(evaluate, space, constraints=["lat <= 15"],
+                                 budget=TRIALS.get(name, 14), sampler=name, seed=0)
+    assert all(space.is_valid(t.config) for t in result.trials), [t.config for t in
+                                                                   result.trials]

@@ -106,13 +106,16 @@ class ConfigEncoder:
         if isinstance(p, Int):
             if p.log:
                 v = round(math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo))))
+            elif p.step is not None:
+                n = (p.high - p.low) // p.step + 1  # grid points, each an equal share of u
+                v = p.low + min(n - 1, int(u * n)) * p.step
             else:
                 v = p.low + int(u * (p.high - p.low + 1))
             return int(min(p.high, max(p.low, v)))
         if p.log:
             return float(min(hi, max(lo, math.exp(math.log(lo) + u * (math.log(hi)
                                                                        - math.log(lo))))))
-        return float(min(hi, max(lo, lo + u * (hi - lo))))
+        return p.snap(lo + u * (hi - lo))
 
     def encode(self, configs: Sequence[Config]) -> np.ndarray:
         """One row per configuration; inactive (absent) parameters are imputed."""

@@ -65,7 +65,7 @@ def one_exchange_neighbours(space: Space, encoder: ConfigEncoder, config: Config
             for step in rng.normal(0.0, 1.0, len(sds)) * sds:
                 v = encoder.from_unit(p, u + float(step))
                 if isinstance(p, Int) and v == int(config[p.name]):
-                    v = int(min(p.high, max(p.low, v + (1 if step > 0 else -1))))
+                    v = p.snap(v + (p.step or 1) * (1 if step > 0 else -1))
                 if v != config[p.name]:
                     values.append(v)
         for v in values:

@@ -331,7 +331,8 @@ class RandomForestSampler(SpaceSampler):
             if isinstance(p, Float) and p.high > p.low:
                 return None
             sizes.append(len(p.choices) if isinstance(p, Categorical)
-                         else int(p.high - p.low + 1) if isinstance(p, Int) else 1)
+                         else (p.high - p.low) // (p.step or 1) + 1 if isinstance(p, Int)
+                         else 1)
         if math.prod(sizes) > self.max_enumerate:
             return None
 
@@ -339,7 +340,7 @@ class RandomForestSampler(SpaceSampler):
             if isinstance(p, Categorical):
                 return list(p.choices)
             if isinstance(p, Int):
-                return list(range(p.low, p.high + 1))
+                return list(range(p.low, p.high + 1, p.step or 1))
             assert isinstance(p, Float)
             return [float(p.low)]
 

@@ -28,8 +28,8 @@ OBJECTIVE_KEYS = ("metric", "direction", "maximize", "minimize")
 EARLY_ABORT_KEYS = ("before_feasible", "after_feasible", "enabled")
 PARAM_KEYS = {
     "categorical": ("type", "choices", "when", "memory"),
-    "int": ("type", "low", "high", "log", "when", "memory"),
-    "float": ("type", "low", "high", "log", "when", "memory"),
+    "int": ("type", "low", "high", "log", "step", "when", "memory"),
+    "float": ("type", "low", "high", "log", "step", "when", "memory"),
 }
 MISPLACED = {
     "": {"python": "evaluator", "command": "evaluator", "isolate": "evaluator",

@@ -111,6 +111,23 @@ def _bounds(path: str, kind: str, d: Mapping[Any, Any]) -> None:
     if log and values["low"] <= 0:
         raise Invalid(f"{path}.low", f"a log-scale parameter needs low > 0 (got "
                       f"{show(d['low'])}); raise low or remove log: true")
+    step = d.get("step")
+    if step is None:
+        return
+    at = f"{path}.step"
+    if kind == "int" and (isinstance(step, bool) or not isinstance(step, int) or step < 1):
+        raise Invalid(at, f"expected a whole number >= 1, got {show(step)}; write e.g. "
+                      f"step: 8")
+    if kind == "float" and not (is_number(step) and 0 < safe_float(step) < 1e300):
+        raise Invalid(at, f"expected a positive number, got {show(step)}; write e.g. "
+                      f"step: 0.05")
+    if log:
+        raise Invalid(at, "cannot be combined with log: true; remove one of them")
+    k = (values["high"] - values["low"]) / safe_float(step)
+    if abs(k - round(k)) > 1e-9 * max(1.0, abs(k)):
+        fixed = values["low"] + math.floor(k + 1e-9) * safe_float(step)
+        raise Invalid(f"{path}.high", f"high - low is not a multiple of step "
+                      f"({show(step)}); set high to {fixed:g}")
 
 
 def _memory(path: str, kind: str, d: Mapping[Any, Any]) -> None:
