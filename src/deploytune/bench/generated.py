@@ -92,13 +92,13 @@ Cost model
     [0.1, 1], oom and runtime error log-uniform in [0.1, 3], timeout log-uniform in [1, 10],
     transient 0.1; so crash costs range from 0.1x to 10x a full run.
 
-Generation takes a few tens of milliseconds, one evaluation tens of microseconds.
+Generation takes 40-150 ms (most of it evaluating the placement sample), one evaluation
+about 60 microseconds.
 
 Example:
     >>> from deploytune.bench.generated import generate
-    >>> problem = generate(3)
-    >>> problem.name
-    'gen-3'
+    >>> generate(3).name, generate(5000).name
+    ('gen-dev-03', 'gen-5000')
 """
 
 from __future__ import annotations
