@@ -54,7 +54,11 @@ def _judge(problem: Problem, config: Config,
 
 # ------------------------------------------------------------------------------------ registry
 def test_registry_names_and_aliases(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert problem_names() == [*NAMES, *LLM_NAMES, *REPLAY_NAMES, *LIVE_NAMES]  # live last
+    generated = [*(f"gen-dev-{k:02d}" for k in range(20)),
+                 *(f"gen-test-{k:02d}" for k in range(20))]
+    assert problem_names() == [*NAMES, *LLM_NAMES, *REPLAY_NAMES, *generated,
+                               *LIVE_NAMES]  # live last
+    assert expand_problem_names(["gen-test"]) == generated[20:]
     assert expand_problem_names(["deploy-sim"]) == ["deploy-sim-edge", "deploy-sim-server"]
     assert expand_problem_names(["all"]) == [*NAMES, *LLM_NAMES, *REPLAY_NAMES]  # never live
     assert expand_problem_names(["replay"]) == REPLAY_NAMES
