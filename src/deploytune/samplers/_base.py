@@ -42,6 +42,9 @@ class SpaceSampler(BaseSampler, abc.ABC):
         seed: Seed; ``None`` draws one at random (the run is then not reproducible).
     """
 
+    multi_objective = False
+    """Whether the sampler proposes for studies of several objectives (else ``ValueError``)."""
+
     def __init__(self, space: Space, seed: int | None = None) -> None:
         self.space = space
         self.seed = _fresh_seed() if seed is None else int(seed)
@@ -69,12 +72,29 @@ class SpaceSampler(BaseSampler, abc.ABC):
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
-        """The configuration from :meth:`propose` (active parameters only), restricted to
-        ``search_space``: a wrapper such as Optuna's ``PartialFixedSampler`` leaves the
-        parameters it fixes out of it."""
+        """A value for every parameter of ``search_space`` that this sampler can answer for.
+
+        The space's own parameters come from :meth:`propose` (active ones only, and only
+        where ``search_space`` has the space's distribution: a wrapper such as Optuna's
+        ``PartialFixedSampler`` leaves out what it fixes). Parameters the space does not
+        declare get an independent draw (:meth:`sample_independent`), as Optuna's relative
+        samplers give every parameter they are asked for.
+        """
         if not search_space:
             return {}
-        return {k: v for k, v in self.propose(study, trial).items() if k in search_space}
+        self._check_single_objective(study)
+        own = self.space.distributions()
+        config = self.propose(study, trial) if any(k in own for k in search_space) else {}
+        out = {k: v for k, v in config.items() if k in search_space and search_space[k] == own[k]}
+        for name, distribution in search_space.items():
+            if name not in own:
+                out[name] = self.sample_independent(study, trial, name, distribution)
+        return out
+
+    def _check_single_objective(self, study: Study) -> None:
+        if len(study.directions) > 1 and not self.multi_objective:
+            raise ValueError(f"{type(self).__name__} supports single-objective studies only; "
+                             f"use sampler random, or one of Optuna's multi-objective samplers")
 
     def sample_independent(
         self, study: Study, trial: FrozenTrial, param_name: str,
@@ -83,6 +103,7 @@ class SpaceSampler(BaseSampler, abc.ABC):
         """Fallback for parameters outside the space: uniform, seeded by trial and name."""
         from optuna.samplers import RandomSampler
 
+        self._check_single_objective(study)
         rs = RandomSampler(seed=int(trial_rng(self.seed, trial.number, param_name)
                                     .integers(2**31)))
         return rs.sample_independent(study, trial, param_name, param_distribution)

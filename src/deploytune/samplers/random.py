@@ -18,8 +18,11 @@ class UniformSampler(SpaceSampler):
     """Random search: each trial is an independent uniform draw of a valid configuration.
 
     Conditional parameters are drawn only when active, and forbidden combinations are
-    rejected. Log-scale parameters are drawn log-uniformly.
+    rejected. Log-scale parameters are drawn log-uniformly. Works for studies of several
+    objectives too.
     """
+
+    multi_objective = True
 
     def propose(self, study: Study, trial: FrozenTrial) -> Config:
         """A uniform draw seeded by (seed, trial number)."""
