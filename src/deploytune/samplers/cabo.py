@@ -60,7 +60,7 @@ from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy.special import ndtr
+from scipy.special import log_ndtr, ndtr
 
 from deploytune.history import Observation
 from deploytune.outcome import CrashKind
@@ -451,6 +451,28 @@ class Models:
             p *= ndtr(-m / s)
         return p
 
+    def log_p_constraints(self, x: np.ndarray) -> np.ndarray:
+        """``log`` of :meth:`p_constraints`, without its underflow: when every run so far
+        violates a constraint by many spreads, each ``Phi(-m / s)`` is 0 in floating point
+        for every candidate, while its logarithm still orders them by how far they are
+        predicted to miss."""
+        lp = np.zeros(len(x))
+        for forest, floor in zip(self._constraints, self._floors, strict=True):
+            t = _per_tree(forest, x)
+            m, s = t.mean(axis=0), np.sqrt(t.var(axis=0) + floor**2)
+            lp += log_ndtr(-m / s)
+        return lp
+
+    def log_pof(self, x: np.ndarray, crash_floor: np.ndarray | None = None) -> np.ndarray:
+        """``log`` of :meth:`pof`, computed without underflow (``-inf`` where a crash is
+        certain)."""
+        p_crash = self.p_crash(x)
+        if crash_floor is not None:
+            p_crash = np.maximum(p_crash, crash_floor)
+        with np.errstate(divide="ignore"):
+            lp = np.log1p(-p_crash) + self.log_p_constraints(x)
+        return lp * self.pof_alpha
+
     def objective(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and standard deviation of the standardised objective (0, 1 without a model)."""
         if self._objective is None:
@@ -473,19 +495,17 @@ class Models:
         if not self.informative:
             d = self.distance_to_seen(x)
             return d if crash_floor is None else d * (1.0 - crash_floor)
-        pof = self.pof(x, crash_floor)
         m, s = self.objective(x)
-        if self.any_feasible and self.incumbent is not None and self.settings.objective_model:
-            s = s * self.sd_scale
-            z = (m - self.incumbent) / s
-            ei = (m - self.incumbent) * ndtr(z) + s * np.exp(-0.5 * z * z) / math.sqrt(
-                2 * math.pi)
-            score = np.maximum(ei, 0.0) * pof ** self.settings.pof_exponent
-            if not np.any(score > 0):
-                score = pof
-        else:
-            # feasible first; the objective's mean only breaks near-ties
-            score = pof * (1.0 + 1e-3 * np.tanh(m))
+        if not (self.any_feasible and self.incumbent is not None
+                and self.settings.objective_model):
+            return self._feasible_first(x, m, crash_floor)
+        pof = self.pof(x, crash_floor)
+        s = s * self.sd_scale
+        z = (m - self.incumbent) / s
+        ei = (m - self.incumbent) * ndtr(z) + s * np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+        score = np.maximum(ei, 0.0) * pof ** self.settings.pof_exponent
+        if not np.any(score > 0):
+            score = pof
         if self.settings.cost_exponent > 0 and self._cost is not None:
             if self.settings.cost_mode == "waste":
                 waste = (1.0 - pof) * self.expected_cost(x, relative=False) / self._typical_cost
@@ -493,6 +513,25 @@ class Models:
             else:
                 score = score / self.expected_cost(x) ** self.settings.cost_exponent
         return score
+
+    def _feasible_first(self, x: np.ndarray, m: np.ndarray,
+                        crash_floor: np.ndarray | None) -> np.ndarray:
+        """The acquisition before anything is feasible: PoF, the objective's mean breaking
+        near-ties, divided by the cost penalty; computed in log space, so it still ranks the
+        candidates where PoF underflows to 0 for all of them (every run so far missed a
+        constraint by far), and returned as ``1 / (1 - log score)``: positive, and in the
+        same order as ``PoF * (1 + 1e-3 tanh(m)) / penalty``."""
+        log_pof = self.log_pof(x, crash_floor)
+        log_score = log_pof + np.log1p(1e-3 * np.tanh(m))
+        if self.settings.cost_exponent > 0 and self._cost is not None:
+            if self.settings.cost_mode == "waste":
+                waste = ((1.0 - np.exp(log_pof)) * self.expected_cost(x, relative=False)
+                         / self._typical_cost)
+                log_score -= self.settings.cost_exponent * np.log1p(waste)
+            else:
+                log_score -= self.settings.cost_exponent * np.log(self.expected_cost(x))
+        with np.errstate(divide="ignore"):
+            return 1.0 / (1.0 - np.minimum(log_score, 0.5))
 
     def pof(self, x: np.ndarray, crash_floor: np.ndarray | None = None) -> np.ndarray:
         """Probability of feasibility: no crash and every constraint met (the crash
@@ -587,9 +626,10 @@ class CaboSampler(SpaceSampler):
         x = self.encoder.encode(pool)
         floor = rules.floor(pool)
         if explore and models.informative:
-            # a random candidate among the likelier-feasible half of the pool
-            pof = models.pof(x, floor)
-            scores = np.where(pof >= np.median(pof), rng.random(len(pool)), -np.inf)
+            # a random candidate among the likelier-feasible half of the pool (in log space:
+            # PoF may underflow to 0 for every candidate)
+            log_pof = models.log_pof(x, floor)
+            scores = np.where(log_pof >= np.median(log_pof), rng.random(len(pool)), -np.inf)
         else:
             scores = models.acquisition(x, floor)
             if self.settings.pof_floor > 0 and models.any_feasible and models.informative:
