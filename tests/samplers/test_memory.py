@@ -160,9 +160,11 @@ def test_cabo_holds_the_low_end_until_a_run_even_in_its_local_search() -> None:
     parameters at their low-memory end; the setting that lets the local search step away
     does step away on the same runs (so the first assertion can fail)."""
     held, moved = [], []
-    for seed in range(4):
-        held += _low_until_first_run(CaboSampler(SPACE, seed=seed, budget=12))
+    for seed in range(4):  # the crashes here are invalid configurations: hold until a run
+        held += _low_until_first_run(CaboSampler(SPACE, seed=seed, budget=12,
+                                                 memory_start="until_run"))
         moved += _low_until_first_run(CaboSampler(SPACE, seed=seed, budget=12,
+                                                  memory_start="until_run",
                                                   hold_low_in_search=False))
     assert len(held) > 4 and all(held)
     assert not all(moved)

@@ -147,10 +147,13 @@ class CaboSettings:
             dominating OOMs (:meth:`~deploytune.samplers.memory.MemoryDominance.crash_floor`),
             for memory edges where an OOM is not always repeatable.
         memory_start: When candidates hold the declared parameters at their low-memory end:
-            ``"first"`` (the first trial only), ``"until_run"`` (until some trial has run),
-            ``"while_oom"`` (until some trial has run, and only while every crash so far ran
-            out of memory: after another kind of crash the low end has no claim to be safe)
-            or ``"never"`` (not ``off``: option values are read as YAML, where off is false).
+            ``"first"`` (the first trial only), ``"until_run"`` (until some trial has run; the
+            default until 2026-12-07, when generated problems showed it trapping runs whose
+            low-memory end crashes for other reasons: docs/benchmarks.md),
+            ``"while_oom"`` (the default: until some trial has run, and only while every
+            crash so far ran out of memory: after another kind of crash the low end has no
+            claim to be safe) or ``"never"`` (not ``off``: option values are read as YAML,
+            where off is false).
         objective_warp: How the objective model sees the values: ``"standard"`` (mean 0, sd
             1) or ``"copula"`` (each value replaced by the normal quantile of its rank,
             ``Phi^-1((rank - 0.5) / n)``: a heavy-tailed objective such as a Rosenbrock valley
@@ -215,7 +218,7 @@ class CaboSettings:
     log_objective: bool = False
     calibrate_pof: bool = False
     memory_rules: bool = True
-    memory_start: str = "until_run"
+    memory_start: str = "while_oom"
     memory_dominance: str = "hard"
     objective_warp: str = "standard"
     coverage_greedy: bool = False
