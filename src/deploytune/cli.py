@@ -120,7 +120,8 @@ def bench(
     problems: Annotated[str | None, typer.Option(
         "--problems", "-p",
         help="Comma-separated problem names or groups (see `deploytune problems`); 'all' "
-             "for every problem, 'module:factory' for a custom one. Default: all (with "
+             "for every shipped problem, 'gen-dev' / 'gen-test' for the generated development "
+             "and test sets, 'module:factory' for a custom one. Default: all (with "
              "--overhead: crashy-branin, whose random history is used).")] = None,
     samplers: Annotated[str, typer.Option(
         "--samplers", "-s",
