@@ -305,13 +305,14 @@ def _start_trial(study: optuna.Study, space: Space, worker: dict[str, Any],
         if claimed is None or trial.number != claimed.number:  # new, or popped by another
             trial.set_user_attr(ATTR_WORKER, worker)
         return trial, space.suggest(trial)
+    except _STORAGE_ERRORS:
+        raise  # the storage failed, not the sampler: nothing can be recorded either
     except BaseException as exc:
         number = trial.number if trial is not None else claimed.number if claimed else None
         reason = ("stopped by Ctrl-C" if isinstance(exc, KeyboardInterrupt)
                   else f"the sampler failed ({type(exc).__name__})")
-        if not isinstance(exc, _STORAGE_ERRORS):
-            _abandon(study, trial, number, reason, space)
-        if isinstance(exc, Exception) and not isinstance(exc, _STORAGE_ERRORS):
+        _abandon(study, trial, number, reason, space)
+        if isinstance(exc, Exception):
             name = getattr(sampler, "name", type(sampler).__name__)
             text = " ".join(str(exc).split()) or type(exc).__name__
             raise SamplerFailed(

@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
@@ -448,11 +448,16 @@ class Models:
     def p_constraints(self, x: np.ndarray) -> np.ndarray:
         """Predicted probability that every constraint is met (1 without models)."""
         p = np.ones(len(x))
+        for z in self._met_z(x):
+            p *= ndtr(z)
+        return p
+
+    def _met_z(self, x: np.ndarray) -> Iterator[np.ndarray]:
+        """Per constraint model: ``-m / s``, the standardised margin of each row (its
+        probability of being met is ``Phi`` of it)."""
         for forest, floor in zip(self._constraints, self._floors, strict=True):
             t = _per_tree(forest, x)
-            m, s = t.mean(axis=0), np.sqrt(t.var(axis=0) + floor**2)
-            p *= ndtr(-m / s)
-        return p
+            yield -t.mean(axis=0) / np.sqrt(t.var(axis=0) + floor**2)
 
     def log_p_constraints(self, x: np.ndarray) -> np.ndarray:
         """``log`` of :meth:`p_constraints`, without its underflow: when every run so far
@@ -460,20 +465,15 @@ class Models:
         for every candidate, while its logarithm still orders them by how far they are
         predicted to miss."""
         lp = np.zeros(len(x))
-        for forest, floor in zip(self._constraints, self._floors, strict=True):
-            t = _per_tree(forest, x)
-            m, s = t.mean(axis=0), np.sqrt(t.var(axis=0) + floor**2)
-            lp += log_ndtr(-m / s)
+        for z in self._met_z(x):
+            lp += log_ndtr(z)
         return lp
 
     def log_pof(self, x: np.ndarray, crash_floor: np.ndarray | None = None) -> np.ndarray:
         """``log`` of :meth:`pof`, computed without underflow (``-inf`` where a crash is
         certain)."""
-        p_crash = self.p_crash(x)
-        if crash_floor is not None:
-            p_crash = np.maximum(p_crash, crash_floor)
         with np.errstate(divide="ignore"):
-            lp = np.log1p(-p_crash) + self.log_p_constraints(x)
+            lp = np.log1p(-self._p_crash_at_least(x, crash_floor)) + self.log_p_constraints(x)
         return lp * self.pof_alpha
 
     def objective(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -539,11 +539,13 @@ class Models:
     def pof(self, x: np.ndarray, crash_floor: np.ndarray | None = None) -> np.ndarray:
         """Probability of feasibility: no crash and every constraint met (the crash
         probability at least ``crash_floor`` where given)."""
-        p_crash = self.p_crash(x)
-        if crash_floor is not None:
-            p_crash = np.maximum(p_crash, crash_floor)
-        pof = (1.0 - p_crash) * self.p_constraints(x)
+        pof = (1.0 - self._p_crash_at_least(x, crash_floor)) * self.p_constraints(x)
         return pof if self.pof_alpha == 1.0 else pof ** self.pof_alpha
+
+    def _p_crash_at_least(self, x: np.ndarray, crash_floor: np.ndarray | None) -> np.ndarray:
+        """:meth:`p_crash`, raised to ``crash_floor`` where given."""
+        p_crash = self.p_crash(x)
+        return p_crash if crash_floor is None else np.maximum(p_crash, crash_floor)
 
     def distance_to_seen(self, x: np.ndarray) -> np.ndarray:
         """Euclidean distance of each row to the nearest evaluated configuration."""
