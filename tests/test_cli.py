@@ -113,11 +113,57 @@ def test_sampler_overhead_returns_numbers() -> None:
     assert len(bad) == 3 and all(r["median_ms"] is None and r["error"] for r in bad)
 
 
-def test_samplers_command_lists_names() -> None:
-    result = runner.invoke(app, ["samplers"])
-    assert result.exit_code == 0
-    names = [line.split()[0] for line in result.output.splitlines() if line.strip()]
-    assert "random" in names and "default" in names
+def _sampler_lines(*args: str) -> dict[str, str]:
+    result = runner.invoke(app, ["samplers", *args])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    # aligned: every description starts in the same column
+    starts = {len(line) - len(line.split(maxsplit=1)[1]) for line in lines}
+    assert len(starts) == 1, lines
+    return {line.split()[0]: line.split(maxsplit=1)[1] for line in lines}
+
+
+def test_samplers_command_describes_each_sampler() -> None:
+    lines = _sampler_lines()
+    names = list(lines)
+    assert names[0] == "cabo" and lines["cabo"].startswith("the default")
+    assert lines["default"].startswith("= cabo")
+    assert "random" in names and "ctpe" in names and "tba-tpe-paper" in names
+    assert "PyTorch" in lines["gp"]
+    assert all(text and text != "(no description)" for text in lines.values())
+    # experimental samplers are not in the default list, and nothing is marked experimental
+    assert "cabo-no-crash" not in names and "cabo-ratio-cost" not in names
+    assert "tba-tpe-gate" not in names
+    assert not any("experimental" in text for text in lines.values())
+    hint = runner.invoke(app, ["samplers"]).stderr
+    assert "--all" in hint
+
+
+def test_samplers_all_lists_the_experimental_ones_marked() -> None:
+    lines = _sampler_lines("--all")
+    assert next(iter(lines)) == "cabo"
+    assert lines["cabo-no-crash"].startswith("(experimental) ablation of cabo")
+    assert lines["tba-tpe-gate2"].startswith("(experimental)")
+    assert not lines["cabo"].startswith("(experimental)")
+    assert set(_sampler_lines()) < set(lines)
+    assert runner.invoke(app, ["samplers", "--all"]).stderr == ""
+
+
+def test_samplers_command_prints_text_as_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    from deploytune.samplers import available, catalogue
+
+    # a registered name without a catalogue entry still shows; brackets are not markup
+    monkeypatch.setattr(catalogue, "available", lambda: [*available(), "x[bold]y"])
+    lines = _sampler_lines()
+    assert lines["x[bold]y"] == "(no description)"
+    assert list(lines)[-1] == "x[bold]y"
+
+
+def test_bench_accepts_experimental_samplers() -> None:
+    from deploytune.cli import _check_samplers
+
+    assert _check_samplers("cabo,cabo-no-crash,tba-tpe-gate") == ["cabo", "cabo-no-crash",
+                                                                 "tba-tpe-gate"]
 
 
 def test_problems_command() -> None:

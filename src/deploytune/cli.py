@@ -15,7 +15,8 @@ Commands:
   example by default).
 * ``deploytune load URL``: send streamed load to an OpenAI-compatible LLM server and print
   TTFT / TPOT / ITL / E2E percentiles, throughput, error rate and SLO goodput.
-* ``deploytune samplers``: list the sampler names.
+* ``deploytune samplers``: list the samplers, one line each on what it is for (``--all``: the
+  experimental ablations and variants too).
 * ``deploytune problems``: list the benchmark problems.
 
 Heavy modules (matplotlib, the benchmark itself) are imported only by the command that needs
@@ -683,12 +684,24 @@ def load(
 
 
 @app.command("samplers")
-def samplers_command() -> None:
-    """List the sampler names usable with --samplers and optimize(sampler=...)."""
-    from deploytune.samplers import DEFAULT_SAMPLER, available
+def samplers_command(
+    show_all: Annotated[bool, typer.Option(
+        "--all", help="Also list the experimental samplers (ablations and research "
+                      "variants).")] = False,
+) -> None:
+    """List the samplers with what each is for; every name works with --samplers, a spec's
+    sampler and optimize(sampler=...), experimental ones included."""
+    from deploytune.samplers.catalogue import describe, is_experimental, listed
 
-    for name in available():
-        typer.echo(f"{name}  (= {DEFAULT_SAMPLER})" if name == "default" else name)
+    names = listed(include_experimental=show_all)
+    width = max((len(n) for n in names), default=0)
+    for name in names:
+        mark = "(experimental) " if is_experimental(name) else ""
+        typer.echo(f"{name:<{width}}  {mark}{describe(name)}")
+    hidden = len(listed(include_experimental=True)) - len(names)
+    if hidden:
+        typer.echo(f"({hidden} experimental samplers not shown: deploytune samplers --all)",
+                   err=True)
 
 
 def _first_sentence(text: str) -> str:
