@@ -75,6 +75,11 @@ class ConfigEncoder:
             else:
                 width += 1
         self.width = width
+        self.ordered_columns: list[int] = [
+            self.offsets[j] for j, p in enumerate(space.params)
+            if not isinstance(p, Categorical) or (ordinal and is_ordinal(p))]
+        """Columns of the ordered parameters (numbers, and numeric choice lists when
+        ``ordinal``): one column each, where a larger value is further along the parameter."""
         # value -> one-hot column (or rank) per categorical, keyed so that True is not 1
         self._lookup: list[dict[tuple[bool, Any], int]] = []
         for p in space.params:

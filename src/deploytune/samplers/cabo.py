@@ -65,7 +65,7 @@ from scipy.special import log_ndtr, ndtr
 from deploytune.history import Observation
 from deploytune.outcome import CrashKind
 from deploytune.samplers._base import SpaceSampler, trial_rng
-from deploytune.samplers._encoding import ConfigEncoder, same_value
+from deploytune.samplers._encoding import INACTIVE, ConfigEncoder, same_value
 from deploytune.samplers._moves import draw_unseen, one_exchange_neighbours
 from deploytune.samplers._options import check_settings
 from deploytune.samplers.memory import MemoryDominance, least_memory
@@ -184,7 +184,18 @@ class CaboSettings:
             categorical values (:mod:`deploytune.samplers.signature`): ``"soft"``: after
             ``k`` trials of the combination, all crashed with one deterministic kind, P(crash)
             is at least ``(k + 1) / (k + 2)``; ``"hard"``: the same, and after two such
-            crashes the combination is not proposed again; ``"off"``.
+            crashes the combination is not proposed again; ``"culprits"``: ``"hard"``, and
+            crashes with the same error narrow the cause to the unordered values they share
+            (:mod:`deploytune.samplers.signature`); ``"off"``.
+        start_candidates: While nothing has run (every trial so far crashed), the next
+            configuration is the one farthest from every evaluated one among this many random
+            unseen candidates per evaluated trial, without local search (Mitchell's
+            best-candidate design: spread over the valid space). 0: the farthest among the
+            full pool and its local search, which lands in the corners of the space.
+        violation_trend: Ridge penalty of a linear trend of each constraint's violation along
+            the ordered parameters, fitted under the constraint forest (which models the
+            residuals): a forest is constant outside the runs it saw, the trend says that
+            fewer sequences than any tried lower the latency. 0: off.
 
     The settings after ``neighbour_scales`` are off (or at the value cabo always had) by
     default, each measured against the default and not kept (docs/benchmarks.md), except
@@ -226,6 +237,8 @@ class CaboSettings:
     coverage_memory: bool = True
     noise_floor: str = "estimated"
     signature_rule: str = "off"
+    start_candidates: int = 0
+    violation_trend: float = 0.0
 
     def __post_init__(self) -> None:
         check_settings(self, owner="cabo", ranges=_CABO_RANGES)
@@ -237,6 +250,7 @@ _CABO_RANGES: dict[str, tuple[float | None, float | None]] = {
     "coverage_until": (0, 1), "random_probability": (0, 1), "neighbour_scales": (1e-9, None),
     "pof_exponent": (0, None), "pof_floor": (0, 1), "exploit_after": (0, 1),
     "exploit_sd_scale": (0, None), "violation_sd_floor": (1e-9, None),
+    "start_candidates": (0, None), "violation_trend": (0, None),
 }
 """The ranges :func:`check_settings` holds cabo's numeric settings to (choices of the string
 settings are checked by :class:`CaboSampler`)."""
@@ -320,6 +334,30 @@ def _per_tree(forest: Any, x: np.ndarray) -> np.ndarray:
     return np.stack([t.tree_.predict(x32).reshape(len(x32)) for t in forest.estimators_])
 
 
+class _Trend:
+    """A ridge regression of ``y`` on the ordered columns of ``x`` (inactive values at the
+    middle of their range): the part of a constraint's violation that grows or falls along
+    the ordered parameters, which goes on beyond the runs seen (see
+    ``CaboSettings.violation_trend``)."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, columns: Sequence[int],
+                 penalty: float) -> None:
+        self.columns = list(columns)
+        z = self._features(x)
+        self.z_mean, self.y_mean = z.mean(axis=0), float(y.mean())
+        zc = z - self.z_mean
+        gram = zc.T @ zc + penalty * np.eye(zc.shape[1])
+        self.weights = np.linalg.solve(gram, zc.T @ (y - self.y_mean))
+
+    def _features(self, x: np.ndarray) -> np.ndarray:
+        z = x[:, self.columns]
+        return np.where(z == INACTIVE, 0.5, z)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """The trend's prediction for each row."""
+        return np.asarray(self.y_mean + (self._features(x) - self.z_mean) @ self.weights)
+
+
 @dataclass(frozen=True)
 class _CrashRules:
     """What the crashes of one history rule out, or make likelier, as the settings ask:
@@ -388,6 +426,7 @@ class Models:
             self._crash = _forest(x, crashed, n, seed)
         # constraint models, one per constraint label seen on runs
         self._constraints: list[Any] = []
+        self._trends: list[_Trend | None] = []
         self._floors: list[float] = []
         if settings.constraint_models and len(ran) >= 2:
             labels = sorted({k for i in ran for k in history[i].violations})
@@ -396,7 +435,13 @@ class Models:
                 if len(rows) < 2:
                     continue
                 y = np.clip([history[i].violations[label] for i in rows], *_VIOLATION_CLIP)
-                self._constraints.append(_forest(x[rows], y, n, seed + 1 + k))
+                trend = None
+                if settings.violation_trend > 0 and encoder.ordered_columns:
+                    trend = _Trend(x[rows], y, encoder.ordered_columns,
+                                   settings.violation_trend)
+                residual = y if trend is None else y - trend(x[rows])
+                self._constraints.append(_forest(x[rows], residual, n, seed + 1 + k))
+                self._trends.append(trend)
                 self._floors.append(settings.violation_sd_floor
                                     if settings.noise_floor == "fixed"
                                     else _noise_floor(x[rows], y, settings.violation_sd_floor))
@@ -455,9 +500,11 @@ class Models:
     def _met_z(self, x: np.ndarray) -> Iterator[np.ndarray]:
         """Per constraint model: ``-m / s``, the standardised margin of each row (its
         probability of being met is ``Phi`` of it)."""
-        for forest, floor in zip(self._constraints, self._floors, strict=True):
+        for forest, trend, floor in zip(self._constraints, self._trends, self._floors,
+                                        strict=True):
             t = _per_tree(forest, x)
-            yield -t.mean(axis=0) / np.sqrt(t.var(axis=0) + floor**2)
+            mean = t.mean(axis=0) if trend is None else t.mean(axis=0) + trend(x)
+            yield -mean / np.sqrt(t.var(axis=0) + floor**2)
 
     def log_p_constraints(self, x: np.ndarray) -> np.ndarray:
         """``log`` of :meth:`p_constraints`, without its underflow: when every run so far
@@ -581,8 +628,9 @@ class CaboSampler(SpaceSampler):
         if self.settings.memory_start not in ("first", "until_run", "while_oom", "never"):
             raise ValueError(f"cabo: memory_start must be first, until_run, while_oom or never, "
                              f"got {self.settings.memory_start!r}")
-        if self.settings.signature_rule not in ("off", "soft", "hard"):
-            raise ValueError(f"cabo: signature_rule must be 'off', 'soft' or 'hard', got "
+        if self.settings.signature_rule not in ("off", "soft", "hard", "culprits"):
+            raise ValueError(f"cabo: signature_rule must be 'off', 'soft', 'hard' or "
+                             f"'culprits', got "
                              f"{self.settings.signature_rule!r}")
         if self.settings.noise_floor not in ("fixed", "estimated"):
             raise ValueError(f"cabo: noise_floor must be 'fixed' or 'estimated', got "
@@ -676,10 +724,12 @@ class CaboSampler(SpaceSampler):
         dominance = MemoryDominance(self.space, [
             o.config for o in history if o.crash_kind is CrashKind.OOM
         ] if s.memory_rules else [])
-        signatures = CrashSignatures(self.space, history) if s.signature_rule != "off" else None
+        signatures = CrashSignatures(self.space, history,
+                                     culprits=s.signature_rule == "culprits"
+                                     ) if s.signature_rule != "off" else None
         return _CrashRules(dominance, signatures,
                            hard_memory=bool(dominance) and s.memory_dominance == "hard",
-                           hard_signature=s.signature_rule == "hard")
+                           hard_signature=s.signature_rule in ("hard", "culprits"))
 
     def _start_low(self, history: Sequence[Observation]) -> bool:
         """Whether candidates start at the low-memory end (see ``memory_start``)."""
@@ -747,7 +797,10 @@ class CaboSampler(SpaceSampler):
         none that hard ``rules`` rule out. While nothing has run and the space declares
         memory parameters, candidates hold them at their low-memory end."""
         s = self.settings
-        pool: list[Config] = [self.space.sample(rng) for _ in range(s.n_random)]
+        # while nothing has run: a best-candidate design, no local search (start_candidates)
+        spread = not models.informative and s.start_candidates > 0
+        n_random = s.start_candidates * max(1, len(history)) if spread else s.n_random
+        pool: list[Config] = [self.space.sample(rng) for _ in range(n_random)]
         for name, value in sorted(uncovered, key=repr):
             for _ in range(4):
                 c = self.space.sample(rng)
@@ -761,7 +814,7 @@ class CaboSampler(SpaceSampler):
         pool = [c for c in self._unseen(pool, seen) if not rules.memory_rules_out(c)]
         if rules.hard_signature:
             pool = [c for c in pool if not rules.signature_rules_out(c)] or pool
-        if s.local_search and pool:
+        if s.local_search and pool and not spread:
             scores = models.acquisition(self.encoder.encode(pool), rules.floor(pool))
             top = [pool[int(i)] for i in np.argsort(-scores, kind="stable")[:s.n_local_starts]]
             starts = top + self._best_seen(history, sign)
@@ -850,9 +903,9 @@ class CaboSampler(SpaceSampler):
             low = least_memory(self.space, config)
             if self.space.key(low) not in seen:
                 config = low
-        if rules.hard_memory:
+        if rules.hard_memory or rules.hard_signature:
             for _ in range(200):
-                if not rules.memory_rules_out(config):
+                if not (rules.memory_rules_out(config) or rules.signature_rules_out(config)):
                     break
                 config, _ = draw_unseen(self.space, seen, rng, 200)
         return config
