@@ -42,13 +42,14 @@ DETERMINISTIC_KINDS = frozenset({CrashKind.INVALID_CONFIG, CrashKind.TIMEOUT})
 """Crash kinds that repeat for the same combination (an OOM is the memory rules' matter)."""
 
 
-_VARYING = re.compile(r"0x[0-9a-fA-F]+|\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
+_VARYING = re.compile(r"\b0x[0-9a-fA-F]+\b|(?<![\w.])\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?!\d)")
 
 
 def error_fingerprint(error: str | None) -> str | None:
     """``error`` with what differs between two runs of one failure masked (numbers such as
     batch sizes, byte counts, process ids and seconds, and hexadecimal addresses, each
-    replaced by ``#``), whitespace collapsed; ``None`` for no message."""
+    replaced by ``#``; digits inside a word, as in ``fp16`` or ``layer3``, are kept),
+    whitespace collapsed; ``None`` for no message."""
     if not error or not error.strip():
         return None
     return " ".join(_VARYING.sub("#", error).split())
