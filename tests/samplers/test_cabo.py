@@ -340,3 +340,50 @@ def test_extreme_finite_objective_values_do_not_break_the_models(warp: str) -> N
                                  sampler=f"cabo[objective_warp={warp}]", seed=0)
     assert len(result.trials) == 12
     assert result.best_value == 1e308
+
+
+def _all_crash(c: dict[str, Any]) -> dict[str, float]:
+    raise deploytune.InvalidConfig("rejected")
+
+
+def _share_at_bounds(start_candidates: int) -> float:
+    """Share of numeric values at their bounds in trials 2.. of runs where everything crashes
+    (nothing ever runs, so every proposal after the first is the uninformed phase's)."""
+    space = Space.from_dict({f"x{i}": {"type": "int", "low": 1, "high": 64, "log": True}
+                             for i in range(4)})
+    at, total = 0, 0
+    for seed in range(6):
+        sampler = CaboSampler(space, seed=seed, budget=10, start_candidates=start_candidates)
+        result = deploytune.optimize(_all_crash, space, objective="y", budget=10,
+                                     sampler=sampler)
+        for t in result.trials[1:]:
+            at += sum(v in (1, 64) for v in t.config.values())
+            total += len(t.config)
+    return at / total
+
+
+def test_best_candidate_start_stays_off_the_corners() -> None:
+    """While nothing has run, the distance to the crashes alone drives the full pool and its
+    local search into the corners of the space (issue 17, mechanism 1); a best-candidate
+    design among a few random candidates per trial spreads over it instead."""
+    corners, spread = _share_at_bounds(0), _share_at_bounds(2)
+    assert corners > 0.5
+    assert spread < corners / 2
+
+
+def test_violation_trend_extrapolates_below_every_run() -> None:
+    """Every run missed the latency limit, the smallest batch by least. A forest says nothing
+    about batches below the smallest tried; the trend says they are likelier to meet it."""
+    space = Space.from_dict({"batch": {"type": "int", "low": 1, "high": 256, "log": True},
+                             "backend": {"type": "categorical", "choices": ["a", "b"]}})
+    history = [Observation(i, {"batch": b, "backend": "ab"[i % 2]}, Status.INFEASIBLE, None,
+                           float(b), {"latency": (b - 8) / 8})
+               for i, b in enumerate([32, 48, 64, 96, 128, 192, 256])]
+    enc = ConfigEncoder(space, ordinal=True)
+    probes = enc.encode([{"batch": b, "backend": "a"} for b in (2, 8, 32)])
+    flat = Models(space, history, 1.0, CaboSettings(), 0, enc).log_p_constraints(probes)
+    trend = Models(space, history, 1.0, CaboSettings(violation_trend=1.0), 0,
+                   enc).log_p_constraints(probes)
+    assert flat[0] == pytest.approx(flat[2], abs=0.5)  # piecewise constant below the runs
+    assert trend[0] > trend[1] > trend[2]
+    assert trend[0] > flat[0] + 1.0
