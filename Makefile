@@ -11,7 +11,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "deploytune needs Python >= 3.11")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev,gp,workloads]"
+	scripts/ensure-swig
+	$(BIN)/python -m pip install -q -e ".[dev,gp,workloads,peers,ray]"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -135,3 +135,6 @@ def _load_builtin() -> None:
     cabo.register_all(register)
     hybrid.register_all(register)
     smac_rf.register_all(register)
+    from deploytune.samplers import smac3  # needs the peers extra only when built
+
+    smac3.register_all(register)

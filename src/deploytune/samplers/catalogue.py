@@ -50,8 +50,9 @@ CATALOGUE: dict[str, Entry] = {
                 "needs PyTorch: pip install 'deploytune[gp]'"),
     "smac": Entry("SMAC-style random-forest Bayesian optimisation (our own code); crashes cost "
                   "worse than anything seen"),
-    "smac3": Entry("the real SMAC3 package, as a peer to compare with; needs SMAC3 installed "
-                   "(pip install smac)"),
+    "smac3": Entry("the real SMAC3 package (HPO facade, as its users run it), as a peer to "
+                   "compare with; crashes and missed constraints are its CRASHED trials; needs "
+                   "pip install 'deploytune[peers]'"),
     "tba": Entry("Thermal Budget Annealing: feasible-first, crash-aware simulated annealing"),
     "tba-tpe": Entry("TBA's feasible-first annealing, then the whole history handed to "
                      "Optuna's TPE"),
