@@ -147,6 +147,8 @@ class CaboSettings:
             the ordered parameters, fitted under the constraint forest (which models the
             residuals): a forest is constant outside the runs it saw, the trend says that
             fewer sequences than any tried lower the latency. 0: off.
+        trend_until_feasible: Fit the trend only while nothing is feasible (the phase where
+            the search needs a direction toward the boundary).
 
     ``signature_rule``, ``start_candidates`` and ``violation_trend`` are experimental, off by
     default until measured (issue 17). Settings that were measured against the default and
@@ -174,6 +176,7 @@ class CaboSettings:
     signature_rule: str = "off"
     start_candidates: int = 0
     violation_trend: float = 0.0
+    trend_until_feasible: bool = False
 
     def __post_init__(self) -> None:
         check_settings(self, owner="cabo", ranges=_CABO_RANGES)
@@ -336,7 +339,8 @@ class Models:
                     continue
                 y = np.clip([history[i].violations[label] for i in rows], *_VIOLATION_CLIP)
                 trend = None
-                if settings.violation_trend > 0 and encoder.ordered_columns:
+                if (settings.violation_trend > 0 and encoder.ordered_columns
+                        and not (settings.trend_until_feasible and self.any_feasible)):
                     trend = _Trend(x[rows], y, encoder.ordered_columns,
                                    settings.violation_trend)
                 residual = y if trend is None else y - trend(x[rows])
