@@ -132,7 +132,7 @@ def test_samplers_command_describes_each_sampler() -> None:
     assert "PyTorch" in lines["gp"]
     assert all(text and text != "(no description)" for text in lines.values())
     # experimental samplers are not in the default list, and nothing is marked experimental
-    assert "cabo-no-crash" not in names and "cabo-ratio-cost" not in names
+    assert "cabo-no-crash" not in names
     assert "tba-tpe-gate" not in names
     assert not any("experimental" in text for text in lines.values())
     hint = runner.invoke(app, ["samplers"]).stderr

@@ -189,9 +189,9 @@ def test_full_spec_round_trips(tmp_path: Path) -> None:
 
 def test_sampler_options_in_brackets(tmp_path: Path) -> None:
     spec = load_spec(write(tmp_path, MINIMAL_SPEC.replace(
-        "budget:", "sampler: cabo[pof_floor=0.5;coverage=false]\nbudget:"), name="s.yml"))
+        "budget:", "sampler: cabo[coverage_until=0.5;coverage=false]\nbudget:"), name="s.yml"))
     assert spec.sampler == "cabo"
-    assert spec.sampler_options == {"pof_floor": 0.5, "coverage": False}
+    assert spec.sampler_options == {"coverage_until": 0.5, "coverage": False}
 
 
 def test_minimal_spec_gets_the_defaults(tmp_path: Path) -> None:
@@ -449,10 +449,13 @@ MISTAKES: list[tuple[str, Any, str, str]] = [
      "plain data"),
     ("sampler", {"options": {}}, "sampler.name", "choose one of"),
     ("sampler", ["random"], "sampler", "expected a sampler name"),
-    ("sampler", "cabo[pof_floor]", "sampler", "key=value"),
+    ("sampler", "cabo[coverage_until]", "sampler", "key=value"),
     ("sampler", "cabo[no_such_knob=1]", "sampler.options", "no_such_knob"),
-    ("sampler", "cabo[pof_floor=-1]", "sampler.options", "pof_floor must be a number between"),
-    ("sampler", "cabo[pof_floor=.nan]", "sampler.options", "pof_floor must be a finite number"),
+    ("sampler", "cabo[pof_floor=0.5]", "sampler.options", "unknown option(s) pof_floor"),
+    ("sampler", "cabo[coverage_until=-1]", "sampler.options",
+     "coverage_until must be a number between"),
+    ("sampler", "cabo[coverage_until=.nan]", "sampler.options",
+     "coverage_until must be a finite number"),
     ("sampler", "cabo[n_trees=many]", "sampler.options", "n_trees must be an integer"),
     ("sampler", "tpe[n_startup_trials=-5]", "sampler.options",
      "n_startup_trials must be an integer >= 0"),

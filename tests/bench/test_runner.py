@@ -506,12 +506,12 @@ def test_cli_sampler_names_with_options(tmp_path: Path) -> None:
     inside the brackets do not split the list."""
     runner = CliRunner()
     result = runner.invoke(app, ["bench", "--no-progress", "--problems", TINY, "--samplers",
-                                 "random,cabo[pof_floor=0.5;n_random=64]", "--seeds", "1",
+                                 "random,cabo[coverage_until=0.5;n_random=64]", "--seeds", "1",
                                  "--budget", "4", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert "cabo[pof_floor=0.5;n_random=64]" in json.dumps(summary)
+    assert "cabo[coverage_until=0.5;n_random=64]" in json.dumps(summary)
     assert len(list(tmp_path.rglob("seed_0.jsonl"))) == 2
     result = runner.invoke(app, ["bench", "--no-progress", "--problems", TINY, "--samplers",
-                                 "cabo[pof_floor]", "--out", str(tmp_path / "bad")])
-    assert result.exit_code == 2 and "cabo[pof_floor]" in result.output
+                                 "cabo[coverage_until]", "--out", str(tmp_path / "bad")])
+    assert result.exit_code == 2 and "cabo[coverage_until]" in result.output

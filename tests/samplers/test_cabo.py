@@ -38,9 +38,9 @@ def serving(c: dict[str, Any]) -> dict[str, float]:
 def test_registered_as_the_default_with_ablations() -> None:
     names = available()
     assert DEFAULT_SAMPLER == "cabo"
-    for name in ("cabo", "cabo-no-crash", "cabo-no-cost", "cabo-no-coverage", "cabo-no-random",
-                 "cabo-ratio-cost"):
+    for name in ("cabo", "cabo-no-crash", "cabo-no-cost", "cabo-no-coverage", "cabo-no-random"):
         assert name in names
+    assert "cabo-ratio-cost" not in names  # removed from the code (docs/benchmarks.md)
     space = Space.from_dict(SPACE_DICT)
     assert isinstance(make_sampler("default", space=space, seed=0), CaboSampler)
     assert make_sampler("cabo-no-crash", space=space, seed=0).settings.crash_model is False
@@ -49,6 +49,19 @@ def test_registered_as_the_default_with_ablations() -> None:
 def test_unknown_option_is_named() -> None:
     with pytest.raises(ValueError, match=r"cabo: unknown option.*crash_modle.*choose from"):
         CaboSampler(SERVING, seed=0, crash_modle=False)
+
+
+@pytest.mark.parametrize("option", [
+    "pof_exponent", "pof_floor", "coverage_after_feasible", "exploit_after",
+    "exploit_sd_scale", "log_objective", "calibrate_pof", "objective_warp", "coverage_greedy",
+    "hold_low_in_search", "coverage_memory", "noise_floor", "memory_dominance", "cost_mode",
+    "safe_random", "neighbour_scales", "memory_start"])
+def test_settings_measured_and_not_kept_are_gone(option: str) -> None:
+    """Removed on 2026-12-07 (their numbers stay in docs/benchmarks.md): naming one is an
+    unknown option, and the message lists the valid ones."""
+    with pytest.raises(ValueError, match=rf"^cabo: unknown option\(s\) {option}; choose from "
+                                         r".*violation_trend"):
+        make_sampler(f"cabo[{option}=1]", space=SERVING, seed=0)
 
 
 def test_numeric_choices_are_encoded_and_moved_by_rank() -> None:
@@ -194,10 +207,9 @@ def test_simultaneous_asks_spread_out() -> None:
     assert d[np.triu_indices(4, 1)].min() > 0.05
 
 
-def test_settings_not_kept_still_do_what_they_say() -> None:
-    """The measured-but-not-default settings (docs/benchmarks.md) change the models as
-    documented: a smaller violation floor trusts confident predictions more, a larger PoF
-    exponent and the exploitation phase shrink the scores of uncertain, likely-failing rows."""
+def test_smaller_violation_floor_trusts_confident_predictions() -> None:
+    """A smaller ``violation_sd_floor`` (the cap of the estimated noise floors) trusts
+    confident predictions more: a likely violation becomes no likelier to be met."""
     history = _serving_history(60)
     enc = ConfigEncoder(SERVING, ordinal=True)
     rng = np.random.default_rng(3)
@@ -207,46 +219,42 @@ def test_settings_not_kept_still_do_what_they_say() -> None:
     p, q = base.p_constraints(x), sharp.p_constraints(x)
     unlikely = p < 0.2
     assert unlikely.any() and np.all(q[unlikely] <= p[unlikely] + 1e-12)
-    averse = Models(SERVING, history, 1.0, CaboSettings(pof_exponent=3.0), 0, enc)
-    pof = base.pof(x)
-    low = (pof > 0) & (pof < 0.3)
-    a, b = base.acquisition(x), averse.acquisition(x)
-    assert low.any() and np.all(b[low] <= a[low] * pof[low] ** 2 + 1e-12)
-    exploit = Models(SERVING, history, 1.0, CaboSettings(), 0, enc)
-    exploit.sd_scale = 0.3
-    assert exploit.acquisition(x).sum() < a.sum()
-    logged = Models(SERVING, history, 1.0, CaboSettings(log_objective=True), 0, enc)
-    best = max(float(o.value) for o in history if o.feasible and o.value is not None)
-    values = np.log([float(o.value) for o in history if not o.crashed and o.value])
-    assert logged.incumbent == pytest.approx((np.log(best) - values.mean()) / values.std())
 
 
-
-def test_copula_warp_ranks_the_objective() -> None:
-    """``objective_warp=copula``: the model sees normal quantiles of the ranks, so one huge
-    value no longer squeezes the others together; the incumbent is the warped best feasible
-    value, and the warp keeps the order of the predictions. An unknown warp is named."""
+def test_objective_model_sees_standardised_values_and_incumbent() -> None:
+    """The objective model regresses the values at mean 0 and sd 1; the incumbent is the best
+    feasible value on the same scale, and the predictions keep the values' order."""
     history = _serving_history(60)
     enc = ConfigEncoder(SERVING, ordinal=True)
+    models = Models(SERVING, history, 1.0, CaboSettings(), 0, enc)
     values = np.array([float(o.value) for o in history if not o.crashed and o.value])
     best = max(float(o.value) for o in history if o.feasible and o.value is not None)
-    warped = Models(SERVING, history, 1.0, CaboSettings(objective_warp="copula"), 0, enc)
-    n = len(values)
-    rank = float((values < best).sum() + 0.5 * ((values == best).sum() - 1) + 1)
-    from scipy.stats import norm
-    assert warped.incumbent == pytest.approx(norm.ppf((rank - 0.5) / n))
+    assert models.incumbent == pytest.approx((best - values.mean()) / values.std())
     x = enc.encode([o.config for o in history if not o.crashed and o.value])
-    m, _ = warped.objective(x)
+    m, _ = models.objective(x)
     assert np.corrcoef(m, values)[0, 1] > 0.6
-    with pytest.raises(ValueError, match=r"objective_warp must be 'standard', 'copula' or "):
-        CaboSampler(SERVING, seed=0, objective_warp="log")
+
+
+def test_crash_floor_caps_pof() -> None:
+    """A lower bound on the crash probability (repeated signature crashes) caps PoF at one
+    minus the bound; without it the models' own PoF stands."""
+    history = _serving_history(60)
+    enc = ConfigEncoder(SERVING, ordinal=True)
+    models = Models(SERVING, history, 1.0, CaboSettings(), 0, enc)
+    x = enc.encode([{"quantization": "awq", "max_num_seqs": 16, "chunked": True,
+                     "mem_frac": 0.9}])
+    assert models.pof(x)[0] > 0.25
+    assert models.pof(x, np.array([0.75]))[0] <= 0.25 + 1e-12
+    assert np.exp(models.log_pof(x, np.array([0.75]))[0]) == pytest.approx(
+        models.pof(x, np.array([0.75]))[0])
 
 
 def test_estimated_noise_floor_is_small_for_a_constraint_that_repeats() -> None:
-    """``noise_floor=estimated``: a violation that depends only on a categorical value (such
-    as a model's accuracy) repeats exactly between neighbouring runs, so its floor falls to a
-    tenth of the cap; a noisy one keeps the cap, as does a constraint with under 5 runs. The
-    models then trust a repeated small violation (P(met) near 0 instead of Phi(-1.5))."""
+    """A violation that depends only on a categorical value (such as a model's accuracy)
+    repeats exactly between neighbouring runs, so its floor falls to a tenth of the cap
+    (``violation_sd_floor``); a noisy one keeps the cap, as does a constraint with under 5
+    runs. The models then trust a repeated small violation (P(met) near 0, not Phi(-1.5) as
+    with the cap as the floor)."""
     from deploytune.samplers.cabo import _noise_floor
 
     rng = np.random.default_rng(0)
@@ -264,69 +272,24 @@ def test_estimated_noise_floor_is_small_for_a_constraint_that_repeats() -> None:
                for i, (m, b) in enumerate((m, b) for m in "ab" for b in (1, 8, 16, 32, 64))]
     enc = ConfigEncoder(space, ordinal=True)
     probe = enc.encode([{"model": "b", "batch": 40}])
-    fixed = Models(space, history, 1.0, CaboSettings(noise_floor="fixed"), 0,
-                   enc).p_constraints(probe)
-    estimated = Models(space, history, 1.0, CaboSettings(noise_floor="estimated"), 0,
-                       enc).p_constraints(probe)
-    assert fixed[0] > 0.05 and estimated[0] < 1e-6
-    with pytest.raises(ValueError, match=r"noise_floor must be 'fixed' or 'estimated'"):
-        CaboSampler(space, seed=0, noise_floor="learned")
+    estimated = Models(space, history, 1.0, CaboSettings(), 0, enc).p_constraints(probe)
+    assert estimated[0] < 1e-6
 
 
-def test_coverage_can_leave_out_memory_parameters() -> None:
-    """``coverage_memory=False``: parameters declared ``memory`` are not covered (resource
-    knobs), the others still are."""
+def test_coverage_includes_memory_parameters() -> None:
+    """Parameters declared ``memory`` are covered like the others; categoricals with more
+    than ``coverage_max_choices`` choices are not."""
     space = Space.from_dict({
         "backend": {"type": "categorical", "choices": ["a", "b"]},
         "seqs": {"type": "categorical", "choices": [16, 64, 256], "memory": "increasing"},
         "tp": {"type": "categorical", "choices": [1, 2, 4]}})
     names = {p.name for p in CaboSampler(space, seed=0)._cover}
     assert names == {"backend", "seqs", "tp"}
-    names = {p.name for p in CaboSampler(space, seed=0, coverage_memory=False)._cover}
-    assert names == {"backend", "tp"}
+    names = {p.name for p in CaboSampler(space, seed=0, coverage_max_choices=2)._cover}
+    assert names == {"backend"}
 
 
-def test_pof_floor_keeps_proposals_near_the_likeliest_feasible() -> None:
-    crashed = {}
-    for name in ("cabo", "cabo[pof_floor=0.9]"):
-        crashed[name] = 0
-        for seed in range(3):
-            result = deploytune.optimize(zoned, SERVING, objective="tokens_per_s",
-                                         constraints=["latency_ms <= 40"], budget=20,
-                                         sampler=name, seed=seed)
-            crashed[name] += sum(t.status is not Status.FEASIBLE for t in result.trials[10:])
-    assert crashed["cabo[pof_floor=0.9]"] <= crashed["cabo"]
-
-
-def test_calibration_records_pof_and_learns_overconfidence() -> None:
-    """With ``calibrate_pof`` every informed proposal stores its predicted PoF on the trial;
-    the exponent fitted to (predicted, feasible) pairs is above 1 when confident proposals
-    kept failing and below 1 when unlikely ones kept succeeding."""
-    result = deploytune.optimize(zoned, SERVING, objective="tokens_per_s",
-                                 constraints=["latency_ms <= 40"], budget=16,
-                                 sampler="cabo[calibrate_pof=true]", seed=0)
-    assert result.study is not None
-    recorded = [t.system_attrs["cabo:pof"] for t in result.study.trials
-                if "cabo:pof" in t.system_attrs]
-    assert len(recorded) >= 10 and all(0.0 <= p <= 1.0 for p in recorded)
-
-    def fitted(pof: float, feasible: bool) -> float:
-        study = optuna.create_study()
-        history = []
-        for _ in range(10):
-            trial = study.ask()
-            study._storage.set_trial_system_attr(trial._trial_id, "cabo:pof", pof)
-            study.tell(trial, 0.0)
-            status = Status.FEASIBLE if feasible else Status.INFEASIBLE
-            history.append(Observation(trial.number, {}, status, None, 0.0, {}))
-        return CaboSampler._calibration(study, history)
-
-    assert fitted(0.8, False) > 1.0
-    assert fitted(0.3, True) < 1.0
-
-
-@pytest.mark.parametrize("warp", ["standard", "copula", "yeo-johnson"])
-def test_extreme_finite_objective_values_do_not_break_the_models(warp: str) -> None:
+def test_extreme_finite_objective_values_do_not_break_the_models() -> None:
     """Issue 16, item 2: an evaluator reporting ``accuracy: 1e308`` twice overflowed the
     objective model's mean; scikit-learn then refused the NaN targets and every ask failed."""
     import deploytune
@@ -337,7 +300,7 @@ def test_extreme_finite_objective_values_do_not_break_the_models(warp: str) -> N
         return {"objective": 1e308 if config["x"] > 0.2 else config["x"], "lat": config["x"]}
 
     result = deploytune.optimize(evaluate, space, constraints=["lat <= 0.9"], budget=12,
-                                 sampler=f"cabo[objective_warp={warp}]", seed=0)
+                                 sampler="cabo", seed=0)
     assert len(result.trials) == 12
     assert result.best_value == 1e308
 

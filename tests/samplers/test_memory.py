@@ -132,19 +132,17 @@ def test_without_memory_rules_cabo_does_propose_dominated_configurations() -> No
     assert len(starts) > 1
 
 
-def invalid_unless_four_threads(c: dict[str, Any]) -> dict[str, float]:
-    """Every configuration without 4 threads is an invalid configuration (not a memory
-    matter), so the first runs come only after several crashes."""
-    from deploytune.outcome import InvalidConfig
-
+def oom_unless_four_threads(c: dict[str, Any]) -> dict[str, float]:
+    """Every configuration without 4 threads runs out of memory, so the first runs come only
+    after several crashes, all of them OOMs."""
     if c["threads"] != 4:
-        raise InvalidConfig("needs 4 threads")
+        raise MemoryError("CUDA out of memory")
     return oom_above(c)
 
 
 def _low_until_first_run(sampler: CaboSampler) -> list[bool]:
     """For each trial before the first run: were the declared parameters at the low end?"""
-    result = deploytune.optimize(invalid_unless_four_threads, SPACE, objective="throughput",
+    result = deploytune.optimize(oom_unless_four_threads, SPACE, objective="throughput",
                                  constraints=["latency_ms <= 200"], budget=12,
                                  sampler=sampler)
     out = []
@@ -156,18 +154,16 @@ def _low_until_first_run(sampler: CaboSampler) -> list[bool]:
 
 
 def test_cabo_holds_the_low_end_until_a_run_even_in_its_local_search() -> None:
-    """Until some trial has run, every proposal (the local search's too) holds the declared
-    parameters at their low-memory end; the setting that lets the local search step away
-    does step away on the same runs (so the first assertion can fail)."""
-    held, moved = [], []
-    for seed in range(4):  # the crashes here are invalid configurations: hold until a run
-        held += _low_until_first_run(CaboSampler(SPACE, seed=seed, budget=12,
-                                                 memory_start="until_run"))
-        moved += _low_until_first_run(CaboSampler(SPACE, seed=seed, budget=12,
-                                                  memory_start="until_run",
-                                                  hold_low_in_search=False))
+    """Until some trial has run, while every crash ran out of memory, every proposal (the
+    local search's too) holds the declared parameters at their low-memory end; without the
+    memory rules the same runs do not (so the first assertion can fail)."""
+    held, free = [], []
+    for seed in range(4):  # every crash here is an OOM: hold until a run
+        held += _low_until_first_run(CaboSampler(SPACE, seed=seed, budget=12))
+        free += _low_until_first_run(CaboSampler(SPACE, seed=seed, budget=12,
+                                                 memory_rules=False))
     assert len(held) > 4 and all(held)
-    assert not all(moved)
+    assert not all(free)
 
 
 def test_dominance_lookup_is_by_undeclared_part() -> None:
@@ -218,53 +214,24 @@ def test_resumed_run_with_memory_rules_proposes_what_one_run_would(tmp_path: Any
     assert [t.config for t in resumed.trials] == [t.config for t in whole.trials]
 
 
-def test_memory_start_options() -> None:
-    """``first`` starts low only on the first trial; ``while_oom`` stops after a crash of
-    another kind; ``never`` never; an unknown value is named."""
+def test_low_memory_start_holds_while_every_crash_is_an_oom() -> None:
+    """Candidates start at the low-memory end before the first trial and after OOMs only;
+    not after a crash of another kind, not once something has run, never without the
+    memory rules."""
     from deploytune.history import Observation
     from deploytune.outcome import CrashKind
 
     invalid = Observation(0, dict(OOM), Status.CRASHED, CrashKind.INVALID_CONFIG)
     oom = Observation(1, dict(OOM), Status.CRASHED, CrashKind.OOM)
     ran = Observation(2, dict(OOM), Status.INFEASIBLE, None, 1.0)
-    histories = {"none": [], "oom": [oom], "invalid": [invalid], "ran": [oom, ran]}
-    expect = {  # history -> start low?
-        "until_run": {"none": True, "oom": True, "invalid": True, "ran": False},
-        "while_oom": {"none": True, "oom": True, "invalid": False, "ran": False},
-        "first": {"none": True, "oom": False, "invalid": False, "ran": False},
-        "never": {"none": False, "oom": False, "invalid": False, "ran": False},
-    }
-    for option, cases in expect.items():
-        sampler = CaboSampler(SPACE, seed=0, memory_start=option)
-        for name, low in cases.items():
-            assert sampler._start_low(histories[name]) is low, (option, name)
-    assert CaboSampler(SPACE, seed=0, memory_rules=False)._start_low([]) is False
-    with pytest.raises(ValueError, match=r"memory_start must be first, until_run.*'always'"):
-        CaboSampler(SPACE, seed=0, memory_start="always")
-
-
-def test_soft_dominance_is_a_crash_probability_floor() -> None:
-    """``crash_floor`` is (k + 1) / (k + 2) after k dominating OOMs, 0 otherwise; with
-    ``memory_dominance=soft`` cabo may propose a dominated configuration again, but its PoF
-    is at most 1 / (k + 2)."""
-    ooms = [{**OOM, "batch": 8}, {**OOM, "batch": 16}]
-    dom = MemoryDominance(SPACE, ooms)
-    floor = dom.crash_floor([{**OOM, "batch": 4}, {**OOM, "batch": 8}, {**OOM, "batch": 32}])
-    assert floor.tolist() == pytest.approx([0.0, 2 / 3, 3 / 4])
-    from deploytune.history import Observation
-    from deploytune.samplers._encoding import ConfigEncoder
-    from deploytune.samplers.cabo import CaboSettings, Models
-
-    history = [Observation(i, {**OOM, "batch": b, "threads": t}, Status.FEASIBLE, None,
-                           float(b), cost_s=1.0)
-               for i, (b, t) in enumerate([(1, 1), (2, 2), (4, 3), (2, 4)])]
-    enc = ConfigEncoder(SPACE, ordinal=True)
-    models = Models(SPACE, history, 1.0, CaboSettings(), 0, enc)
-    x = enc.encode([{**OOM, "batch": 32}])
-    assert models.pof(x, np.array([0.75]))[0] <= 0.25 + 1e-12
-    assert models.pof(x)[0] > 0.25
-    with pytest.raises(ValueError, match=r"memory_dominance must be hard or soft"):
-        CaboSampler(SPACE, seed=0, memory_dominance="strict")
+    histories = {"none": [], "oom": [oom], "invalid": [invalid], "oom+invalid": [oom, invalid],
+                 "ran": [oom, ran]}
+    expect = {"none": True, "oom": True, "invalid": False, "oom+invalid": False, "ran": False}
+    sampler = CaboSampler(SPACE, seed=0)
+    for name, low in expect.items():
+        assert sampler._start_low(histories[name]) is low, name
+    off = CaboSampler(SPACE, seed=0, memory_rules=False)
+    assert not any(off._start_low(h) for h in histories.values())
 
 
 def test_the_ablation_is_registered() -> None:

@@ -54,11 +54,11 @@ def test_good_settings_pass() -> None:
 
 
 @pytest.mark.parametrize(("name", "message"), [
-    ("cabo[pof_floor=-1]", "cabo: option pof_floor must be a number between 0 and 1"),
-    ("cabo[pof_floor=.nan]", "cabo: option pof_floor must be a finite number"),
+    ("cabo[coverage_until=-1]", "cabo: option coverage_until must be a number between 0 and 1"),
+    ("cabo[violation_trend=.nan]", "cabo: option violation_trend must be a finite number"),
     ("cabo[random_probability=2]", "cabo: option random_probability"),
     ("cabo[n_trees=abc]", "cabo: option n_trees must be an integer"),
-    ("cabo[neighbour_scales=[0.1, .inf]]", "cabo: option neighbour_scales"),
+    ("cabo[pof_floor=0.5]", r"^cabo: unknown option\(s\) pof_floor; choose from .*n_trees"),
     ("tba[patience=-1]", "tba: option patience must be a number >= 0"),
     ("tpe[n_startup_trials=-5]", "tpe: option n_startup_trials must be an integer >= 0"),
     ("ctpe[n_ei_candidates=0]", "ctpe: option n_ei_candidates must be an integer >= 1"),

@@ -17,8 +17,9 @@
 =============  ==========================================================================
 
 A name may carry options in brackets, ``name[key=value;key=value]`` (values read as YAML
-scalars): ``cabo[pof_floor=0.5]`` is ``make_sampler("cabo", pof_floor=0.5)``. This is how
-``deploytune bench --samplers`` compares settings of one sampler without registering each.
+scalars): ``cabo[coverage_until=0.5]`` is ``make_sampler("cabo", coverage_until=0.5)``. This
+is how ``deploytune bench --samplers`` compares settings of one sampler without registering
+each.
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ def make_sampler(
     **options: Any,
 ) -> BaseSampler:
     """Build the sampler registered as ``name`` for ``space``; options given in the name
-    (``cabo[pof_floor=0.5]``) are merged under the keyword ``options``.
+    (``cabo[coverage_until=0.5]``) are merged under the keyword ``options``.
 
     Raises:
         ValueError: for an unknown name (listing the known ones) or malformed options.

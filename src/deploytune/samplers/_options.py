@@ -1,6 +1,6 @@
 """Checking a sampler's settings when it is built, so a bad option fails before any trial.
 
-Options reach a sampler from YAML (``cabo[pof_floor=.nan]``, ``tba[patience=abc]``), so any
+Options reach a sampler from YAML (``cabo[coverage_until=.nan]``, ``tba[patience=abc]``), so any
 type can arrive. :func:`check_settings` holds every field of a settings dataclass to its
 annotation (``bool``, ``int``, ``float``, ``str``, ``X | None``, ``tuple[float, ...]``), to
 finite numbers, and to the closed ranges and choices its owner declares. The message names the

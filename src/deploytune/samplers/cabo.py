@@ -23,7 +23,7 @@ acquisition is PoF itself (feasible first, as in TBA); after, it is constrained 
 improvement over the best feasible value, ``EI * PoF`` (Gardner et al., ICML 2014; Gelbart
 et al., UAI 2014), divided by the expected cost to the power ``cost_exponent`` (Snoek et al.,
 NIPS 2012, "EI per second"), here applied to the expected *wasted* seconds only (see
-``CaboSettings.cost_mode``). While the history holds no run at all (only crashes), the
+``CaboSettings.cost_exponent``). While the history holds no run at all (only crashes), the
 acquisition is the distance to the nearest evaluated configuration (get away from the crash).
 With probability ``random_probability`` a trial explores instead: a random candidate among
 the likelier-feasible half of the pool.
@@ -88,8 +88,8 @@ _MIN_COST_S = 0.1
 """Costs below this many seconds count as this many: differences between evaluations that take
 milliseconds are timing noise, and would make two runs of the same seed diverge."""
 _PENDING_LENGTH = 0.15
-_POF_ATTR = "cabo:pof"
-"""Trial system attribute holding the PoF cabo predicted when it proposed the trial."""
+_NEIGHBOUR_SCALES = (0.15,)
+"""Standard deviations (unit scale) of the local search's numeric steps, used in turn."""
 
 
 @dataclass(frozen=True)
@@ -106,80 +106,31 @@ class CaboSettings:
         constraint_models: Use P(constraints met) (off: only the crash model makes PoF).
         objective_model: Use expected improvement once something is feasible (off: keep
             maximising PoF, tie-broken by the objective model's mean).
-        cost_exponent: Exponent of the cost penalty (0: off); see ``cost_mode``.
-        cost_mode: ``"waste"`` (default): divide by ``(1 + expected wasted seconds /
-            typical run seconds) ** cost_exponent``, the wasted seconds being
-            ``(1 - PoF) * predicted seconds``: a likely failure that would cost minutes is
-            penalised, a feasible run's cost is not (it is not waste). ``"ratio"``: divide by
-            ``(predicted seconds / cheapest prediction) ** cost_exponent``, i.e. EI per second
-            (it prefers cheap failures, measured in docs/benchmarks.md).
+        cost_exponent: Exponent of the cost penalty (0: off): the acquisition is divided by
+            ``(1 + expected wasted seconds / typical run seconds) ** cost_exponent``, the
+            wasted seconds being ``(1 - PoF) * predicted seconds``: a likely failure that
+            would cost minutes is penalised, a feasible run's cost is not (it is not waste).
         coverage: Force unseen categorical values early (see the module docstring).
         coverage_max_choices: Categorical parameters with more choices are not covered.
         coverage_until: Fraction of the budget after which coverage stops.
         ordinal: Encode and move numeric categoricals by rank.
         local_search: Add the local-search candidates (off: random candidates only).
-        random_probability: Probability that a trial explores: a random unseen candidate.
-        safe_random: Explore among the candidates whose PoF is at least the pool's median
-            (off: uniformly over the space, SMAC's interleaving).
-        neighbour_scales: Standard deviations (unit scale) of the local search's numeric
-            steps, used in turn.
-        pof_exponent: Exponent of PoF in ``EI * PoF ** pof_exponent`` (above 1: more averse
-            to likely failures).
-        pof_floor: Once something is feasible, candidates whose PoF is below this fraction of
-            the pool's highest PoF are not eligible (0: off). A risk knob: 0.5 cut wasted
-            trials from 61.5 % to 55.9 % and raised mean regret from 0.308 to 0.354
-            (docs/benchmarks.md, "Experiments not kept").
-        coverage_after_feasible: Start coverage only once something is feasible.
-        exploit_after: Fraction of the budget after which EI uses the objective model's
-            spread scaled by ``exploit_sd_scale`` (1.0: never).
-        exploit_sd_scale: See ``exploit_after``.
-        violation_sd_floor: Smallest spread of a constraint model's prediction (normalised
-            violation units): how close to a limit a prediction is never trusted, i.e. the
-            measurement noise assumed.
-        log_objective: Model ``log(value)`` when every value is positive and maximised.
-        memory_rules: Use the space's ``memory`` declarations
-            (:mod:`deploytune.samplers.memory`): a configuration that needs at least as much
-            memory as one that ran out of memory (all else equal) is never proposed, and
-            candidates start at the low-memory end (see ``memory_start``). Without
-            declarations this setting changes nothing.
-        memory_dominance: ``"hard"``: a dominated configuration is never proposed;
-            ``"soft"``: its crash probability is at least ``(k + 1) / (k + 2)`` after ``k``
-            dominating OOMs (:meth:`~deploytune.samplers.memory.MemoryDominance.crash_floor`),
-            for memory edges where an OOM is not always repeatable.
-        memory_start: When candidates hold the declared parameters at their low-memory end:
-            ``"first"`` (the first trial only), ``"until_run"`` (until some trial has run; the
-            default until 2026-12-07, when generated problems showed it trapping runs whose
-            low-memory end crashes for other reasons: docs/benchmarks.md),
-            ``"while_oom"`` (the default: until some trial has run, and only while every
-            crash so far ran out of memory: after another kind of crash the low end has no
-            claim to be safe) or ``"never"`` (not ``off``: option values are read as YAML,
-            where off is false).
-        objective_warp: How the objective model sees the values: ``"standard"`` (mean 0, sd
-            1) or ``"copula"`` (each value replaced by the normal quantile of its rank,
-            ``Phi^-1((rank - 0.5) / n)``: a heavy-tailed objective such as a Rosenbrock valley
-            or throughputs spanning orders of magnitude no longer lets a few extreme values
-            flatten the rest; EI is computed in the warped scale, which keeps the order) or
-            ``"yeo-johnson"`` (the power transform fitted by maximum likelihood, as HEBO
-            warps its outputs: a near-normal objective is left nearly unchanged).
-        coverage_greedy: Among the candidates that hold unseen values, weight the acquisition
-            by how many unseen values each holds (coverage in fewer trials).
-        calibrate_pof: Store the PoF predicted for each proposal on its trial (system
-            attribute ``cabo:pof``) and use ``PoF ** a``, ``a`` fitted by maximum likelihood
-            to how often past proposals were feasible (a model that keeps being wrong in
-            one direction is corrected; issue 6's "threshold that adapts to how often it is
-            wrong").
-        hold_low_in_search: While candidates start at the low-memory end, the local search's
-            moves of declared parameters are undone too (off: the local search could step
-            away from the low end before anything had run, as ``cabo`` did until 2026-12-07).
-        coverage_memory: Coverage includes parameters declared ``memory`` (off: they are
-            resource knobs, left to the models and the memory rules).
-        noise_floor: ``"fixed"``: every constraint's spread floor is ``violation_sd_floor``;
-            ``"estimated"`` (default since 2026-12-07): each constraint's floor is estimated
+        random_probability: Probability that a trial explores: a random unseen candidate
+            among those whose PoF is at least the pool's median.
+        violation_sd_floor: Largest spread floor of a constraint model's prediction
+            (normalised violation units): how close to a limit a prediction is never
+            trusted, i.e. the measurement noise assumed. Each constraint's floor is estimated
             from the history, as the median difference between a run's violation and its
             nearest run's (in the encoded space) over the square root of 2, between a tenth
             of ``violation_sd_floor`` and ``violation_sd_floor`` (a constraint that repeats
             exactly, such as the accuracy of a model and precision, gets a small floor, a
             noisy one keeps the full floor).
+        memory_rules: Use the space's ``memory`` declarations
+            (:mod:`deploytune.samplers.memory`): a configuration that needs at least as much
+            memory as one that ran out of memory (all else equal) is never proposed; until
+            some trial has run, and only while every crash so far ran out of memory,
+            candidates (the local search's too) hold the declared parameters at their
+            low-memory end. Without declarations this setting changes nothing.
         signature_rule: Repeated deterministic crashes of one combination of unordered
             categorical values (:mod:`deploytune.samplers.signature`): ``"soft"``: after
             ``k`` trials of the combination, all crashed with one deterministic kind, P(crash)
@@ -196,11 +147,14 @@ class CaboSettings:
             the ordered parameters, fitted under the constraint forest (which models the
             residuals): a forest is constant outside the runs it saw, the trend says that
             fewer sequences than any tried lower the latency. 0: off.
+        trend_until_feasible: Fit the trend only while nothing is feasible (the phase where
+            the search needs a direction toward the boundary).
 
-    The settings after ``neighbour_scales`` are off (or at the value cabo always had) by
-    default, each measured against the default and not kept (docs/benchmarks.md), except
-    ``memory_rules``, ``hold_low_in_search`` and ``noise_floor="estimated"``, measured and
-    kept. Compare them with ``deploytune bench --samplers 'cabo,cabo[pof_floor=0.5]'``.
+    ``signature_rule``, ``start_candidates`` and ``violation_trend`` are experimental, off by
+    default until measured (issue 17). Settings that were measured against the default and
+    not kept were removed from the code on 2026-12-07; their numbers stay in
+    docs/benchmarks.md (each round's settings "measured and not kept"). Compare settings with
+    ``deploytune bench --samplers 'cabo,cabo[violation_trend=1]'``.
     """
 
     n_trees: int = 12
@@ -217,28 +171,12 @@ class CaboSettings:
     ordinal: bool = True
     local_search: bool = True
     random_probability: float = 0.15
-    cost_mode: str = "waste"
-    safe_random: bool = True
-    neighbour_scales: tuple[float, ...] = (0.15,)
-    pof_exponent: float = 1.0
-    pof_floor: float = 0.0
-    coverage_after_feasible: bool = False
-    exploit_after: float = 1.0
-    exploit_sd_scale: float = 0.5
     violation_sd_floor: float = 0.02
-    log_objective: bool = False
-    calibrate_pof: bool = False
     memory_rules: bool = True
-    memory_start: str = "while_oom"
-    memory_dominance: str = "hard"
-    objective_warp: str = "standard"
-    coverage_greedy: bool = False
-    hold_low_in_search: bool = True
-    coverage_memory: bool = True
-    noise_floor: str = "estimated"
     signature_rule: str = "off"
     start_candidates: int = 0
     violation_trend: float = 0.0
+    trend_until_feasible: bool = False
 
     def __post_init__(self) -> None:
         check_settings(self, owner="cabo", ranges=_CABO_RANGES)
@@ -247,13 +185,11 @@ class CaboSettings:
 _CABO_RANGES: dict[str, tuple[float | None, float | None]] = {
     "n_trees": (1, None), "n_random": (1, None), "n_local_starts": (0, None),
     "local_steps": (0, None), "cost_exponent": (0, None), "coverage_max_choices": (0, None),
-    "coverage_until": (0, 1), "random_probability": (0, 1), "neighbour_scales": (1e-9, None),
-    "pof_exponent": (0, None), "pof_floor": (0, 1), "exploit_after": (0, 1),
-    "exploit_sd_scale": (0, None), "violation_sd_floor": (1e-9, None),
+    "coverage_until": (0, 1), "random_probability": (0, 1), "violation_sd_floor": (1e-9, None),
     "start_candidates": (0, None), "violation_trend": (0, None),
 }
-"""The ranges :func:`check_settings` holds cabo's numeric settings to (choices of the string
-settings are checked by :class:`CaboSampler`)."""
+"""The ranges :func:`check_settings` holds cabo's numeric settings to (the choices of
+``signature_rule`` are checked by :class:`CaboSampler`)."""
 
 
 def _forest(x: np.ndarray, y: np.ndarray, n_trees: int, seed: int) -> Any:
@@ -266,30 +202,6 @@ def _forest(x: np.ndarray, y: np.ndarray, n_trees: int, seed: int) -> Any:
         warnings.simplefilter("ignore")
         forest.fit(x, y)
     return forest
-
-
-def _copula(y: np.ndarray) -> np.ndarray:
-    """Normal quantiles of the ranks of ``y`` (ties share their mean rank)."""
-    from scipy.stats import norm, rankdata
-
-    return np.asarray(norm.ppf((rankdata(y) - 0.5) / len(y)))
-
-
-def _yeo_johnson(y: np.ndarray) -> np.ndarray:
-    """``y`` through the Yeo-Johnson power transform whose exponent is fitted by maximum
-    likelihood (near-normal values stay nearly as they are, a heavy tail is compressed), then
-    standardised."""
-    from scipy.stats import yeojohnson
-
-    y = _standardised(y, None)[0]  # overflow-safe; the median and spread are then finite
-    scale = float(np.std(y)) or 1.0
-    u = (y - float(np.median(y))) / scale  # the fit is not scale-invariant: fix the scale
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        z = np.asarray(yeojohnson(u)[0], dtype=float)
-    if not np.all(np.isfinite(z)):
-        z = u
-    return (z - z.mean()) / (float(z.std()) or 1.0)
 
 
 def _standardised(y: np.ndarray, best: float | None) -> tuple[np.ndarray, float | None]:
@@ -309,7 +221,8 @@ def _standardised(y: np.ndarray, best: float | None) -> tuple[np.ndarray, float 
 
 
 def _noise_floor(x: np.ndarray, y: np.ndarray, cap: float) -> float:
-    """A constraint's spread floor estimated from its runs (see ``CaboSettings.noise_floor``):
+    """A constraint's spread floor estimated from its runs (see
+    ``CaboSettings.violation_sd_floor``):
     the median of ``|y_i - y_j|`` over each run ``i`` and its nearest other run ``j``, over
     ``sqrt(2)``, clipped to ``[cap / 10, cap]``; ``cap`` with fewer than 5 runs."""
     if len(y) < 5:
@@ -361,19 +274,17 @@ class _Trend:
 @dataclass(frozen=True)
 class _CrashRules:
     """What the crashes of one history rule out, or make likelier, as the settings ask:
-    memory dominance (``memory_dominance``) and repeated crashes of a nominal signature
+    memory dominance (``memory_rules``) and repeated crashes of a nominal signature
     (``signature_rule``)."""
 
     dominance: MemoryDominance
     signatures: CrashSignatures | None
-    hard_memory: bool
-    """Dominated configurations are ruled out (else, with OOMs recorded, a crash floor)."""
     hard_signature: bool
     """Signatures that crashed the same deterministic way twice are ruled out."""
 
     def memory_rules_out(self, config: Config) -> bool:
-        """Hard memory dominance rules ``config`` out."""
-        return self.hard_memory and self.dominance.rules_out(config)
+        """Memory dominance rules ``config`` out."""
+        return self.dominance.rules_out(config)
 
     def signature_rules_out(self, config: Config) -> bool:
         """The hard signature rule rules ``config`` out (two or more repeated crashes)."""
@@ -382,14 +293,8 @@ class _CrashRules:
 
     def floor(self, configs: Sequence[Config]) -> np.ndarray | None:
         """Lower bounds on the crash probabilities of ``configs`` (None when there are none):
-        soft memory dominance, and the floors of repeated signature crashes."""
-        floor = None
-        if self.dominance and not self.hard_memory:
-            floor = self.dominance.crash_floor(configs)
-        if self.signatures:
-            sig = self.signatures.floor(configs)
-            floor = sig if floor is None else np.maximum(floor, sig)
-        return floor
+        the floors of repeated signature crashes."""
+        return self.signatures.floor(configs) if self.signatures else None
 
 
 class Models:
@@ -409,8 +314,6 @@ class Models:
         self.space = space
         self.encoder = encoder
         self.settings = settings
-        self.sd_scale = 1.0
-        self.pof_alpha = 1.0
         configs = [o.config for o in history]
         x = encoder.encode(configs) if configs else np.zeros((0, encoder.width))
         self.x_seen = x
@@ -436,15 +339,14 @@ class Models:
                     continue
                 y = np.clip([history[i].violations[label] for i in rows], *_VIOLATION_CLIP)
                 trend = None
-                if settings.violation_trend > 0 and encoder.ordered_columns:
+                if (settings.violation_trend > 0 and encoder.ordered_columns
+                        and not (settings.trend_until_feasible and self.any_feasible)):
                     trend = _Trend(x[rows], y, encoder.ordered_columns,
                                    settings.violation_trend)
                 residual = y if trend is None else y - trend(x[rows])
                 self._constraints.append(_forest(x[rows], residual, n, seed + 1 + k))
                 self._trends.append(trend)
-                self._floors.append(settings.violation_sd_floor
-                                    if settings.noise_floor == "fixed"
-                                    else _noise_floor(x[rows], y, settings.violation_sd_floor))
+                self._floors.append(_noise_floor(x[rows], y, settings.violation_sd_floor))
         # objective model over runs with a finite value
         rows = [i for i in ran if history[i].value is not None
                 and math.isfinite(float(history[i].value or 0.0))]
@@ -452,24 +354,10 @@ class Models:
         self.incumbent: float | None = None
         if len(rows) >= 2:
             y = np.array([sign * float(history[i].value or 0.0) for i in rows])
-            self._log = settings.log_objective and sign > 0 and bool(np.all(y > 0))
-            if self._log:
-                y = np.log(y)
             feas = [sign * float(o.value) for o in history
                     if o.feasible and o.value is not None and math.isfinite(float(o.value))]
-            best = None
-            if feas:
-                best = math.log(max(feas)) if self._log and max(feas) > 0 else max(feas)
-            if settings.objective_warp in ("copula", "yeo-johnson"):
-                z = _copula(y) if settings.objective_warp == "copula" else _yeo_johnson(y)
-                self._objective = _forest(x[rows], z, n, seed + 101)
-                if best is not None:
-                    # the warped value of the best feasible one (it is among the rows)
-                    self.incumbent = float(z[int(np.argmin(np.abs(y - best)))])
-            else:
-                z, best_z = _standardised(y, best)
-                self._objective = _forest(x[rows], z, n, seed + 101)
-                self.incumbent = best_z
+            z, self.incumbent = _standardised(y, max(feas) if feas else None)
+            self._objective = _forest(x[rows], z, n, seed + 101)
         # cost model over log seconds
         self._cost = None
         costs = np.array([max(o.cost_s, _MIN_COST_S) for o in history])
@@ -520,8 +408,7 @@ class Models:
         """``log`` of :meth:`pof`, computed without underflow (``-inf`` where a crash is
         certain)."""
         with np.errstate(divide="ignore"):
-            lp = np.log1p(-self._p_crash_at_least(x, crash_floor)) + self.log_p_constraints(x)
-        return lp * self.pof_alpha
+            return np.log1p(-self._p_crash_at_least(x, crash_floor)) + self.log_p_constraints(x)
 
     def objective(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and standard deviation of the standardised objective (0, 1 without a model)."""
@@ -530,18 +417,16 @@ class Models:
         t = _per_tree(self._objective, x)
         return t.mean(axis=0), np.sqrt(t.var(axis=0) + 1e-6)
 
-    def expected_cost(self, x: np.ndarray, relative: bool = True) -> np.ndarray:
-        """Predicted seconds of each row, relative to the cheapest prediction by default
-        (1 without a cost model)."""
+    def expected_cost(self, x: np.ndarray) -> np.ndarray:
+        """Predicted seconds of each row (1 without a cost model)."""
         if self._cost is None:
             return np.ones(len(x))
-        c = np.exp(_per_tree(self._cost, x).mean(axis=0))
-        return c / max(float(c.min()), 1e-9) if relative else c
+        return np.asarray(np.exp(_per_tree(self._cost, x).mean(axis=0)))
 
     def acquisition(self, x: np.ndarray, crash_floor: np.ndarray | None = None) -> np.ndarray:
         """The score of each row (higher is better); see the module docstring.
-        ``crash_floor``: lower bounds on the rows' crash probabilities (soft memory
-        dominance)."""
+        ``crash_floor``: lower bounds on the rows' crash probabilities (repeated signature
+        crashes)."""
         if not self.informative:
             d = self.distance_to_seen(x)
             return d if crash_floor is None else d * (1.0 - crash_floor)
@@ -550,18 +435,14 @@ class Models:
                 and self.settings.objective_model):
             return self._feasible_first(x, m, crash_floor)
         pof = self.pof(x, crash_floor)
-        s = s * self.sd_scale
         z = (m - self.incumbent) / s
         ei = (m - self.incumbent) * ndtr(z) + s * np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
-        score = np.maximum(ei, 0.0) * pof ** self.settings.pof_exponent
+        score = np.maximum(ei, 0.0) * pof
         if not np.any(score > 0):
             score = pof
         if self.settings.cost_exponent > 0 and self._cost is not None:
-            if self.settings.cost_mode == "waste":
-                waste = (1.0 - pof) * self.expected_cost(x, relative=False) / self._typical_cost
-                score = score / (1.0 + waste) ** self.settings.cost_exponent
-            else:
-                score = score / self.expected_cost(x) ** self.settings.cost_exponent
+            waste = (1.0 - pof) * self.expected_cost(x) / self._typical_cost
+            score = score / (1.0 + waste) ** self.settings.cost_exponent
         return score
 
     def _feasible_first(self, x: np.ndarray, m: np.ndarray,
@@ -574,20 +455,16 @@ class Models:
         log_pof = self.log_pof(x, crash_floor)
         log_score = log_pof + np.log1p(1e-3 * np.tanh(m))
         if self.settings.cost_exponent > 0 and self._cost is not None:
-            if self.settings.cost_mode == "waste":
-                waste = ((1.0 - np.exp(log_pof)) * self.expected_cost(x, relative=False)
-                         / self._typical_cost)
-                log_score -= self.settings.cost_exponent * np.log1p(waste)
-            else:
-                log_score -= self.settings.cost_exponent * np.log(self.expected_cost(x))
+            waste = ((1.0 - np.exp(log_pof)) * self.expected_cost(x)
+                     / self._typical_cost)
+            log_score -= self.settings.cost_exponent * np.log1p(waste)
         with np.errstate(divide="ignore"):
             return 1.0 / (1.0 - np.minimum(log_score, 0.5))
 
     def pof(self, x: np.ndarray, crash_floor: np.ndarray | None = None) -> np.ndarray:
         """Probability of feasibility: no crash and every constraint met (the crash
         probability at least ``crash_floor`` where given)."""
-        pof = (1.0 - self._p_crash_at_least(x, crash_floor)) * self.p_constraints(x)
-        return pof if self.pof_alpha == 1.0 else pof ** self.pof_alpha
+        return (1.0 - self._p_crash_at_least(x, crash_floor)) * self.p_constraints(x)
 
     def _p_crash_at_least(self, x: np.ndarray, crash_floor: np.ndarray | None) -> np.ndarray:
         """:meth:`p_crash`, raised to ``crash_floor`` where given."""
@@ -625,28 +502,14 @@ class CaboSampler(SpaceSampler):
             raise ValueError(f"cabo: unknown option(s) {', '.join(unknown)}; "
                              f"choose from {', '.join(sorted(known))}")
         self.settings = replace(CaboSettings(), **settings)
-        if self.settings.memory_start not in ("first", "until_run", "while_oom", "never"):
-            raise ValueError(f"cabo: memory_start must be first, until_run, while_oom or never, "
-                             f"got {self.settings.memory_start!r}")
         if self.settings.signature_rule not in ("off", "soft", "hard", "culprits"):
             raise ValueError(f"cabo: signature_rule must be 'off', 'soft', 'hard' or "
                              f"'culprits', got "
                              f"{self.settings.signature_rule!r}")
-        if self.settings.noise_floor not in ("fixed", "estimated"):
-            raise ValueError(f"cabo: noise_floor must be 'fixed' or 'estimated', got "
-                             f"{self.settings.noise_floor!r}")
-        if self.settings.memory_dominance not in ("hard", "soft"):
-            raise ValueError(f"cabo: memory_dominance must be hard or soft, got "
-                             f"{self.settings.memory_dominance!r}")
-        if self.settings.objective_warp not in ("standard", "copula", "yeo-johnson"):
-            raise ValueError(f"cabo: objective_warp must be 'standard', 'copula' or "
-                             f"'yeo-johnson', got "
-                             f"{self.settings.objective_warp!r}")
         self.budget = int(budget or 50)
         self.encoder = ConfigEncoder(space, ordinal=self.settings.ordinal)
         self._cover = [p for p in space.params if isinstance(p, Categorical)
-                       and 1 < len(p.choices) <= self.settings.coverage_max_choices
-                       and (self.settings.coverage_memory or p.memory is None)]
+                       and 1 < len(p.choices) <= self.settings.coverage_max_choices]
 
     # ---------------------------------------------------------------------------- propose
     def propose(self, study: Study, trial: FrozenTrial) -> Config:
@@ -661,18 +524,12 @@ class CaboSampler(SpaceSampler):
         explore = self.settings.random_probability > 0 and trial_rng(
             self.seed, number, "interleave").random() < self.settings.random_probability
         rules = self._crash_rules(history)
-        if not history or (explore and not self.settings.safe_random):
+        if not history:
             return self._random_unseen(seen, rng, rules, safe=self._start_low(history))
         uncovered = self._uncovered(history) if self._covering(len(history)) else set()
-        if self.settings.coverage_after_feasible and not any(o.feasible for o in history):
-            uncovered = set()
         models = Models(self.space, history, sign, self.settings,
                         int(trial_rng(self.seed, number, "forest").integers(2**31)),
                         self.encoder)
-        if len(history) >= self.settings.exploit_after * self.budget:
-            models.sd_scale = self.settings.exploit_sd_scale
-        if self.settings.calibrate_pof:
-            models.pof_alpha = self._calibration(study, history)
         pool = self._candidates(models, history, sign, uncovered, seen, rng, rules)
         if not pool:
             return self._random_unseen(seen, rng, rules)
@@ -685,38 +542,15 @@ class CaboSampler(SpaceSampler):
             scores = np.where(log_pof >= np.median(log_pof), rng.random(len(pool)), -np.inf)
         else:
             scores = models.acquisition(x, floor)
-            if self.settings.pof_floor > 0 and models.any_feasible and models.informative:
-                pof = models.pof(x, floor)
-                scores = np.where(pof >= self.settings.pof_floor * pof.max(), scores, -np.inf)
         if pending:
             scores = np.where(scores > 0, scores * self._pending_penalty(x, pending), scores)
         if uncovered:
             n_new = np.array([self._n_uncovered(c, uncovered) for c in pool], dtype=float)
             if (n_new > 0).any():
-                if self.settings.coverage_greedy:
-                    scores = np.where(scores > 0, scores * np.maximum(n_new, 1.0), scores)
                 scores = np.where(n_new > 0, scores, -np.inf)
         order = rng.permutation(len(pool))  # random tie-break
         best = order[int(np.argmax(scores[order]))]
-        if self.settings.calibrate_pof and models.informative:
-            raw = float(models.pof(x[int(best):int(best) + 1])[0]) ** (1.0 / models.pof_alpha)
-            study._storage.set_trial_system_attr(trial._trial_id, _POF_ATTR, raw)
         return pool[int(best)]
-
-    @staticmethod
-    def _calibration(study: Study, history: Sequence[Observation]) -> float:
-        """The exponent ``a`` that makes ``PoF ** a`` best match how often the trials
-        proposed so far were feasible (maximum likelihood on a grid; 1 with under 6)."""
-        trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-        pairs = [(trials[o.number].system_attrs[_POF_ATTR], o.feasible) for o in history
-                 if o.number in trials and _POF_ATTR in trials[o.number].system_attrs]
-        if len(pairs) < 6:
-            return 1.0
-        p = np.clip(np.array([a for a, _ in pairs], dtype=float), 0.02, 0.98)
-        y = np.array([b for _, b in pairs], dtype=float)
-        grid = np.exp(np.linspace(np.log(0.25), np.log(4.0), 25))
-        ll = [float(np.sum(y * a * np.log(p) + (1 - y) * np.log1p(-p ** a))) for a in grid]
-        return float(grid[int(np.argmax(ll))])
 
     def _crash_rules(self, history: Sequence[Observation]) -> _CrashRules:
         """The rules the settings draw from the crashes of ``history``."""
@@ -728,20 +562,15 @@ class CaboSampler(SpaceSampler):
                                      culprits=s.signature_rule == "culprits"
                                      ) if s.signature_rule != "off" else None
         return _CrashRules(dominance, signatures,
-                           hard_memory=bool(dominance) and s.memory_dominance == "hard",
                            hard_signature=s.signature_rule in ("hard", "culprits"))
 
     def _start_low(self, history: Sequence[Observation]) -> bool:
-        """Whether candidates start at the low-memory end (see ``memory_start``)."""
-        s = self.settings
-        if (not s.memory_rules or s.memory_start == "never"
-                or any(not o.crashed for o in history)):
+        """Whether candidates start at the low-memory end: with memory rules on, until some
+        trial has run, and only while every crash so far ran out of memory (after another
+        kind of crash the low end has no claim to be safe)."""
+        if not self.settings.memory_rules or any(not o.crashed for o in history):
             return False
-        if s.memory_start == "first":
-            return not history
-        if s.memory_start == "while_oom":
-            return all(o.crash_kind is CrashKind.OOM for o in history)
-        return True
+        return all(o.crash_kind is CrashKind.OOM for o in history)
 
     # ------------------------------------------------------------------- parallel workers
     def _pending(self, study: Study, number: int) -> list[Config]:
@@ -820,7 +649,7 @@ class CaboSampler(SpaceSampler):
             starts = top + self._best_seen(history, sign)
             # the local search never moves into what hard rules rule out
             found = self._local_search(models, starts, seen, rng, rules)
-            if self._start_low(history) and s.hold_low_in_search:
+            if self._start_low(history):
                 # its moves of declared parameters are undone: the low end holds until a run
                 found = self._unseen([least_memory(self.space, c) for c in found],
                                      seen | {self.space.key(c) for c in pool})
@@ -888,8 +717,7 @@ class CaboSampler(SpaceSampler):
         """One-parameter moves of ``config``: numeric choice lists step to adjacent values,
         other categoricals to any other value, numbers by Gaussian steps in unit scale
         (:func:`~deploytune.samplers._moves.one_exchange_neighbours`)."""
-        sds = np.resize(np.asarray(self.settings.neighbour_scales, dtype=float),
-                        _NUMERIC_NEIGHBOURS)
+        sds = np.resize(np.asarray(_NEIGHBOUR_SCALES, dtype=float), _NUMERIC_NEIGHBOURS)
         return one_exchange_neighbours(self.space, self.encoder, config, rng, sds.tolist(),
                                        ordinal=self.settings.ordinal,
                                        max_nominal=_MAX_NOMINAL_NEIGHBOURS)
@@ -897,13 +725,13 @@ class CaboSampler(SpaceSampler):
     def _random_unseen(self, seen: set[_Key], rng: np.random.Generator,
                        rules: _CrashRules, safe: bool = False) -> Config:
         """A random unseen configuration (at the low-memory end with ``safe`` and memory
-        rules on), avoiding what hard memory dominance rules out while the tries last."""
+        rules on), avoiding what memory dominance rules out while the tries last."""
         config, _ = draw_unseen(self.space, seen, rng, 200)
         if safe:
             low = least_memory(self.space, config)
             if self.space.key(low) not in seen:
                 config = low
-        if rules.hard_memory or rules.hard_signature:
+        if rules.dominance or rules.hard_signature:
             for _ in range(200):
                 if not (rules.memory_rules_out(config) or rules.signature_rules_out(config)):
                     break
@@ -912,8 +740,8 @@ class CaboSampler(SpaceSampler):
 
 
 def register_all(register: Callable[[str, Callable[..., Any]], None]) -> None:
-    """Register ``cabo`` and its ablations (``cabo-no-<component>``, ``cabo-ratio-cost``;
-    see docs/benchmarks.md)."""
+    """Register ``cabo`` and its ablations (``cabo-no-<component>``; see
+    docs/benchmarks.md)."""
     register("cabo", lambda space, seed=None, budget=None, **kw: CaboSampler(
         space, seed=seed, budget=budget, **kw))
     ablations: dict[str, dict[str, Any]] = {
@@ -926,7 +754,6 @@ def register_all(register: Callable[[str, Callable[..., Any]], None]) -> None:
         "cabo-no-local": {"local_search": False},
         "cabo-no-random": {"random_probability": 0.0},
         "cabo-no-memory": {"memory_rules": False},
-        "cabo-ratio-cost": {"cost_mode": "ratio"},
     }
     for name, opts in ablations.items():
         register(name, lambda space, seed=None, budget=None, _o=opts, **kw: CaboSampler(

@@ -70,8 +70,6 @@ CATALOGUE: dict[str, Entry] = {
     "cabo-no-local": _ablation("the local search (random candidates only)"),
     "cabo-no-random": _ablation("random exploration"),
     "cabo-no-memory": _ablation("the memory rules (the previous default)"),
-    "cabo-ratio-cost": Entry("cabo with EI per predicted second instead of the wasted-seconds "
-                             "penalty; prefers cheap failures", experimental=True),
     "tba-tpe-gate": Entry("tba-tpe whose proposals must pass a crash-model gate (crash "
                           "probability at most 0.5) in both phases", experimental=True),
     "tba-tpe-gate2": Entry("tba-tpe with the crash-model gate at 0.7, in the TPE phase only",

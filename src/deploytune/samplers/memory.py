@@ -102,23 +102,10 @@ class MemoryDominance:
         levels = self._levels(config)
         return (all(levels[k] >= v for k, v in oom.items()) for oom in ooms)
 
-    def count(self, config: Mapping[str, Any]) -> int:
-        """How many recorded OOM configurations need no more memory than ``config`` in every
-        declared parameter and equal it in every other one."""
-        return sum(self._dominating(config))
-
     def rules_out(self, config: Mapping[str, Any]) -> bool:
-        """Whether some recorded OOM configuration dominates ``config`` (see :meth:`count`;
-        stops at the first)."""
+        """Whether some recorded OOM configuration needs no more memory than ``config`` in
+        every declared parameter and equals it in every other one (stops at the first)."""
         return any(self._dominating(config))
-
-    def crash_floor(self, configs: Iterable[Mapping[str, Any]]) -> np.ndarray:
-        """The soft form of the rule: a lower bound on each configuration's crash
-        probability, ``(k + 1) / (k + 2)`` after ``k`` dominating OOMs (Laplace's rule of
-        succession, each dominating OOM counted as one crash of this configuration), 0 when
-        none dominates. Near the memory edge an OOM is not always repeatable (allocator
-        state, a runtime OOM under load), so a dominated configuration stays possible."""
-        return succession_floor([self.count(c) for c in configs])
 
     def keep(self, configs: Iterable[Config]) -> list[Config]:
         """The configurations that are not ruled out."""

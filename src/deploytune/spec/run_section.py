@@ -82,7 +82,7 @@ def parse_sampler(raw: Any, space: Space, seed: int | None,
             options = dict(opts)
     else:
         name = as_string(raw, "sampler", "a sampler name", example)
-        try:  # options in brackets: sampler: cabo[pof_floor=0.5]
+        try:  # options in brackets: sampler: cabo[coverage_until=0.5]
             name, options = parse_name(name)
         except ValueError as exc:
             raise Invalid("sampler", f"{exc}; or write {example}") from None
