@@ -103,7 +103,6 @@ class Observation:
         value: The objective value (measured even when infeasible), if any.
         violations: Constraint label -> normalised signed violation (> 0 violated).
         cost_s: Seconds spent on the evaluation.
-        error: The error message of a crash (its last characters), if any.
     """
 
     number: int
@@ -113,7 +112,6 @@ class Observation:
     value: float | None = None
     violations: dict[str, float] = field(default_factory=dict)
     cost_s: float = 0.0
-    error: str | None = None
 
     @property
     def feasible(self) -> bool:
@@ -245,9 +243,7 @@ def observation_of(t: FrozenTrial) -> Observation | None:
     if value is None and status is Status.ABORTED:
         steps = t.intermediate_values
         value = steps[max(steps)] if steps else None
-    error = attrs.get(ATTR_ERROR) if status is Status.CRASHED else None
-    return Observation(t.number, dict(t.params), status, kind, value, violations, cost,
-                       error if isinstance(error, str) else None)
+    return Observation(t.number, dict(t.params), status, kind, value, violations, cost)
 
 
 def observations(

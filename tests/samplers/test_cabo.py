@@ -329,7 +329,7 @@ def test_best_candidate_start_stays_off_the_corners() -> None:
     """While nothing has run, the distance to the crashes alone drives the full pool and its
     local search into the corners of the space (issue 17, mechanism 1); a best-candidate
     design among a few random candidates per trial spreads over it instead."""
-    corners, spread = _share_at_bounds(0), _share_at_bounds(2)
+    corners, spread = _share_at_bounds(0), _share_at_bounds(1)
     assert corners > 0.5
     assert spread < corners / 2
 
@@ -344,9 +344,14 @@ def test_violation_trend_extrapolates_below_every_run() -> None:
                for i, b in enumerate([32, 48, 64, 96, 128, 192, 256])]
     enc = ConfigEncoder(space, ordinal=True)
     probes = enc.encode([{"batch": b, "backend": "a"} for b in (2, 8, 32)])
-    flat = Models(space, history, 1.0, CaboSettings(), 0, enc).log_p_constraints(probes)
-    trend = Models(space, history, 1.0, CaboSettings(violation_trend=1.0), 0,
-                   enc).log_p_constraints(probes)
+    flat = Models(space, history, 1.0, CaboSettings(violation_trend=0.0), 0,
+                  enc).log_p_constraints(probes)
+    trend = Models(space, history, 1.0, CaboSettings(), 0, enc).log_p_constraints(probes)
     assert flat[0] == pytest.approx(flat[2], abs=0.5)  # piecewise constant below the runs
     assert trend[0] > trend[1] > trend[2]
     assert trend[0] > flat[0] + 1.0
+    # once something is feasible the forest alone models the constraint
+    feasible = [*history, Observation(7, {"batch": 4, "backend": "a"}, Status.FEASIBLE, None,
+                                      4.0, {"latency": -0.5})]
+    after = Models(space, feasible, 1.0, CaboSettings(), 0, enc)
+    assert after._trends and all(t is None for t in after._trends)

@@ -23,8 +23,19 @@ acquisition is PoF itself (feasible first, as in TBA); after, it is constrained 
 improvement over the best feasible value, ``EI * PoF`` (Gardner et al., ICML 2014; Gelbart
 et al., UAI 2014), divided by the expected cost to the power ``cost_exponent`` (Snoek et al.,
 NIPS 2012, "EI per second"), here applied to the expected *wasted* seconds only (see
-``CaboSettings.cost_exponent``). While the history holds no run at all (only crashes), the
-acquisition is the distance to the nearest evaluated configuration (get away from the crash).
+``CaboSettings.cost_exponent``).
+
+Before anything is feasible the search still needs a direction (issue 17):
+* while the history holds no run at all (only crashes), the next configuration is the one
+  farthest from every evaluated one among a few random unseen candidates (a best-candidate
+  design that spreads over the valid space; the farthest of a large pool would be a corner,
+  the likeliest place for an invalid value): ``start_candidates``;
+* PoF is ranked in log space (``log_pof``), so candidates still differ when every run so far
+  missed a constraint by many spreads and PoF underflows to 0;
+* each constraint's violation gets a linear trend along the ordered parameters under its
+  forest, which extrapolates beyond the runs seen: ``violation_trend``;
+* a combination of unordered values whose first two trials crashed with the same
+  deterministic kind is not proposed again: ``signature_rule``.
 With probability ``random_probability`` a trial explores instead: a random candidate among
 the likelier-feasible half of the pool.
 
@@ -134,26 +145,28 @@ class CaboSettings:
         signature_rule: Repeated deterministic crashes of one combination of unordered
             categorical values (:mod:`deploytune.samplers.signature`): ``"soft"``: after
             ``k`` trials of the combination, all crashed with one deterministic kind, P(crash)
-            is at least ``(k + 1) / (k + 2)``; ``"hard"``: the same, and after two such
-            crashes the combination is not proposed again; ``"culprits"``: ``"hard"``, and
-            crashes with the same error narrow the cause to the unordered values they share
-            (:mod:`deploytune.samplers.signature`); ``"off"``.
+            is at least ``(k + 1) / (k + 2)``; ``"hard"`` (the default since 2026-12-07): the
+            same, and after two such crashes the combination is not proposed again (issue
+            17's goal; neutral on the development set); ``"off"``.
         start_candidates: While nothing has run (every trial so far crashed), the next
             configuration is the one farthest from every evaluated one among this many random
             unseen candidates per evaluated trial, without local search (Mitchell's
-            best-candidate design: spread over the valid space). 0: the farthest among the
-            full pool and its local search, which lands in the corners of the space.
-        violation_trend: Ridge penalty of a linear trend of each constraint's violation along
-            the ordered parameters, fitted under the constraint forest (which models the
-            residuals): a forest is constant outside the runs it saw, the trend says that
-            fewer sequences than any tried lower the latency. 0: off.
-        trend_until_feasible: Fit the trend only while nothing is feasible (the phase where
-            the search needs a direction toward the boundary).
+            best-candidate design: spread over the valid space; default 1, chosen on the
+            development set). 0: the farthest among the full pool and its local search,
+            which lands in the corners of the space.
+        violation_trend: While nothing is feasible, the ridge penalty of a linear trend of
+            each constraint's violation along the ordered parameters, fitted under the
+            constraint forest (which then models the residuals): a forest is constant
+            outside the runs it saw, the trend says that fewer sequences than any tried
+            lower the latency, which gives the search a direction toward the boundary. Once
+            something is feasible the forests alone model the constraints (the trend kept
+            after that was worse on the development set). Default 1.0; 0: off.
 
-    ``signature_rule``, ``start_candidates`` and ``violation_trend`` are experimental, off by
-    default until measured (issue 17). Settings that were measured against the default and
-    not kept were removed from the code on 2026-12-07; their numbers stay in
-    docs/benchmarks.md (each round's settings "measured and not kept"). Compare settings with
+    ``signature_rule``, ``start_candidates`` and ``violation_trend`` were chosen on the
+    generated development set (docs/benchmarks.md, issue 17). Settings that were measured
+    against the default and not kept were removed from the code on 2026-12-07; their numbers
+    stay in docs/benchmarks.md (each round's settings "measured and not kept"). Compare
+    settings with
     ``deploytune bench --samplers 'cabo,cabo[violation_trend=1]'``.
     """
 
@@ -173,10 +186,9 @@ class CaboSettings:
     random_probability: float = 0.15
     violation_sd_floor: float = 0.02
     memory_rules: bool = True
-    signature_rule: str = "off"
-    start_candidates: int = 0
-    violation_trend: float = 0.0
-    trend_until_feasible: bool = False
+    signature_rule: str = "hard"
+    start_candidates: int = 1
+    violation_trend: float = 1.0
 
     def __post_init__(self) -> None:
         check_settings(self, owner="cabo", ranges=_CABO_RANGES)
@@ -340,7 +352,7 @@ class Models:
                 y = np.clip([history[i].violations[label] for i in rows], *_VIOLATION_CLIP)
                 trend = None
                 if (settings.violation_trend > 0 and encoder.ordered_columns
-                        and not (settings.trend_until_feasible and self.any_feasible)):
+                        and not self.any_feasible):
                     trend = _Trend(x[rows], y, encoder.ordered_columns,
                                    settings.violation_trend)
                 residual = y if trend is None else y - trend(x[rows])
@@ -502,9 +514,8 @@ class CaboSampler(SpaceSampler):
             raise ValueError(f"cabo: unknown option(s) {', '.join(unknown)}; "
                              f"choose from {', '.join(sorted(known))}")
         self.settings = replace(CaboSettings(), **settings)
-        if self.settings.signature_rule not in ("off", "soft", "hard", "culprits"):
-            raise ValueError(f"cabo: signature_rule must be 'off', 'soft', 'hard' or "
-                             f"'culprits', got "
+        if self.settings.signature_rule not in ("off", "soft", "hard"):
+            raise ValueError(f"cabo: signature_rule must be 'off', 'soft' or 'hard', got "
                              f"{self.settings.signature_rule!r}")
         self.budget = int(budget or 50)
         self.encoder = ConfigEncoder(space, ordinal=self.settings.ordinal)
@@ -558,11 +569,8 @@ class CaboSampler(SpaceSampler):
         dominance = MemoryDominance(self.space, [
             o.config for o in history if o.crash_kind is CrashKind.OOM
         ] if s.memory_rules else [])
-        signatures = CrashSignatures(self.space, history,
-                                     culprits=s.signature_rule == "culprits"
-                                     ) if s.signature_rule != "off" else None
-        return _CrashRules(dominance, signatures,
-                           hard_signature=s.signature_rule in ("hard", "culprits"))
+        signatures = CrashSignatures(self.space, history) if s.signature_rule != "off" else None
+        return _CrashRules(dominance, signatures, hard_signature=s.signature_rule == "hard")
 
     def _start_low(self, history: Sequence[Observation]) -> bool:
         """Whether candidates start at the low-memory end: with memory rules on, until some
