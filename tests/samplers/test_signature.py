@@ -95,6 +95,6 @@ def test_default_never_proposes_a_combination_that_crashed_twice() -> None:
 
 
 def test_unknown_rule_is_named() -> None:
-    with pytest.raises(ValueError, match=r"signature_rule must be 'off', 'soft' or 'hard'"):
+    with pytest.raises(ValueError, match=r"option signature_rule must be one of off, soft, hard"):
         CaboSampler(SPACE, seed=0, signature_rule="exact")
 

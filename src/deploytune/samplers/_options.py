@@ -88,6 +88,25 @@ def check_settings(settings: Any, *, owner: str,
                 raise _type_error(owner, f.name, value, f"a number {where}")
 
 
+_S = typing.TypeVar("_S")
+
+
+def settings_from(cls: type[_S], options: Mapping[str, Any], *, owner: str) -> _S:
+    """The settings dataclass ``cls`` built from a sampler's ``options`` (its own checks run
+    in ``__post_init__``).
+
+    Raises:
+        ValueError: ``"<owner>: unknown option(s) ...; choose from ..."`` naming every option
+            ``cls`` lacks, or the dataclass's own message for a bad value.
+    """
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ValueError(f"{owner}: unknown option(s) {', '.join(unknown)}; "
+                         f"choose from {', '.join(sorted(known))}")
+    return cls(**options)
+
+
 OPTUNA_COUNTS: dict[str, int] = {"n_startup_trials": 0, "n_ei_candidates": 1,
                                  "n_min_trials": 1}
 """Counts among the options of Optuna's samplers, with their smallest sensible value (Optuna

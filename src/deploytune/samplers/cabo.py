@@ -67,7 +67,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -78,7 +78,7 @@ from deploytune.outcome import CrashKind
 from deploytune.samplers._base import SpaceSampler, trial_rng
 from deploytune.samplers._encoding import INACTIVE, ConfigEncoder, same_value
 from deploytune.samplers._moves import draw_unseen, one_exchange_neighbours
-from deploytune.samplers._options import check_settings
+from deploytune.samplers._options import check_settings, settings_from
 from deploytune.samplers.memory import MemoryDominance, least_memory
 from deploytune.samplers.signature import CrashSignatures
 from deploytune.space import Categorical, Config, Space
@@ -191,7 +191,8 @@ class CaboSettings:
     violation_trend: float = 1.0
 
     def __post_init__(self) -> None:
-        check_settings(self, owner="cabo", ranges=_CABO_RANGES)
+        check_settings(self, owner="cabo", ranges=_CABO_RANGES,
+                       choices={"signature_rule": ("off", "soft", "hard")})
 
 
 _CABO_RANGES: dict[str, tuple[float | None, float | None]] = {
@@ -508,15 +509,7 @@ class CaboSampler(SpaceSampler):
     def __init__(self, space: Space, seed: int | None = None, budget: int | None = None,
                  **settings: Any) -> None:
         super().__init__(space, seed)
-        known = {f.name for f in fields(CaboSettings)}
-        unknown = sorted(set(settings) - known)
-        if unknown:
-            raise ValueError(f"cabo: unknown option(s) {', '.join(unknown)}; "
-                             f"choose from {', '.join(sorted(known))}")
-        self.settings = replace(CaboSettings(), **settings)
-        if self.settings.signature_rule not in ("off", "soft", "hard"):
-            raise ValueError(f"cabo: signature_rule must be 'off', 'soft' or 'hard', got "
-                             f"{self.settings.signature_rule!r}")
+        self.settings = settings_from(CaboSettings, settings, owner="cabo")
         self.budget = int(budget or 50)
         self.encoder = ConfigEncoder(space, ordinal=self.settings.ordinal)
         self._cover = [p for p in space.params if isinstance(p, Categorical)

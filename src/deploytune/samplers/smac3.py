@@ -86,7 +86,6 @@ the initial design; importing SMAC takes about 1 s once. A replay costs the whol
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import importlib.util
 import logging
 import math
@@ -94,7 +93,7 @@ import tempfile
 import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -105,7 +104,7 @@ from optuna.trial import TrialState
 from deploytune.history import Observation
 from deploytune.outcome import Status
 from deploytune.samplers._base import SpaceSampler, trial_rng
-from deploytune.samplers._options import check_settings
+from deploytune.samplers._options import check_settings, settings_from
 from deploytune.space import Categorical, Config, Float, Int, Param, Space, all_numbers
 
 if TYPE_CHECKING:
@@ -453,12 +452,7 @@ class Smac3Sampler(SpaceSampler):
                  **settings: Any) -> None:
         require_smac()
         super().__init__(space, seed)
-        known = {f.name for f in fields(Smac3Settings)}
-        unknown = sorted(set(settings) - known)
-        if unknown:
-            raise ValueError(f"smac3: unknown option(s) {', '.join(unknown)}; "
-                             f"choose from {', '.join(sorted(known))}")
-        self.settings = dataclasses.replace(Smac3Settings(), **settings)
+        self.settings = settings_from(Smac3Settings, settings, owner="smac3")
         check_settings(self.settings, owner="smac3", choices={"infeasible": ("crash", "penalty")})
         self.budget = 50 if budget is None else max(1, int(budget))
         self.fallbacks = 0
