@@ -9,12 +9,15 @@
 ``tba-tpe``    TBA, then a handoff of the whole history to TPE (:class:`TBATPESampler`)
 ``tba-tpe-paper``  ``tba-tpe`` with the original research code's settings
 ``smac``       SMAC-style BO: random-forest surrogate, log EI, crashes get the worst cost
+``smac3``      the real SMAC3 package's HPO facade as a peer (needs the ``peers`` extra)
 ``tba-tpe-gate``   experimental: ``tba-tpe`` whose proposals pass a crash-model gate (0.5)
 ``tba-tpe-gate2``  experimental: the gate at 0.7, in the TPE phase only
 ``cabo``       crash- and cost-aware constrained BO (:mod:`deploytune.samplers.cabo`)
 ``cabo-no-*``  ablations of ``cabo``, one component off each (docs/benchmarks.md)
 ``default``    the best sampler we have (currently ``cabo``; docs/algorithm.md)
 =============  ==========================================================================
+
+``deploytune samplers`` prints each with one line from :mod:`deploytune.samplers.catalogue`.
 
 A name may carry options in brackets, ``name[key=value;key=value]`` (values read as YAML
 scalars): ``cabo[coverage_until=0.5]`` is ``make_sampler("cabo", coverage_until=0.5)``. This
