@@ -355,20 +355,3 @@ def test_violation_trend_extrapolates_below_every_run() -> None:
                                       4.0, {"latency": -0.5})]
     after = Models(space, feasible, 1.0, CaboSettings(), 0, enc)
     assert after._trends and all(t is None for t in after._trends)
-
-
-def test_log_violation_scale_keeps_the_order_of_far_misses() -> None:
-    """Every run used 5-30 times the memory limit. Clipped at 4, they all look alike and the
-    models have no direction; on the log scale the smaller ones predict a nearer miss."""
-    space = Space.from_dict({"batch": {"type": "int", "low": 1, "high": 256, "log": True}})
-    history = [Observation(i, {"batch": b}, Status.INFEASIBLE, None, float(b),
-                           {"memory": b / 8.0 - 1.0})
-               for i, b in enumerate([48, 64, 96, 128, 192, 256])]
-    enc = ConfigEncoder(space, ordinal=True)
-    probes = enc.encode([{"batch": b} for b in (2, 48, 256)])
-    clip = Models(space, history, 1.0, CaboSettings(violation_scale="clip", violation_trend=0),
-                  0, enc).log_p_constraints(probes)
-    log = Models(space, history, 1.0, CaboSettings(violation_scale="log", violation_trend=0),
-                 0, enc).log_p_constraints(probes)
-    assert clip[1] == pytest.approx(clip[2])
-    assert log[1] > log[2] + 1.0
