@@ -92,8 +92,6 @@ __all__ = ["CaboSampler", "CaboSettings", "Models", "register_all"]
 _Key = tuple[tuple[str, Any], ...]
 
 _VIOLATION_CLIP = (-2.0, 4.0)
-_VIOLATION_MAX = 1e6
-"""Violations (normalised: 1 = twice the limit) above this count as this (an infinite one)."""
 _NUMERIC_NEIGHBOURS = 4
 _MAX_NOMINAL_NEIGHBOURS = 8
 _COST_SPREAD = 1.5
@@ -163,9 +161,6 @@ class CaboSettings:
             lower the latency, which gives the search a direction toward the boundary. Once
             something is feasible the forests alone model the constraints (the trend kept
             after that was worse on the development set). Default 1.0; 0: off.
-        violation_scale: How the constraint models see each normalised violation:
-            ``"clip"`` to [-2, 4], or ``"log"``: above 1 compressed to ``1 + log(v)``, so
-            runs that all miss a limit by far still differ.
 
     ``signature_rule``, ``start_candidates`` and ``violation_trend`` were chosen on the
     generated development set (docs/benchmarks.md, issue 17). Settings that were measured
@@ -194,12 +189,10 @@ class CaboSettings:
     signature_rule: str = "hard"
     start_candidates: int = 1
     violation_trend: float = 1.0
-    violation_scale: str = "clip"
 
     def __post_init__(self) -> None:
         check_settings(self, owner="cabo", ranges=_CABO_RANGES,
-                       choices={"signature_rule": ("off", "soft", "hard"),
-                                "violation_scale": ("clip", "log")})
+                       choices={"signature_rule": ("off", "soft", "hard")})
 
 
 _CABO_RANGES: dict[str, tuple[float | None, float | None]] = {
@@ -222,19 +215,6 @@ def _forest(x: np.ndarray, y: np.ndarray, n_trees: int, seed: int) -> Any:
         warnings.simplefilter("ignore")
         forest.fit(x, y)
     return forest
-
-
-def _violation_scale(violations: Sequence[float], how: str) -> np.ndarray:
-    """The normalised violations as the constraint models see them. ``"clip"``: clipped to
-    [-2, 4]. ``"log"``: below -2 clipped, above 1 compressed to ``1 + log(v)`` (continuous and
-    smooth at 1, the same sign everywhere, so the boundary at 0 is unchanged): runs that all
-    miss a limit by 5 to 30 times keep their order, which the clip flattens to one value."""
-    v = np.asarray(violations, dtype=float)
-    if how == "clip":
-        return np.clip(v, *_VIOLATION_CLIP)
-    v = np.clip(v, _VIOLATION_CLIP[0], _VIOLATION_MAX)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(v > 1.0, 1.0 + np.log(np.maximum(v, 1.0)), v)
 
 
 def _standardised(y: np.ndarray, best: float | None) -> tuple[np.ndarray, float | None]:
@@ -370,8 +350,7 @@ class Models:
                 rows = [i for i in ran if label in history[i].violations]
                 if len(rows) < 2:
                     continue
-                y = _violation_scale([history[i].violations[label] for i in rows],
-                                     settings.violation_scale)
+                y = np.clip([history[i].violations[label] for i in rows], *_VIOLATION_CLIP)
                 trend = None
                 if (settings.violation_trend > 0 and encoder.ordered_columns
                         and not self.any_feasible):
