@@ -286,6 +286,7 @@ class Space:
             self._by_name[p.name] = p
         if not self._params:
             raise ValueError("the search space has no parameters; declare at least one")
+        self._conditional = any(p.when for p in self._params)
         if forbidden is None:
             forbidden = ()
         if not isinstance(forbidden, (list, tuple)):
@@ -358,7 +359,7 @@ class Space:
     @property
     def is_conditional(self) -> bool:
         """Whether any parameter has an activation condition."""
-        return any(p.when for p in self._params)
+        return self._conditional
 
     # ------------------------------------------------------------------------------- semantics
     def is_active(self, param: Param | str, config: Mapping[str, Any]) -> bool:

@@ -33,9 +33,14 @@ def same_value(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+_SCALARS = frozenset({bool, int, float, str, type(None)})
+
+
 def _lookup_key(value: Any) -> tuple[bool, Any]:
     """A dict key under which equal values meet as :func:`same_value` says (``True`` is not
     ``1``); unhashable values never match."""
+    if type(value) in _SCALARS:
+        return (type(value) is bool, value)
     try:
         hash(value)
     except TypeError:
