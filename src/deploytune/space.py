@@ -147,6 +147,11 @@ class Categorical(Param):
         return {"type": "categorical", "choices": list(self.choices), **self._optional_keys()}
 
 
+def _grid_point(value: float, low: float, step: float) -> float:
+    """The point of the grid ``low + k * step`` nearest to ``value``."""
+    return low + round((float(value) - low) / step) * step
+
+
 @dataclass(frozen=True)
 class Int(Param):
     """An integer parameter in ``[low, high]`` (both inclusive), optionally on a log scale, or
@@ -168,9 +173,7 @@ class Int(Param):
 
     def snap(self, value: float) -> int:
         """The legal value nearest to ``value`` (rounded, on the grid, within the bounds)."""
-        v = float(value)
-        if self.step is not None:
-            v = self.low + round((v - self.low) / self.step) * self.step
+        v = float(value) if self.step is None else _grid_point(value, self.low, self.step)
         return int(min(self.high, max(self.low, round(v))))
 
     def sample(self, rng: np.random.Generator) -> int:
@@ -221,9 +224,7 @@ class Float(Param):
 
     def snap(self, value: float) -> float:
         """The legal value nearest to ``value`` (on the grid, within the bounds)."""
-        v = float(value)
-        if self.step is not None:
-            v = self.low + round((v - self.low) / self.step) * self.step
+        v = float(value) if self.step is None else _grid_point(value, self.low, self.step)
         return float(min(self.high, max(self.low, v)))
 
     def sample(self, rng: np.random.Generator) -> float:

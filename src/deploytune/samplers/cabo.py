@@ -166,8 +166,7 @@ class CaboSettings:
     generated development set (docs/benchmarks.md, issue 17). Settings that were measured
     against the default and not kept were removed from the code on 2026-12-07; their numbers
     stay in docs/benchmarks.md (each round's settings "measured and not kept"). Compare
-    settings with
-    ``deploytune bench --samplers 'cabo,cabo[violation_trend=1]'``.
+    settings with ``deploytune bench --samplers 'cabo,cabo[violation_trend=0]'``.
     """
 
     n_trees: int = 12
@@ -201,8 +200,7 @@ _CABO_RANGES: dict[str, tuple[float | None, float | None]] = {
     "coverage_until": (0, 1), "random_probability": (0, 1), "violation_sd_floor": (1e-9, None),
     "start_candidates": (0, None), "violation_trend": (0, None),
 }
-"""The ranges :func:`check_settings` holds cabo's numeric settings to (the choices of
-``signature_rule`` are checked by :class:`CaboSampler`)."""
+"""The ranges :func:`check_settings` holds cabo's numeric settings to."""
 
 
 def _forest(x: np.ndarray, y: np.ndarray, n_trees: int, seed: int) -> Any:
@@ -453,10 +451,18 @@ class Models:
         score = np.maximum(ei, 0.0) * pof
         if not np.any(score > 0):
             score = pof
-        if self.settings.cost_exponent > 0 and self._cost is not None:
-            waste = (1.0 - pof) * self.expected_cost(x) / self._typical_cost
+        waste = self._waste(x, pof)
+        if waste is not None:
             score = score / (1.0 + waste) ** self.settings.cost_exponent
         return score
+
+    def _waste(self, x: np.ndarray, pof: np.ndarray) -> np.ndarray | None:
+        """Expected wasted seconds of each row over the typical run's, ``(1 - PoF) *
+        predicted seconds / typical``; ``None`` when the cost penalty is off or there is
+        no cost model."""
+        if self.settings.cost_exponent <= 0 or self._cost is None:
+            return None
+        return np.asarray((1.0 - pof) * self.expected_cost(x) / self._typical_cost)
 
     def _feasible_first(self, x: np.ndarray, m: np.ndarray,
                         crash_floor: np.ndarray | None) -> np.ndarray:
@@ -467,9 +473,8 @@ class Models:
         same order as ``PoF * (1 + 1e-3 tanh(m)) / penalty``."""
         log_pof = self.log_pof(x, crash_floor)
         log_score = log_pof + np.log1p(1e-3 * np.tanh(m))
-        if self.settings.cost_exponent > 0 and self._cost is not None:
-            waste = ((1.0 - np.exp(log_pof)) * self.expected_cost(x)
-                     / self._typical_cost)
+        waste = self._waste(x, np.exp(log_pof))
+        if waste is not None:
             log_score -= self.settings.cost_exponent * np.log1p(waste)
         with np.errstate(divide="ignore"):
             return 1.0 / (1.0 - np.minimum(log_score, 0.5))

@@ -104,6 +104,8 @@ from optuna.trial import TrialState
 from deploytune.history import Observation
 from deploytune.outcome import Status
 from deploytune.samplers._base import SpaceSampler, trial_rng
+from deploytune.samplers._encoding import same_value
+from deploytune.samplers._moves import draw_unseen
 from deploytune.samplers._options import check_settings, settings_from
 from deploytune.space import Categorical, Config, Float, Int, Param, Space, all_numbers
 
@@ -142,6 +144,9 @@ class Smac3Settings:
     the crash cost) or ``penalty`` (SUCCESS with its cost plus a static penalty)."""
     crash_cost: float | None = None
     """The cost told for crashes; ``None``: the largest cost told as SUCCESS (SMAC3's fix)."""
+
+    def __post_init__(self) -> None:
+        check_settings(self, owner="smac3", choices={"infeasible": ("crash", "penalty")})
 
 
 # ----------------------------------------------------------------------------- told values
@@ -197,10 +202,7 @@ def _plain(value: Any) -> Any:
 
 
 def _same(a: Any, b: Any) -> bool:
-    a, b = _plain(a), _plain(b)
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    return bool(a == b)
+    return same_value(_plain(a), _plain(b))
 
 
 def _grid(p: Int | Float) -> list[Any]:
@@ -297,9 +299,7 @@ class _Encoding:
         value = _plain(value)
         if isinstance(p, Categorical):
             return next((c for c in p.choices if _same(c, value)), value)
-        if isinstance(p, Int):
-            return p.snap(float(value))
-        assert isinstance(p, Float)
+        assert isinstance(p, (Int, Float))
         return p.snap(float(value))
 
     def configuration(self, config: Config) -> Any:
@@ -453,7 +453,6 @@ class Smac3Sampler(SpaceSampler):
         require_smac()
         super().__init__(space, seed)
         self.settings = settings_from(Smac3Settings, settings, owner="smac3")
-        check_settings(self.settings, owner="smac3", choices={"infeasible": ("crash", "penalty")})
         self.budget = 50 if budget is None else max(1, int(budget))
         self.fallbacks = 0
         """Asks answered by a random configuration because SMAC gave none usable."""
@@ -510,14 +509,9 @@ class Smac3Sampler(SpaceSampler):
         return self._random_unseen(study, trial.number)
 
     def _random_unseen(self, study: Study, number: int) -> Config:
-        rng = trial_rng(self.seed, number, "smac3-fallback")
         seen = {self.space.key(o.config) for o in self.history(study)}
-        config = self.space.sample(rng)
-        for _ in range(200):
-            if self.space.key(config) not in seen:
-                break
-            config = self.space.sample(rng)
-        return config
+        return draw_unseen(self.space, seen, trial_rng(self.seed, number, "smac3-fallback"),
+                           200)[0]
 
 
 def make_smac3(space: Space, seed: int | None = None, budget: int | None = None,
