@@ -55,10 +55,13 @@ def _judge(problem: Problem, config: Config,
 # ------------------------------------------------------------------------------------ registry
 def test_registry_names_and_aliases(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     generated = [*(f"gen-dev-{k:02d}" for k in range(20)),
-                 *(f"gen-test-{k:02d}" for k in range(20))]
+                 *(f"gen-test-{k:02d}" for k in range(20)),
+                 *(f"gen-noisy-dev-{k:02d}" for k in range(20)),
+                 *(f"gen-noisy-test-{k:02d}" for k in range(20))]
     assert problem_names() == [*NAMES, *LLM_NAMES, *REPLAY_NAMES, *generated,
                                *LIVE_NAMES]  # live last
-    assert expand_problem_names(["gen-test"]) == generated[20:]
+    assert expand_problem_names(["gen-test"]) == generated[20:40]
+    assert expand_problem_names(["gen-noisy-test"]) == generated[60:]
     assert expand_problem_names(["deploy-sim"]) == ["deploy-sim-edge", "deploy-sim-server"]
     assert expand_problem_names(["all"]) == [*NAMES, *LLM_NAMES, *REPLAY_NAMES]  # never live
     assert expand_problem_names(["replay"]) == REPLAY_NAMES

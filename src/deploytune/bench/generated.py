@@ -92,6 +92,25 @@ Cost model
     [0.1, 1], oom and runtime error log-uniform in [0.1, 3], timeout log-uniform in [1, 10],
     transient 0.1; so crash costs range from 0.1x to 10x a full run.
 
+Noisy variant (issue 18)
+    Real CPUs are noisier in some regions (dynamic INT8 quantization measures far noisier than
+    fp32), so each instance also has a variant whose noise depends on the configuration:
+    ``gen-noisy-dev-NN`` / ``gen-noisy-test-NN`` (:func:`generate_noisy`; other instances
+    ``gen-noisy-<instance>``) is instance ``gen-dev-NN`` / ``gen-test-NN`` with the same
+    space, metric model, crash rules, constraint limits, optimum, reference and costs (all
+    noise-free quantities, placed on the base instance), and only its noise changed. The
+    changes are drawn from a separate generator seeded with ``[17, instance, 3]``, so the base
+    instance is untouched, in this order: a base ``sigma`` uniform in [0.02, 0.08], a factor
+    ``f`` uniform in [2, 5], then the noisy region (:class:`NoisyRegion`). With unordered
+    categoricals, one of them (uniform among the unconditional ones, all of them if none is)
+    and one of its choices (uniform): a configuration taking that choice is measured with
+    ``sigma * f``, any other with ``sigma``. Without unordered categoricals, one ordered
+    parameter (uniform): the noise grows along it, ``sigma * (1 + (f - 1) u)`` with ``u`` its
+    position (``sigma`` when it is inactive). The config-dependent sigma
+    (:meth:`GeneratedInstance.noise_of`) replaces the per-instance one in the noise model
+    above (``max(0.05, 1 + sigma z)``, a quarter of it for quality); crashes stay noise-free
+    and an evaluation depends only on the configuration and the ``rng`` passed in.
+
 Generation takes 40-150 ms (most of it evaluating the placement sample), one evaluation
 about 60 microseconds.
 
@@ -99,10 +118,13 @@ Example:
     >>> from deploytune.bench.generated import generate
     >>> generate(3).name, generate(5000).name
     ('gen-dev-03', 'gen-5000')
+    >>> generate_noisy(3).name, generate_noisy(1001).name
+    ('gen-noisy-dev-03', 'gen-noisy-test-01')
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -126,8 +148,12 @@ __all__ = [
     "PLACEMENT_SAMPLES",
     "TEST_INSTANCES",
     "GeneratedInstance",
+    "NoisyRegion",
     "build_instance",
+    "build_noisy_instance",
     "generate",
+    "generate_noisy",
+    "generated_noisy_problems",
     "generated_problems",
 ]
 
@@ -227,6 +253,29 @@ class _Rule:
         return RuntimeError(f"backend failed at run time ({what})")
 
 
+@dataclass(frozen=True)
+class NoisyRegion:
+    """Where the noisy variant of an instance measures noisier (see the module docstring).
+
+    Attributes:
+        param: The parameter that drives the extra noise.
+        factor: The noise multiplier ``f`` (in [2, 5]).
+        choice: For an unordered categorical, the choice measured with ``sigma * f``;
+            ``None`` for an ordered parameter, along which the noise grows from ``sigma``
+            (position 0) to ``sigma * f`` (position 1).
+    """
+
+    param: str
+    factor: float
+    choice: Any = None
+
+    def text(self) -> str:
+        """``x3.21 when cat0 = b`` or ``growing to x3.21 along int4``."""
+        if self.choice is not None:
+            return f"x{self.factor:.2f} when {self.param} = {self.choice}"
+        return f"growing to x{self.factor:.2f} along {self.param}"
+
+
 @dataclass
 class GeneratedInstance:
     """One drawn instance: its space, metric model, crash rules, limits and costs.
@@ -243,13 +292,16 @@ class GeneratedInstance:
         constraints: Constraint texts, e.g. ``latency_ms <= 41.2``.
         device_memory_mb: Memory above which an evaluation raises ``MemoryError`` (``inf``:
             never).
-        noise: Standard deviation of the multiplicative measurement noise.
+        noise: Standard deviation of the multiplicative measurement noise (the base sigma
+            of the noisy variant; :meth:`noise_of` gives the one that applies to a config).
         rules: Crash rules (conditions and crash kind), in checking order.
         cost: The cost model.
         feasible_share: Noise-free feasible share of the placement sample.
         crash_share: Crash share of the placement sample, by crash kind.
         optimum: Estimated best feasible objective (noise-free).
         reference: Mean noise-free objective of the feasible placement samples.
+        noisy_region: ``None`` (the same noise everywhere), or, in the noisy variant, where
+            the noise is larger.
     """
 
     instance: int
@@ -271,6 +323,7 @@ class GeneratedInstance:
     reference: float = 0.0
     families: tuple[str, ...] = ()
     feasible_families: dict[str, tuple[Any, ...]] | None = None
+    noisy_region: NoisyRegion | None = None
 
     # ------------------------------------------------------------------------- the model
     def metrics(self, config: Mapping[str, Any]) -> dict[str, float]:
@@ -344,6 +397,20 @@ class GeneratedInstance:
             raise exc
         return metrics
 
+    def noise_of(self, config: Mapping[str, Any]) -> float:
+        """The noise sigma that applies to ``config`` (a quarter of it for quality).
+
+        :attr:`noise` everywhere, except in the :attr:`noisy_region` of a noisy variant.
+        """
+        region = self.noisy_region
+        if region is None or region.param not in config:
+            return self.noise
+        value = config[region.param]
+        if region.choice is not None:
+            return self.noise * region.factor if value == region.choice else self.noise
+        u = min(1.0, max(0.0, self._by_name[region.param].position(value)))
+        return self.noise * (1.0 + (region.factor - 1.0) * u)
+
     def simulate(self, config: Config, rng: np.random.Generator) -> dict[str, float]:
         """One measured evaluation: the noise-free metrics times multiplicative noise.
 
@@ -361,8 +428,9 @@ class GeneratedInstance:
             TimeoutError: A timeout rule fired.
         """
         metrics = self.evaluate_noise_free(config)
+        sigma = self.noise_of(config)
         z = rng.standard_normal(len(metrics))
-        return {k: v * max(0.05, 1.0 + self.noise * (0.25 if k == "quality" else 1.0)
+        return {k: v * max(0.05, 1.0 + sigma * (0.25 if k == "quality" else 1.0)
                            * float(zi))
                 for (k, v), zi in zip(metrics.items(), z, strict=True)}
 
@@ -389,7 +457,7 @@ class GeneratedInstance:
         return parsed
 
     def description(self) -> str:
-        """A short description: size, crash rules, constraints and measured rates."""
+        """A short description: size, crash rules, constraints, noise and measured rates."""
         n_cond = sum(1 for p in self.space if p.when)
         kinds = {"unordered": 0, "ordered": 0}
         for k in self.knobs:
@@ -400,14 +468,19 @@ class GeneratedInstance:
         crash_parts = ", ".join(f"{v:.1%} {k}" for k, v in self.crash_share.items() if v > 0)
         oom = "no OOM" if math.isinf(self.device_memory_mb) else \
             f"{self.device_memory_mb:.0f} MB device"
-        return (f"Generated instance {self.instance}: {len(self.space)} parameters "
+        region = self.noisy_region
+        variant = "" if region is None else \
+            f", noisy variant (base noise {self.noise:.1%}, {region.text()})"
+        noise = f"{self.noise:.1%}" if region is None else \
+            f"{self.noise:.1%} base, {region.text()}"
+        return (f"Generated instance {self.instance}{variant}: {len(self.space)} parameters "
                 f"({kinds['unordered']} unordered, {kinds['ordered']} ordered categorical, "
                 f"{n_cond} conditional), {_count(len(self.rules), 'crash rule')}, {oom}, "
                 f"{_count(len(self.constraints), 'constraint')}, "
                 f"{self.feasible_share:.1%} of random configurations feasible. "
                 f"{'Maximise' if self.direction == 'maximize' else 'Minimise'} "
                 f"{self.objective} subject to {', '.join(self.constraints)}; noise "
-                f"{self.noise:.1%}; memory declared on {', '.join(declared) or 'nothing'}. "
+                f"{noise}; memory declared on {', '.join(declared) or 'nothing'}. "
                 f"Random sampling (noise-free, {PLACEMENT_SAMPLES} configurations): "
                 f"{crash:.1%} crash ({crash_parts or 'none'}), {self.feasible_share:.1%} "
                 f"feasible. Optimum (estimated) {self.optimum:.6g}, reference (mean feasible "
@@ -441,6 +514,12 @@ def instance_name(instance: int) -> str:
     if instance in TEST_INSTANCES:
         return f"gen-test-{TEST_INSTANCES.index(instance):02d}"
     return f"gen-{instance}"
+
+
+def noisy_instance_name(instance: int) -> str:
+    """Registry name of the noisy variant: ``gen-noisy-dev-NN``, ``gen-noisy-test-NN`` or
+    ``gen-noisy-<instance>``."""
+    return "gen-noisy-" + instance_name(instance)[len("gen-"):]
 
 
 def _draw_params(rng: np.random.Generator) -> list[_Knob]:
@@ -758,3 +837,57 @@ def generate(instance: int) -> Problem:
 def generated_problems() -> dict[str, int]:
     """Registry names of the two splits -> their instances (development set first)."""
     return {instance_name(i): i for i in (*DEV_INSTANCES, *TEST_INSTANCES)}
+
+
+def build_noisy_instance(instance: int) -> GeneratedInstance:
+    """The noisy variant of instance ``instance`` (see "Noisy variant" in the module
+    docstring): the base instance with a base sigma and a :class:`NoisyRegion` drawn from a
+    separate generator.
+
+    Args:
+        instance: A non-negative integer seed.
+
+    Returns:
+        The instance, named ``gen-noisy-...``; everything but :attr:`~GeneratedInstance.name`,
+        :attr:`~GeneratedInstance.noise` and :attr:`~GeneratedInstance.noisy_region` is the
+        base instance's.
+
+    Raises:
+        ValueError: For a negative instance.
+    """
+    base = build_instance(instance)
+    rng = np.random.default_rng([_SEED, instance, 3])
+    sigma = float(rng.uniform(0.02, 0.08))
+    factor = float(rng.uniform(2.0, 5.0))
+    unordered = [k for k in base.knobs if k.kind == "unordered"]
+    if unordered:
+        top = [k for k in unordered if not k.param.when] or unordered
+        knob = top[int(rng.integers(len(top)))]
+        assert isinstance(knob.param, Categorical)
+        choice = knob.param.choices[int(rng.integers(len(knob.param.choices)))]
+        region = NoisyRegion(knob.name, factor, choice)
+    else:
+        knob = base.knobs[int(rng.integers(len(base.knobs)))]
+        region = NoisyRegion(knob.name, factor)
+    return dataclasses.replace(base, name=noisy_instance_name(instance), noise=sigma,
+                               noisy_region=region)
+
+
+def generate_noisy(instance: int) -> Problem:
+    """The noisy variant of :func:`generate` ``(instance)``: same space, limits, optimum and
+    reference, with noise that depends on the configuration (see the module docstring).
+
+    Args:
+        instance: A non-negative integer; the same instance gives the identical problem on
+            every machine.
+
+    Returns:
+        The :class:`~deploytune.bench.problem.Problem`, named ``gen-noisy-dev-NN``,
+        ``gen-noisy-test-NN`` or ``gen-noisy-<instance>``.
+    """
+    return build_noisy_instance(instance).problem()
+
+
+def generated_noisy_problems() -> dict[str, int]:
+    """Registry names of the noisy variants of the two splits -> their instances."""
+    return {noisy_instance_name(i): i for i in (*DEV_INSTANCES, *TEST_INSTANCES)}

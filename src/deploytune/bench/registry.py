@@ -12,7 +12,12 @@ import functools
 from collections.abc import Callable, Sequence
 
 from deploytune.bench.deploy_sim import deploy_sim_edge, deploy_sim_server
-from deploytune.bench.generated import generate, generated_problems
+from deploytune.bench.generated import (
+    generate,
+    generate_noisy,
+    generated_noisy_problems,
+    generated_problems,
+)
 from deploytune.bench.llm_sim import (
     llm_sim_8b_24gb,
     llm_sim_70b_2xh100,
@@ -67,10 +72,14 @@ _LIVE_FACTORIES: dict[str, Callable[[], Problem]] = {
 """Problems whose evaluations really run (minutes per run): never part of ``all``."""
 
 _GENERATED_FACTORIES: dict[str, Callable[[], Problem]] = {
-    name: functools.partial(generate, instance) for name, instance in generated_problems().items()
+    **{name: functools.partial(generate, instance)
+       for name, instance in generated_problems().items()},
+    **{name: functools.partial(generate_noisy, instance)
+       for name, instance in generated_noisy_problems().items()},
 }
-"""The generated family's two splits (:mod:`deploytune.bench.generated`): never part of
-``all``, so what ``all`` runs stays what earlier results were measured on."""
+"""The generated family's two splits and their noisy variants (region-dependent noise)
+(:mod:`deploytune.bench.generated`): never part of ``all``, so what ``all`` runs stays what
+earlier results were measured on."""
 
 ALIASES: dict[str, tuple[str, ...]] = {
     "deploy-sim": ("deploy-sim-edge", "deploy-sim-server"),
@@ -80,9 +89,13 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "live": (*_LIVE, "llama-cpu"),
     "gen-dev": tuple(n for n in _GENERATED_FACTORIES if n.startswith("gen-dev-")),
     "gen-test": tuple(n for n in _GENERATED_FACTORIES if n.startswith("gen-test-")),
+    "gen-noisy-dev": tuple(n for n in _GENERATED_FACTORIES if n.startswith("gen-noisy-dev-")),
+    "gen-noisy-test": tuple(n for n in _GENERATED_FACTORIES
+                            if n.startswith("gen-noisy-test-")),
 }
 """Names that stand for several problems (``all`` stands for every problem except the live
-ones, which run real evaluations, and the generated ones, ``gen-dev`` and ``gen-test``)."""
+ones, which run real evaluations, and the generated ones, ``gen-dev``, ``gen-test``,
+``gen-noisy-dev`` and ``gen-noisy-test``)."""
 
 
 def problem_names() -> list[str]:
@@ -120,7 +133,7 @@ def get_problem(name: str) -> Problem:
 def expand_problem_names(names: Sequence[str]) -> list[str]:
     """Expand aliases: ``deploy-sim`` -> both deploy-sim scenarios, ``all`` -> every simulated
     and replayed problem (not the generated or live ones), ``gen-dev`` -> the generated
-    development set.
+    development set, ``gen-noisy-dev`` -> its noisy variant (region-dependent noise).
 
     The result keeps the order of first mention and holds no duplicates.
 
