@@ -56,9 +56,11 @@ __all__ = [
     "ATTR_INTERRUPTED",
     "ATTR_LOG",
     "ATTR_METRICS",
+    "ATTR_REPEAT_OF",
     "ATTR_REQUEUED_FROM",
     "ATTR_SECONDS_SAVED",
     "ATTR_STATUS",
+    "ATTR_VALIDATION",
     "ATTR_WORKER",
     "OPTUNA_CONSTRAINTS_ATTR",
     "Observation",
@@ -80,6 +82,10 @@ ATTR_INTERRUPTED = "dt.interrupted"
 ATTR_REQUEUED_FROM = "dt.requeued_from"
 ATTR_WORKER = "dt.worker"
 ATTR_CONSTRAINT_LABELS = "dt.constraint_labels"
+ATTR_REPEAT_OF = "dt.repeat_of"
+"""On a deliberate re-run of a configuration: the number of its first trial."""
+ATTR_VALIDATION = "dt.validation"
+"""On a finalist's re-run after the search's budget (not an evaluation of the budget)."""
 
 OPTUNA_CONSTRAINTS_ATTR = "constraints"
 """Trial system attribute holding the constraint values as a list: Optuna's

@@ -43,7 +43,9 @@ from optuna.trial import FrozenTrial, TrialState
 from deploytune.history import (
     ATTR_ERROR,
     ATTR_INTERRUPTED,
+    ATTR_REPEAT_OF,
     ATTR_REQUEUED_FROM,
+    ATTR_VALIDATION,
     ATTR_WORKER,
 )
 
@@ -144,7 +146,9 @@ def interrupt_trial(study: optuna.Study, trial: FrozenTrial | optuna.Trial,
     number = trial.number
     config = _whole_config(study, trial, space)
     if config is not None and number not in _requeued_origins(study):
-        study.enqueue_trial(config, user_attrs={ATTR_REQUEUED_FROM: number},
+        inherited = {k: trial.user_attrs[k] for k in (ATTR_REPEAT_OF, ATTR_VALIDATION)
+                     if k in trial.user_attrs}  # a re-run stays one
+        study.enqueue_trial(config, user_attrs={**inherited, ATTR_REQUEUED_FROM: number},
                             skip_if_exists=False)
     # NOTE: Optuna has no public way to set attributes on a trial object of another process;
     # the storage call is the one Trial.set_user_attr makes.

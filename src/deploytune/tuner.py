@@ -15,11 +15,21 @@ from deploytune.early_abort import EarlyAbort, parse_early_abort
 from deploytune.evaluators.base import Evaluator, FunctionEvaluator, Monitor
 from deploytune.evaluators.classify import Rule, parse_rules
 from deploytune.execution import run_trial
+from deploytune.feasibility import (
+    DEFAULT_CONFIDENCE,
+    Recommendation,
+    assess,
+    check_confidence,
+    next_to_validate,
+    recommend,
+)
 from deploytune.history import (
     ATTR_ATTEMPTS,
     ATTR_ERROR,
     ATTR_METRICS,
+    ATTR_REPEAT_OF,
     ATTR_SECONDS_SAVED,
+    ATTR_VALIDATION,
     ATTR_WORKER,
     is_interrupted,
     observation_of,
@@ -42,6 +52,7 @@ from deploytune.recovery import (
     worker_identity,
 )
 from deploytune.space import Space
+from deploytune.validation import Validation, parse_validation
 
 __all__ = [
     "Evaluate",
@@ -96,6 +107,8 @@ class TrialRecord:
         cost_s: Seconds spent evaluating.
         seconds_saved: For aborted trials, the estimated seconds the abort saved.
         attempts: How many times the configuration was run (transient retries).
+        repeat_of: For a deliberate re-run, the number of the configuration's first trial.
+        validation: Whether it is a finalist's re-run after the search's budget.
     """
 
     number: int
@@ -109,6 +122,8 @@ class TrialRecord:
     cost_s: float
     seconds_saved: float | None = None
     attempts: int = 1
+    repeat_of: int | None = None
+    validation: bool = False
 
     @classmethod
     def from_trial(cls, t: FrozenTrial) -> TrialRecord | None:
@@ -120,10 +135,13 @@ class TrialRecord:
         metrics = {k: float(v) for k, v in raw.items()}
         error = t.user_attrs.get(ATTR_ERROR)
         saved = t.user_attrs.get(ATTR_SECONDS_SAVED)
+        repeat_of = t.user_attrs.get(ATTR_REPEAT_OF)
         return cls(obs.number, obs.config, obs.status, obs.crash_kind, metrics, obs.value,
                    obs.violations, error, obs.cost_s,
                    float(saved) if isinstance(saved, (int, float)) else None,
-                   int(t.user_attrs.get(ATTR_ATTEMPTS, 1) or 1))
+                   int(t.user_attrs.get(ATTR_ATTEMPTS, 1) or 1),
+                   int(repeat_of) if isinstance(repeat_of, int) else None,
+                   bool(t.user_attrs.get(ATTR_VALIDATION, False)))
 
 
 @dataclass
@@ -137,6 +155,7 @@ class Result:
         study: The Optuna study that holds the history.
         interrupted: Trials cut short by a stopped tuner (not evaluations; their
             configurations were queued again).
+        confidence: The chance constraint's level (see :attr:`recommendation`).
     """
 
     trials: list[TrialRecord]
@@ -144,10 +163,21 @@ class Result:
     constraints: list[Constraint] = field(default_factory=list)
     study: optuna.Study | None = None
     interrupted: int = 0
+    confidence: float = DEFAULT_CONFIDENCE
+
+    @property
+    def recommendation(self) -> Recommendation | None:
+        """The configuration to deploy: every run of each configuration pooled, the best
+        pessimistic objective bound among those that meet the chance constraint
+        (:mod:`deploytune.feasibility`); ``None`` when nothing was feasible. Check its
+        ``reliable``: ``False`` says no configuration met the chance constraint."""
+        return recommend(assess(self.trials, self.objective, self.constraints, self.confidence),
+                         self.objective, self.confidence)
 
     @property
     def best_trial(self) -> TrialRecord | None:
-        """The best feasible trial; ``None`` when nothing was feasible."""
+        """The best feasible *observed* run; ``None`` when nothing was feasible. One lucky
+        run of a noisy configuration can be it: deploy :attr:`recommendation`."""
         best: TrialRecord | None = None
         for t in self.trials:
             if t.status is not Status.FEASIBLE or t.value is None or math.isnan(t.value):
@@ -199,16 +229,22 @@ class Result:
             lines.append(f"best {self.objective.metric} = {b.value:g} (trial {b.number}): "
                          f"{b.config}")
             lines += [f"  {c}: margin {m:g}" for c, m in self.margins().items()]
+        rec = self.recommendation
+        if rec is not None:
+            lines.append(f"recommended ({'' if rec.reliable else 'NOT '}reliably feasible: "
+                         f"P(feasible) {rec.runs.p_feasible:.2f}, {rec.runs.runs} runs): "
+                         f"{rec.config}")
         return "\n".join(lines)
 
     @classmethod
     def from_study(cls, study: optuna.Study, objective: Objective,
-                   constraints: Sequence[Constraint]) -> Result:
+                   constraints: Sequence[Constraint],
+                   confidence: float = DEFAULT_CONFIDENCE) -> Result:
         """Collect a result from every finished trial of ``study``."""
         trials = study.get_trials(deepcopy=False)
         records = [r for r in (TrialRecord.from_trial(t) for t in trials) if r is not None]
         interrupted = sum(t.state.is_finished() and is_interrupted(t) for t in trials)
-        return cls(records, objective, list(constraints), study, interrupted)
+        return cls(records, objective, list(constraints), study, interrupted, confidence)
 
 
 def _as_space(space: Space | Mapping[str, Any]) -> Space:
@@ -254,6 +290,8 @@ class _Progress:
 
     evaluations: int
     """Finished trials that count against the budget."""
+    final_runs: int
+    """Finished finalists' re-runs (after the budget; not evaluations of it)."""
     any_ran: bool
     """Whether some evaluation reported every metric the objective and constraints need."""
     seconds_spent: float
@@ -267,8 +305,11 @@ class _Progress:
         trials = study.get_trials(deepcopy=False)
         finished = [t for t in trials if t.state.is_finished()]
         obs = observations(study, finished)
+        counted = [t for t in finished if not is_interrupted(t)]
+        final = sum(bool(t.user_attrs.get(ATTR_VALIDATION, False)) for t in counted)
         return cls(
-            evaluations=sum(not is_interrupted(t) for t in finished),
+            evaluations=len(counted) - final,
+            final_runs=final,
             any_ran=any(o.status in (Status.FEASIBLE, Status.INFEASIBLE) for o in obs),
             seconds_spent=sum((t.datetime_complete - t.datetime_start).total_seconds()
                               for t in finished if t.datetime_start and t.datetime_complete),
@@ -383,6 +424,37 @@ def _make_check(early: EarlyAbort, objective: Objective, constraints: Sequence[C
     return check
 
 
+def _queue_rerun(study: optuna.Study, objective: Objective, constraints: Sequence[Constraint],
+                 confidence: float, validation: Validation, searching: bool,
+                 final_runs: int) -> bool:
+    """Queue the re-run :mod:`deploytune.validation` asks for, if any; ``False`` when the
+    study is done (the budget spent and no finalist left to run again).
+
+    A trial already waiting in the queue (a resumed study's, a user's) goes first.
+    """
+    if study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        return True
+    if searching and not (validation.during_search and validation.repeats > 0):
+        return True
+    if not searching and final_runs >= validation.max_final_runs:
+        return False
+    trials = [r for r in (TrialRecord.from_trial(t) for t in study.get_trials(deepcopy=False))
+              if r is not None]
+    assessed = assess(trials, objective, constraints, confidence)
+    target = next_to_validate(assessed, objective, confidence,
+                              1 if searching else validation.finalists, validation.repeats)
+    if target is None:
+        return searching
+    runs = next(a for a in assessed if a.config == target)
+    if searching and runs.reliable(confidence):
+        return True  # sure enough for now: the finalists' re-runs will check it
+    attrs: dict[str, Any] = {ATTR_REPEAT_OF: runs.numbers[0]}
+    if not searching:
+        attrs[ATTR_VALIDATION] = True
+    study.enqueue_trial(target, user_attrs=attrs, skip_if_exists=False)
+    return True
+
+
 def optimize(
     evaluate: Evaluate | Evaluator,
     space: Space | Mapping[str, Any],
@@ -402,6 +474,8 @@ def optimize(
     early_abort: EarlyAbort | bool | Mapping[str, Any] | None = None,
     pruner: optuna.pruners.BasePruner | None = None,
     on_trial_start: Callable[[int, dict[str, Any]], None] | None = None,
+    confidence: float = DEFAULT_CONFIDENCE,
+    validation: Validation | Mapping[str, Any] | bool | None = False,
 ) -> Result:
     """Find the best feasible configuration of ``space`` in ``budget`` evaluations.
 
@@ -438,6 +512,14 @@ def optimize(
             ``None``/``True`` for the defaults (k = 5, then 3), ``False`` to switch it off.
         pruner: An Optuna pruner applied to the streamed objective (reports with a ``step``).
         on_trial_start: Called with ``(trial number, config)`` before each evaluation.
+        confidence: The chance constraint: a configuration counts as reliably feasible when a
+            fresh run meets every constraint with at least this probability
+            (:mod:`deploytune.feasibility`); the result's ``recommendation`` is chosen by it.
+        validation: Re-runs of uncertain incumbents during the search (evaluations of the
+            budget) and of the finalists after it (on top of the budget):
+            :class:`~deploytune.validation.Validation`, a mapping of its fields, ``True`` for
+            its defaults (what ``deploytune tune`` runs), or ``False`` (the default here: exactly
+            ``budget`` evaluations, each a new configuration unless the sampler repeats one).
 
     Returns:
         A :class:`Result` over every finished trial of the study.
@@ -469,6 +551,8 @@ def optimize(
         raise ValueError(f"retries: must be an integer >= 0 (got {retries!r})")
     rule_list = parse_rules(rules)
     early = parse_early_abort(early_abort)
+    confidence = check_confidence(confidence)
+    checks = parse_validation(validation)
     evaluator = evaluate if isinstance(evaluate, Evaluator) else FunctionEvaluator(evaluate)
     sampler_obj = (sampler if isinstance(sampler, optuna.samplers.BaseSampler)
                    else make_sampler(sampler, space=space_obj, seed=seed, budget=budget or 100))
@@ -484,9 +568,10 @@ def optimize(
     try:
         while True:
             progress = _Progress.of(study)
-            if budget is not None and progress.evaluations >= budget:
-                break
-            if time_budget_s is not None and progress.seconds_spent >= time_budget_s:
+            searching = not (budget is not None and progress.evaluations >= budget) and not (
+                time_budget_s is not None and progress.seconds_spent >= time_budget_s)
+            if not _queue_rerun(study, obj, cons, confidence, checks, searching,
+                                progress.final_runs):
                 break
             trial, config = _start_trial(study, space_obj, worker, sampler_obj)
             check = _make_check(early, obj, cons, progress.any_feasible, trial,
@@ -516,4 +601,4 @@ def optimize(
     finally:
         if evaluator is not evaluate:
             evaluator.close()
-    return Result.from_study(study, obj, cons)
+    return Result.from_study(study, obj, cons, confidence)
