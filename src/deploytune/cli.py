@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from deploytune.spec import Spec
+    from deploytune.validation import Validation
 
 __all__ = ["app", "main"]
 
@@ -411,6 +412,38 @@ def tune(
           resume=f"deploytune tune {spec_file}", fresh=fresh)
 
 
+@app.command()
+def validate(
+    spec_file: Annotated[Path, typer.Argument(
+        help="The spec the study was tuned with (its evaluator runs the re-runs).",
+        show_default=False)],
+    study_name: Annotated[str | None, typer.Option(
+        "--study", help="The study to validate (default: the spec's); it may have been "
+                        "written by plain Optuna code.")] = None,
+    finalists: Annotated[int, typer.Option(
+        "--finalists", min=1, help="How many of the best-ranked configurations may be run "
+                                   "again.")] = 3,
+    repeats: Annotated[int, typer.Option(
+        "--repeats", min=1, help="Runs each finalist gets beyond its first.")] = 2,
+    report: Annotated[bool, typer.Option(
+        "--report/--no-report", help="Write report.html and PNG figures.")] = True,
+) -> None:
+    """Re-run the finalists of an existing study in fresh evaluations and say which one to
+    deploy: the best pessimistic objective bound among those that meet the chance constraint
+    (the spec's `confidence`), per constraint its feasibility rate, mean, spread and margin.
+
+    Finalists are walked best first; one that already has 1 + REPEATS runs is not run again,
+    and validation stops at the first one that meets the chance constraint. No new
+    configuration is tried. Exit status as `deploytune tune`.
+    """
+    from deploytune.validation import Validation
+
+    spec = _load_spec(spec_file)
+    _tune(spec_file, spec, _make_console(), live=None, report=report,
+          resume=f"deploytune validate {spec_file}",
+          validate=Validation(finalists, repeats, during_search=False), study_name=study_name)
+
+
 def _load_spec(path: Path) -> Spec:
     """The validated spec, or exit 2 with the SpecError's one-line message."""
     from deploytune.spec import SpecError, load_spec
@@ -422,23 +455,25 @@ def _load_spec(path: Path) -> Spec:
 
 
 def _tune(spec_path: Path, spec: Spec, console: Console, *, live: bool | None, report: bool,
-          resume: str, fresh: bool = False) -> None:
+          resume: str, fresh: bool = False, validate: Validation | None = None,
+          study_name: str | None = None) -> None:
     """Run the spec's study to its budget and print the summary; Ctrl-C exits 130, a study
     holding another problem or a metric the evaluator does not report exits 2, a storage
     failure or another reason to stop (a failing sampler) exits 1."""
     from deploytune.analysis.summary import render_summary
     from deploytune.tuner import MetricNotReported, TuningStopped
-    from deploytune.tuning import StorageError, StudyMismatch, tune_spec
+    from deploytune.tuning import StorageError, StudyMismatch, StudyNotFound, tune_spec
 
     if live is None:  # a log file or a pipe gets one plain line per trial
         live = console.is_interactive
     try:
-        result = tune_spec(spec, console=console, live=live, report=report, fresh=fresh)
+        result = tune_spec(spec, console=console, live=live, report=report, fresh=fresh,
+                           validate=validate, study_name=study_name)
     except KeyboardInterrupt:
         _say(console, f"\nstopped: the running trial was recorded as interrupted and "
                       f"will be evaluated again; run `{resume}` to resume")
         raise typer.Exit(code=130) from None
-    except StudyMismatch as exc:
+    except (StudyMismatch, StudyNotFound) as exc:
         raise _fail(f"{spec_path}: {exc}") from None
     except StorageError as exc:
         raise _fail(str(exc), code=1) from None

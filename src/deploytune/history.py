@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ATTR_ATTEMPTS",
+    "ATTR_CONFIDENCE",
     "ATTR_CONSTRAINT_LABELS",
     "ATTR_COST",
     "ATTR_CRASH_KIND",
@@ -82,6 +83,8 @@ ATTR_INTERRUPTED = "dt.interrupted"
 ATTR_REQUEUED_FROM = "dt.requeued_from"
 ATTR_WORKER = "dt.worker"
 ATTR_CONSTRAINT_LABELS = "dt.constraint_labels"
+ATTR_CONFIDENCE = "dt.confidence"
+"""Study user attribute: the chance constraint's level the study was tuned with."""
 ATTR_REPEAT_OF = "dt.repeat_of"
 """On a deliberate re-run of a configuration: the number of its first trial."""
 ATTR_VALIDATION = "dt.validation"

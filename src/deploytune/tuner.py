@@ -25,6 +25,7 @@ from deploytune.feasibility import (
 )
 from deploytune.history import (
     ATTR_ATTEMPTS,
+    ATTR_CONFIDENCE,
     ATTR_ERROR,
     ATTR_METRICS,
     ATTR_REPEAT_OF,
@@ -290,8 +291,6 @@ class _Progress:
 
     evaluations: int
     """Finished trials that count against the budget."""
-    final_runs: int
-    """Finished finalists' re-runs (after the budget; not evaluations of it)."""
     any_ran: bool
     """Whether some evaluation reported every metric the objective and constraints need."""
     seconds_spent: float
@@ -306,10 +305,8 @@ class _Progress:
         finished = [t for t in trials if t.state.is_finished()]
         obs = observations(study, finished)
         counted = [t for t in finished if not is_interrupted(t)]
-        final = sum(bool(t.user_attrs.get(ATTR_VALIDATION, False)) for t in counted)
         return cls(
-            evaluations=len(counted) - final,
-            final_runs=final,
+            evaluations=sum(not t.user_attrs.get(ATTR_VALIDATION, False) for t in counted),
             any_ran=any(o.status in (Status.FEASIBLE, Status.INFEASIBLE) for o in obs),
             seconds_spent=sum((t.datetime_complete - t.datetime_start).total_seconds()
                               for t in finished if t.datetime_start and t.datetime_complete),
@@ -428,7 +425,8 @@ def _queue_rerun(study: optuna.Study, objective: Objective, constraints: Sequenc
                  confidence: float, validation: Validation, searching: bool,
                  final_runs: int) -> bool:
     """Queue the re-run :mod:`deploytune.validation` asks for, if any; ``False`` when the
-    study is done (the budget spent and no finalist left to run again).
+    study is done (the budget spent and no finalist left to run again, or ``final_runs``,
+    this call's finalists' re-runs, at the settings' most).
 
     A trial already waiting in the queue (a resumed study's, a user's) goes first.
     """
@@ -563,15 +561,17 @@ def optimize(
         load_if_exists=True, pruner=pruner or optuna.pruners.NopPruner(),
     )
     _check_setup(study, setup_of(obj, cons, space_obj))
+    if study.user_attrs.get(ATTR_CONFIDENCE) != confidence:
+        study.set_user_attr(ATTR_CONFIDENCE, confidence)
     recover_stale_trials(study, space_obj)
     worker = worker_identity()
+    final_runs = 0  # finalists' re-runs of this call
     try:
         while True:
             progress = _Progress.of(study)
             searching = not (budget is not None and progress.evaluations >= budget) and not (
                 time_budget_s is not None and progress.seconds_spent >= time_budget_s)
-            if not _queue_rerun(study, obj, cons, confidence, checks, searching,
-                                progress.final_runs):
+            if not _queue_rerun(study, obj, cons, confidence, checks, searching, final_runs):
                 break
             trial, config = _start_trial(study, space_obj, worker, sampler_obj)
             check = _make_check(early, obj, cons, progress.any_feasible, trial,
@@ -596,6 +596,7 @@ def optimize(
             frozen = record(study, trial, outcome)
             rec = TrialRecord.from_trial(frozen)
             assert rec is not None
+            final_runs += rec.validation
             for cb in callbacks:
                 cb(rec)
     finally:

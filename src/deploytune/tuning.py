@@ -34,6 +34,7 @@ from rich.text import Text
 
 from deploytune.problem import SETUP_ATTR, claimable, difference, setup_of
 from deploytune.tuner import Result, optimize
+from deploytune.validation import Validation
 
 if TYPE_CHECKING:
     from optuna.study._frozen import FrozenStudy
@@ -281,6 +282,65 @@ def _fresh_name(names: Sequence[str], name: str) -> str:
     return f"{name}-{k}"
 
 
+def _validated_study(spec: Spec, study_name: str | None) -> str:
+    """The study ``deploytune validate`` re-runs the finalists of: ``study_name``, else the
+    spec's (the newest of its family whose problem matches the spec).
+
+    A study written by plain Optuna code (no ``dt.setup``) is accepted when its direction is
+    the spec's objective's and the parameters of its finished trials are configurations of the
+    spec's space: its trials rank the finalists (their constraint values say which were
+    feasible), and the re-runs, which the spec's evaluator measures, give the metrics.
+
+    Raises:
+        StudyNotFound: No such study, or it holds no finished trial.
+        StudyMismatch: It holds another problem (one line saying which part differs).
+    """
+    storage = optuna.storages.get_storage(spec.storage)
+    studies = {s.study_name: s for s in storage.get_all_studies()}
+    where = storage_text(spec.storage)
+    if study_name is None:
+        family = _family(list(studies.values()), spec.study_name)
+        setup = setup_of(spec.objective, spec.constraints, spec.space)
+        chosen = _choose(family, setup) or (family[-1] if family else None)
+        study_name = chosen.study_name if chosen is not None else spec.study_name
+    frozen = studies.get(study_name)
+    if frozen is None:
+        raise StudyNotFound(f"{where}: no study named {study_name!r} to validate (it holds: "
+                            f"{', '.join(studies) or 'none'}); run `{_resume_hint(spec)}` first "
+                            f"or name one with --study")
+    trials = [t for t in storage.get_all_trials(frozen._study_id, deepcopy=False)
+              if t.state.is_finished()]
+    if not trials:
+        raise StudyNotFound(f"study {study_name!r} in {where} has no finished trial: there is "
+                            f"nothing to validate; run `{_resume_hint(spec)}` first")
+    recorded = frozen.user_attrs.get(SETUP_ATTR)
+    setup = setup_of(spec.objective, spec.constraints, spec.space)
+    if recorded is not None:
+        key = difference(recorded, setup)
+        if key is not None:
+            raise StudyMismatch(
+                f"study {study_name!r} in {where} holds a different {key} "
+                f"({_short(recorded.get(key))} vs {_short(setup.get(key))} in the spec); "
+                f"validate it with the spec it was "
+                f"tuned with; nothing was changed")
+        return study_name
+    direction = frozen.directions[0].name.lower() if len(frozen.directions) == 1 else "multi"
+    if direction != spec.objective.direction:
+        raise StudyMismatch(
+            f"study {study_name!r} in {where} was created by plain Optuna code to {direction} "
+            f"and the spec's objective is to {spec.objective.direction} "
+            f"{spec.objective.metric}; give a spec with the study's direction; nothing was "
+            f"changed")
+    for t in trials:
+        if t.params and not spec.space.is_valid(dict(t.params)):
+            raise StudyMismatch(
+                f"study {study_name!r} in {where}: trial {t.number}'s parameters "
+                f"{_short(dict(t.params))} are not a configuration of the spec's space "
+                f"({', '.join(p.name for p in spec.space)}); validate needs the space the "
+                f"study was tuned in; nothing was changed")
+    return study_name
+
+
 def _resume_hint(spec: Spec) -> str:
     return f"deploytune tune {spec.source}"
 
@@ -335,8 +395,10 @@ def _previous_result(spec: Spec, name: str) -> Result | None:
 
 
 def tune_spec(spec: Spec, *, console: Console, live: bool = True, report: bool = True,
-              fresh: bool = False) -> Result:
-    """Run (or resume) the study of ``spec`` to its budget and write its report.
+              fresh: bool = False, validate: Validation | None = None,
+              study_name: str | None = None) -> Result:
+    """Run (or resume) the study of ``spec`` to its budget and write its report; or, with
+    ``validate``, only re-run the finalists of the existing study (``deploytune validate``).
 
     Args:
         spec: The validated spec.
@@ -347,6 +409,10 @@ def tune_spec(spec: Spec, *, console: Console, live: bool = True, report: bool =
             warning; the result is returned all the same).
         fresh: Start a new study ``<name>-N`` in the same storage instead of resuming; the
             existing studies are kept as they are.
+        validate: Re-run the finalists of the existing study as these settings say, and
+            nothing else: no new configuration, whatever the spec's budget (a study written
+            by plain Optuna code works too, see :func:`_validated_study`).
+        study_name: With ``validate``: the study to validate (default: the spec's).
 
     Raises:
         KeyboardInterrupt: On Ctrl-C or SIGTERM, after the running trial was recorded as
@@ -363,8 +429,16 @@ def tune_spec(spec: Spec, *, console: Console, live: bool = True, report: bool =
     resume = (f"; the trials recorded so far are kept: once fixed, `{_resume_hint(spec)}` "
               f"resumes")
     with _storage_faults(spec.storage):
-        name = _select_study(spec, fresh, console)
+        if validate is None:
+            name = _select_study(spec, fresh, console)
+        else:
+            name = _validated_study(spec, study_name)
         previous = _previous_result(spec, name)
+    budget, validation = spec.budget_trials, spec.validation
+    if validate is not None:
+        assert previous is not None
+        budget = sum(not t.validation for t in previous.trials)
+        validation = validate
     if previous is not None and previous.trials:
         console.print(Text.assemble("resuming study ", (name, "bold"),
                                     f": {len(previous.trials)} evaluations recorded"),
@@ -382,11 +456,12 @@ def tune_spec(spec: Spec, *, console: Console, live: bool = True, report: bool =
                 result = optimize(
                     evaluator, spec.space, objective=spec.objective.metric,
                     direction=spec.objective.direction, constraints=spec.constraints,
-                    budget=spec.budget_trials, sampler=sampler, seed=spec.seed,
-                    storage=spec.storage, study_name=name,
-                    callbacks=[progress.on_trial], time_budget_s=spec.budget_seconds,
+                    budget=budget, sampler=sampler, seed=spec.seed,
+                    storage=spec.storage, study_name=name, callbacks=[progress.on_trial],
+                    time_budget_s=spec.budget_seconds if validate is None else None,
                     retries=spec.retries, rules=spec.rules, early_abort=spec.early_abort,
-                    pruner=spec.build_pruner(), on_trial_start=progress.on_start)
+                    pruner=spec.build_pruner(), on_trial_start=progress.on_start,
+                    confidence=spec.confidence, validation=validation)
             except ValueError as exc:
                 if progress.started:
                     raise

@@ -10,8 +10,9 @@ best-ranked configuration that has not been run often enough):
   them like any other trial.
 * **Finalists** (after the search's budget): the ``finalists`` best-ranked configurations are
   run again, best first, until one with ``1 + repeats`` runs meets the chance constraint, at
-  most ``finalists * repeats`` runs. These come on top of the budget (the summary counts them
-  apart) and carry the trial user attribute ``dt.validation``.
+  most ``finalists * repeats`` runs per call of :func:`~deploytune.optimize` (a tuner resumed
+  after a kill may spend that again). These come on top of the budget (the summary counts
+  them apart) and carry the trial user attribute ``dt.validation``.
 
 Every re-run is a fresh evaluation by the same evaluator: a new process for isolated and
 command evaluators, a fresh server start for the server evaluator, so variance that appears

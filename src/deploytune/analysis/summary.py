@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from optuna.trial import FrozenTrial, TrialState
 
-from deploytune.history import ATTR_STATUS
+from deploytune.feasibility import DEFAULT_CONFIDENCE, ConfigRuns
+from deploytune.history import ATTR_CONFIDENCE, ATTR_STATUS
 from deploytune.outcome import Constraint, CrashKind, Objective, Status, parse_constraints
 from deploytune.tuner import Result, TrialRecord
 
@@ -32,6 +33,7 @@ __all__ = [
     "Closest",
     "closest_constraint",
     "load_result",
+    "recommendation_lines",
     "render_summary",
     "summary_text",
 ]
@@ -83,7 +85,10 @@ def load_result(study: optuna.Study) -> Result:
     except ValueError as exc:
         raise ValueError(f"study {study.study_name!r}: its {SETUP_ATTR!r} user attribute is "
                          f"malformed: {exc}") from exc
-    result = Result.from_study(study, objective, constraints)
+    confidence = study.user_attrs.get(ATTR_CONFIDENCE, DEFAULT_CONFIDENCE)
+    result = Result.from_study(study, objective, constraints,
+                               confidence if isinstance(confidence, float) and 0 < confidence < 1
+                               else DEFAULT_CONFIDENCE)
     interrupted = _interrupted_numbers(study)
     if interrupted:
         result.trials = [t for t in result.trials if t.number not in interrupted]
@@ -413,6 +418,62 @@ def _facts(result: Result, title: str | None = None) -> _Facts:
     return facts
 
 
+def _rerun_text(result: Result) -> str:
+    """``"; 2 re-runs during the search, 4 finalists' re-runs after the budget"`` or ``""``."""
+    during = sum(t.repeat_of is not None and not t.validation for t in result.trials)
+    final = sum(t.validation for t in result.trials)
+    parts = ([f"{during} re-run{'s' if during != 1 else ''} during the search"] if during
+             else []) + ([f"{final} finalists' re-run{'s' if final != 1 else ''} after the "
+                          f"budget"] if final else [])
+    return "; " + ", ".join(parts) if parts else ""
+
+
+def _constraint_line(c: Any, confidence: float) -> tuple[str, str]:
+    """One constraint of the recommendation: runs that met it, mean and spread, margin."""
+    text = f"met in {c.met}/{c.ran} runs"
+    if c.mean is not None:
+        text += f", mean {fmt_num(c.mean)}"
+        if len(c.values) > 1:
+            text += f" (sd {fmt_num(c.std)})"
+        text += f", margin {fmt_num(c.margin)}"
+        interval = c.margin_interval(confidence)
+        if interval is not None:
+            text += (f" [{fmt_num(interval[0])}, {fmt_num(interval[1])}] "
+                     f"({confidence:.0%} of fresh runs)")
+    return str(c.constraint), text + f", P(met) {c.p_met:.2f}"
+
+
+def recommendation_lines(result: Result) -> list[str]:
+    """What to deploy and how sure the runs make it, as plain lines (empty when nothing was
+    feasible): the configuration (when it is not the best observed run's), whether it meets
+    the chance constraint, and per constraint the runs that met it, mean, spread and margin
+    with its interval.
+
+    Args:
+        result: The result of a study.
+    """
+    rec = result.recommendation
+    if rec is None:
+        return []
+    runs: ConfigRuns = rec.runs
+    best = result.best_trial
+    verdict = (f"reliably feasible: P(feasible) {runs.p_feasible:.2f} >= {rec.confidence:g}"
+               if rec.reliable else
+               f"NOT reliably feasible: no configuration reaches P(feasible) >= "
+               f"{rec.confidence:g}; this one is the likeliest ({runs.p_feasible:.2f})")
+    lines = [f"recommended: {verdict}; {runs.feasible_runs} of {runs.runs} "
+             f"run{'s' if runs.runs != 1 else ''} feasible, {result.objective.metric} "
+             f"{fmt_num(runs.value)} (pessimistic {fmt_num(runs.bound)})"]
+    if best is None or best.config != rec.config:
+        lines.append("  configuration (not the best observed run's: that one is less sure):"
+                     if best is not None else "  configuration:")
+        lines += _kv_lines((k, _param_text(v)) for k, v in rec.config.items())
+    if runs.constraints:
+        lines.append("  per constraint:")
+        lines += _kv_lines(_constraint_line(c, rec.confidence) for c in runs.constraints)
+    return lines
+
+
 def _finite(v: float) -> float:
     return v if math.isfinite(v) else 0.0
 
@@ -459,7 +520,7 @@ def summary_text(result: Result, *, title: str | None = None) -> str:
         with its metrics and margins, or the constraint that was closest to being met.
     """
     f = _facts(result, title)
-    lines = [f.title, f.problem, f.counts_line, f.cost_line]
+    lines = [f.title, f.problem, f.counts_line + _rerun_text(result), f.cost_line]
     if f.best is not None:
         lines.append(f"best {f.objective.metric} = {fmt_num(f.best.value)} "
                      f"(trial {f.best.number})")
@@ -470,6 +531,7 @@ def summary_text(result: Result, *, title: str | None = None) -> str:
         if f.margins:
             lines.append("  margins:")
             lines += _kv_lines((str(m.constraint), _margin_text(m)) for m in f.margins)
+        lines += recommendation_lines(result)
         return "\n".join(lines)
     lines.append("no feasible configuration found")
     if f.closest is None:
@@ -525,6 +587,7 @@ def render_summary(result: Result, console: Console, *, title: str | None = None
         counts.append(", " if i < len(parts) - 1 else "")
     if f.interrupted:
         counts.append(f"; {f.interrupted} interrupted (not counted)", style="yellow")
+    counts.append(_rerun_text(result))
     console.print(counts)
     console.print(Text(f.cost_line))
     if f.best is not None:
@@ -553,6 +616,10 @@ def render_summary(result: Result, console: Console, *, title: str | None = None
                                 fmt_num(m.margin) if m.margin is not None else "not measured",
                                 pct)
             console.print(margins)
+        rec = result.recommendation
+        first = "bold green" if rec is not None and rec.reliable else "bold red"
+        for i, line in enumerate(recommendation_lines(result)):
+            console.print(Text(line, style=first if i == 0 else ""))
         return
     console.print(Text("no feasible configuration found", style="bold red"))
     if f.closest is None:

@@ -9,11 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 from deploytune.early_abort import EarlyAbort
 from deploytune.evaluators.classify import Rule
+from deploytune.feasibility import DEFAULT_CONFIDENCE
 from deploytune.outcome import Constraint, Objective
 from deploytune.space import Space
 from deploytune.spec.errors import Invalid, SpecError
 from deploytune.spec.evaluator import build_evaluator
 from deploytune.spec.schema import SCHEME_RE
+from deploytune.validation import Validation
 
 if TYPE_CHECKING:
     import optuna
@@ -109,6 +111,9 @@ class Spec:
         sampler_options: Keyword options of the sampler.
         seed: The sampler's seed, or ``None`` for a random one.
         storage: The Optuna storage URL (sqlite paths are absolute).
+        confidence: The chance constraint: P(a fresh run meets every constraint) needed for a
+            configuration to count as reliably feasible.
+        validation: Re-runs of uncertain incumbents and of the finalists.
     """
 
     source: str
@@ -128,6 +133,8 @@ class Spec:
     sampler_options: dict[str, Any] = field(default_factory=dict)
     seed: int | None = None
     storage: str = ""
+    confidence: float = DEFAULT_CONFIDENCE
+    validation: Validation = field(default_factory=Validation)
 
     def build_evaluator(self) -> Evaluator:
         """A fresh evaluator as described by :attr:`evaluator`; the caller closes it.
@@ -195,6 +202,10 @@ class Spec:
             "sampler": {"name": self.sampler, "options": copy.deepcopy(self.sampler_options)},
             "seed": self.seed,
             "storage": self.storage,
+            "confidence": self.confidence,
+            "validation": {"finalists": self.validation.finalists,
+                           "repeats": self.validation.repeats,
+                           "during_search": self.validation.during_search},
         }
 
 

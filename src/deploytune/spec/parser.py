@@ -14,10 +14,12 @@ from deploytune.spec.model import Spec
 from deploytune.spec.objective_section import parse_constraints, parse_objective
 from deploytune.spec.run_section import (
     parse_budget,
+    parse_confidence,
     parse_early_abort,
     parse_pruner,
     parse_sampler,
     parse_seed,
+    parse_validation_section,
 )
 from deploytune.spec.schema import DEFAULT_STUDY_NAME, REQUIRED, REQUIRED_EXAMPLES, TOP_KEYS
 from deploytune.spec.space_section import parse_space
@@ -96,6 +98,8 @@ class Parser:
         sampler, options = parse_sampler(data.get("sampler"), space, seed, trials)
         pruner = parse_pruner(data.get("pruner"))
         early = parse_early_abort(data.get("early_abort"))
+        confidence = parse_confidence(data.get("confidence"))
+        validation = parse_validation_section(data.get("validation"))
         storage = parse_storage(data.get("storage"), self.base_dir, self.stem)
         evaluator, retries, rules = parse_evaluator(data["evaluator"], space, self.base_dir,
                                                     self.check_evaluator)
@@ -103,4 +107,5 @@ class Parser:
                     objective=objective, constraints=constraints, evaluator=evaluator,
                     retries=retries, rules=rules, early_abort=early, pruner=pruner,
                     budget_trials=trials, budget_seconds=seconds, sampler=sampler,
-                    sampler_options=options, seed=seed, storage=storage)
+                    sampler_options=options, seed=seed, storage=storage,
+                    confidence=confidence, validation=validation)

@@ -1,4 +1,5 @@
-"""How the search runs: ``budget``, ``seed``, ``sampler``, ``pruner`` and ``early_abort``."""
+"""How the search runs: ``budget``, ``seed``, ``sampler``, ``pruner``, ``early_abort``,
+``confidence`` and ``validation``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from deploytune.early_abort import EarlyAbort
 from deploytune.early_abort import parse_early_abort as build_early_abort
+from deploytune.feasibility import DEFAULT_CONFIDENCE, check_confidence
 from deploytune.space import Space
 from deploytune.spec.checks import (
     as_mapping,
@@ -28,7 +30,9 @@ from deploytune.spec.schema import (
     MAX_TRIALS,
     PRUNERS,
     SAMPLER_KEYS,
+    VALIDATION_KEYS,
 )
+from deploytune.validation import Validation, parse_validation
 
 
 def parse_budget(raw: Any) -> tuple[int | None, float | None]:
@@ -162,3 +166,38 @@ def _check_sampler(name: str, options: dict[str, Any], space: Space, seed: int |
     except Exception as exc:
         raise Invalid(at, f"the sampler {name!r} cannot be built ({type(exc).__name__}: "
                       f"{one_line(str(exc))}); check its options") from None
+
+
+def parse_confidence(raw: Any) -> float:
+    """The chance constraint's level (default
+    :data:`~deploytune.feasibility.DEFAULT_CONFIDENCE`)."""
+    if raw is None:
+        return DEFAULT_CONFIDENCE
+    try:
+        return check_confidence(raw)
+    except ValueError:
+        raise Invalid("confidence", f"must be a probability strictly between 0 and 1, got "
+                      f"{kind_of(raw)}; e.g. confidence: 0.9 (9 fresh runs in 10 meet every "
+                      f"constraint)") from None
+
+
+def parse_validation_section(raw: Any) -> Validation:
+    """The re-runs: true / false, or a mapping of :class:`~deploytune.validation.Validation`'s
+    fields."""
+    example = "validation: {finalists: 3, repeats: 2, during_search: true} (or true / false)"
+    if raw is None or isinstance(raw, bool):
+        return parse_validation(True if raw is None else raw)
+    d = as_mapping(raw, "validation", example)
+    check_keys(d, "validation", VALIDATION_KEYS)
+    settings: dict[str, Any] = {}
+    for key, v in d.items():
+        at = f"validation.{key}"
+        if v is None:
+            continue
+        if key == "during_search":
+            if not isinstance(v, bool):
+                raise Invalid(at, f"expected true or false, got {kind_of(v)}")
+        else:
+            v = int_at_least(v, at, 0, 100, 0)
+        settings[key] = v
+    return Validation(**settings)

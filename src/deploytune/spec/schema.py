@@ -10,7 +10,8 @@ PRUNERS = ("none", "median", "successive_halving", "hyperband")
 """Accepted values of ``pruner``."""
 
 TOP_KEYS = ("study", "space", "forbidden", "objective", "constraints", "evaluator",
-            "early_abort", "pruner", "budget", "sampler", "seed", "storage")
+            "early_abort", "pruner", "budget", "sampler", "seed", "storage", "confidence",
+            "validation")
 REQUIRED = ("space", "objective", "evaluator", "budget")
 REQUIRED_EXAMPLES = {
     "space": "e.g. space: {batch_size: {type: int, low: 1, high: 64}}",
@@ -26,6 +27,7 @@ BUDGET_KEYS = ("trials", "seconds")
 SAMPLER_KEYS = ("name", "options")
 OBJECTIVE_KEYS = ("metric", "direction", "maximize", "minimize")
 EARLY_ABORT_KEYS = ("before_feasible", "after_feasible", "enabled")
+VALIDATION_KEYS = ("finalists", "repeats", "during_search")
 PARAM_KEYS = {
     "categorical": ("type", "choices", "when", "memory"),
     "int": ("type", "low", "high", "log", "step", "when", "memory"),
@@ -39,7 +41,8 @@ MISPLACED = {
          "trials": "budget", "seconds": "budget", "metric": "objective",
          "direction": "objective", "maximize": "objective", "minimize": "objective",
          "options": "sampler", "before_feasible": "early_abort",
-         "after_feasible": "early_abort"},
+         "after_feasible": "early_abort", "finalists": "validation",
+         "repeats": "validation", "during_search": "validation"},
     "evaluator": {"argv": "evaluator.command", "metrics_file": "evaluator.command",
                   "pattern": "an entry of evaluator.rules",
                   "kind": "an entry of evaluator.rules",
