@@ -73,6 +73,7 @@ def simple_spec(folder: Path, budget: int = 3, **extra: Any) -> dict[str, Any]:
         "constraints": ["p95_ms <= 20"],
         "evaluator": {"command": ["{python}", "metrics.py", "{x}"], "timeout_s": 30},
         "budget": budget,
+        "validation": False,  # exact trial counts below (re-runs: tests/test_validation.py)
         "sampler": "random",
         "seed": 0,
         **extra,
@@ -107,7 +108,7 @@ def test_markup_in_user_values_is_printed_as_it_is(tmp_path: Path, mode: str) ->
         "constraints": ["p95_ms <= 20"],
         "evaluator": {"command": ["{python}", "chat.py", "[/INST]", "{template}"],
                       "timeout_s": 30},
-        "budget": 2, "sampler": "random", "seed": 0,
+        "budget": 2, "sampler": "random", "seed": 0, "validation": False,
     })
     for _ in range(2):  # the second run resumes (the crash came back on every resume)
         proc = cli("tune", str(spec), mode)

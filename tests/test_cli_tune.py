@@ -70,6 +70,7 @@ def zoo_spec(folder: Path) -> dict[str, Any]:
                       "timeout_s": 3, "memory_mb": 400, "retries": 1,
                       "rules": [{"pattern": "Address already in use", "kind": "transient"}]},
         "budget": {"trials": len(ZOO_EXPECTED)},
+        "validation": False,  # exactly one run per behaviour (re-runs: tests/test_validation.py)
         "sampler": "random",
         "seed": 0,
     }
@@ -132,6 +133,7 @@ def slow_spec(folder: Path, budget: int) -> Path:
         "constraints": ["p95_ms <= 8"],
         "evaluator": {"python": "slowmod:evaluate", "timeout_s": 30},
         "budget": budget,
+        "validation": False,  # "nothing evaluated twice" below (re-runs resume: test_validation)
         "sampler": "tba-tpe",
         "seed": 1,
     })

@@ -411,9 +411,9 @@ def next_to_validate(assessed: Sequence[ConfigRuns], objective: Objective,
     """The configuration to run again next, or ``None`` when validation is done.
 
     Walks the ``finalists`` best-ranked configurations (pessimistic bound, feasible at least
-    once). The first one run fewer than ``1 + repeats`` times is returned; one run that often
-    ends the walk when it meets the chance constraint (it is the recommendation, and nothing
-    ranked above it is), and is passed over when it does not.
+    once). One that was run at least twice and meets the chance constraint ends the walk (it
+    is the recommendation, and nothing ranked above it is); otherwise the first one run fewer
+    than ``1 + repeats`` times is returned; one run that often is passed over.
 
     Args:
         assessed: :func:`assess`'s output.
@@ -423,8 +423,8 @@ def next_to_validate(assessed: Sequence[ConfigRuns], objective: Objective,
         repeats: Runs each finalist gets beyond its first.
     """
     for a in _ranked(assessed, objective)[:max(0, finalists)]:
+        if a.runs >= 2 and a.reliable(confidence):
+            return None
         if a.runs < 1 + repeats:
             return dict(a.config)
-        if a.reliable(confidence):
-            return None
     return None

@@ -341,6 +341,13 @@ def _validated_study(spec: Spec, study_name: str | None) -> str:
     return study_name
 
 
+def _evaluations_text(result: Result) -> str:
+    """``"12 evaluations"``, and ``" (+ 3 finalists' re-runs)"`` when there were some."""
+    final = sum(t.validation for t in result.trials)
+    text = f"{len(result.trials) - final} evaluations"
+    return text + (f" (+ {final} finalists' re-run{'s' if final != 1 else ''})" if final else "")
+
+
 def _resume_hint(spec: Spec) -> str:
     return f"deploytune tune {spec.source}"
 
@@ -441,7 +448,7 @@ def tune_spec(spec: Spec, *, console: Console, live: bool = True, report: bool =
         validation = validate
     if previous is not None and previous.trials:
         console.print(Text.assemble("resuming study ", (name, "bold"),
-                                    f": {len(previous.trials)} evaluations recorded"),
+                                    f": {_evaluations_text(previous)} recorded"),
                       soft_wrap=True)
     elif name != spec.study_name and not fresh:
         console.print(Text(f"study {name} (started with --fresh)"), soft_wrap=True)

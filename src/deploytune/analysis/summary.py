@@ -439,7 +439,7 @@ def _constraint_line(c: Any, confidence: float) -> tuple[str, str]:
         interval = c.margin_interval(confidence)
         if interval is not None:
             text += (f" [{fmt_num(interval[0])}, {fmt_num(interval[1])}] "
-                     f"({confidence:.0%} of fresh runs)")
+                     f"({confidence:.0%} of new runs)")
     return str(c.constraint), text + f", P(met) {c.p_met:.2f}"
 
 
