@@ -299,3 +299,104 @@ def test_study_json_is_readable_by_plain_optuna(tmp_path: Path) -> None:
     for t in study.trials:
         json.dumps(t.user_attrs, allow_nan=False)
     json.dumps(study.user_attrs, allow_nan=False)
+
+
+NOISY_EVAL = """\
+import random
+
+
+def evaluate(config):
+    int8 = config["precision"] == "int8"
+    base = (2.0 + 0.5 * config["batch"]) * (0.6 if int8 else 1.0)
+    p95 = base * (1.0 + random.gauss(0.0, 0.2 if int8 else 0.01))
+    return {"throughput": 100.0 * config["batch"] / base, "p95_ms": p95}
+"""
+
+
+def noisy_spec(folder: Path, **extra: Any) -> Path:
+    (folder / "noisymod.py").write_text(NOISY_EVAL)
+    return write_spec(folder, {
+        "study": "noisy",
+        "space": {"precision": {"type": "categorical", "choices": ["fp32", "int8"]},
+                  "batch": {"type": "int", "low": 1, "high": 32}},
+        "objective": {"maximize": "throughput"},
+        "constraints": ["p95_ms <= 8"],
+        "evaluator": {"python": "noisymod:evaluate", "isolate": False},
+        "budget": 8, "sampler": "random", "seed": 0, **extra,
+    })
+
+
+def test_tune_reruns_the_finalists_and_says_how_sure_it_is(tmp_path: Path) -> None:
+    spec = noisy_spec(tmp_path)
+    result = runner.invoke(app, ["tune", str(spec), "--plain", "--no-report"])
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.output.split())
+    assert "finalists' re-run" in out
+    assert "recommended: " in out and "reliably feasible" in out
+    assert "p95_ms <= 8 met in " in out and "P(met)" in out
+    study = optuna.load_study(study_name="noisy", storage=f"sqlite:///{tmp_path / 'spec.db'}")
+    finals = [t for t in study.trials if t.user_attrs.get("dt.validation")]
+    assert 1 <= len(finals) <= 6
+    assert len(study.trials) - len(finals) == 8
+
+
+def test_validate_reruns_an_existing_study_and_nothing_else(tmp_path: Path) -> None:
+    spec = noisy_spec(tmp_path, validation=False)
+    assert runner.invoke(app, ["tune", str(spec), "--plain", "--no-report"]).exit_code == 0
+    storage = f"sqlite:///{tmp_path / 'spec.db'}"
+    before = {tuple(sorted(t.params.items()))
+              for t in optuna.load_study(study_name="noisy", storage=storage).trials}
+    result = runner.invoke(app, ["validate", str(spec), "--finalists", "2", "--repeats", "2",
+                                 "--no-report"])
+    assert result.exit_code == 0, result.output
+    study = optuna.load_study(study_name="noisy", storage=storage)
+    new = [t for t in study.trials if t.user_attrs.get("dt.validation")]
+    assert 1 <= len(new) <= 4 and len(study.trials) == 8 + len(new)
+    assert {tuple(sorted(t.params.items())) for t in new} <= before  # no new configuration
+    assert "recommended: " in " ".join(result.output.split())
+
+
+def test_validate_works_on_a_study_written_by_plain_optuna(tmp_path: Path) -> None:
+    spec = noisy_spec(tmp_path)
+    storage = f"sqlite:///{tmp_path / 'spec.db'}"
+    study = optuna.create_study(study_name="plain", storage=storage, direction="maximize")
+    for batch, value, c in [(4, 100.0, -4.0), (10, 140.0, -1.0), (30, 170.0, 9.0)]:
+        study.add_trial(optuna.trial.create_trial(
+            params={"precision": "fp32", "batch": batch},
+            distributions={"precision": optuna.distributions.CategoricalDistribution(
+                ["fp32", "int8"]), "batch": optuna.distributions.IntDistribution(1, 32)},
+            value=value, system_attrs={"constraints": [c]}))
+    result = runner.invoke(app, ["validate", str(spec), "--study", "plain", "--no-report"])
+    assert result.exit_code == 0, result.output
+    study = optuna.load_study(study_name="plain", storage=storage)
+    new = [t for t in study.trials if t.user_attrs.get("dt.validation")]
+    assert new and {t.params["batch"] for t in new} <= {4, 10}  # batch 30 was infeasible
+    assert all("p95_ms" in t.user_attrs["dt.metrics"] for t in new)
+
+
+@pytest.mark.parametrize(("direction", "params", "fragment"), [
+    ("minimize", {"precision": "fp32", "batch": 4}, "created by plain Optuna code to minimize"),
+    ("maximize", {"precision": "fp32", "threads": 4}, "are not a configuration of the spec's"),
+])
+def test_validate_says_precisely_why_a_plain_study_cannot_be_validated(
+        tmp_path: Path, direction: str, params: dict[str, Any], fragment: str) -> None:
+    spec = noisy_spec(tmp_path)
+    storage = f"sqlite:///{tmp_path / 'spec.db'}"
+    study = optuna.create_study(study_name="plain", storage=storage, direction=direction)
+    study.enqueue_trial(params)
+    trial = study.ask()
+    for k, v in params.items():
+        trial.suggest_categorical(k, [v])
+    study.tell(trial, 1.0)
+    result = runner.invoke(app, ["validate", str(spec), "--study", "plain", "--no-report"])
+    assert result.exit_code == 2, result.output
+    out = " ".join(result.output.split())
+    assert fragment in out and "nothing was changed" in out and "Traceback" not in out
+    assert len(optuna.load_study(study_name="plain", storage=storage).trials) == 1
+
+
+def test_validate_without_a_study_says_to_tune_first(tmp_path: Path) -> None:
+    spec = noisy_spec(tmp_path)
+    result = runner.invoke(app, ["validate", str(spec), "--no-report"])
+    assert result.exit_code == 2
+    assert "run `deploytune tune" in " ".join(result.output.split())

@@ -165,7 +165,7 @@ def test_next_to_validate_walks_the_finalists_best_first() -> None:
 
 @pytest.mark.parametrize("bad", [0, 1, 1.5, -0.1, True, "0.9", None])
 def test_confidence_must_be_a_probability(bad: Any) -> None:
-    with pytest.raises(ValueError, match="^confidence: must be a probability"):
+    with pytest.raises(ValueError, match=r"^confidence: must be a probability"):
         check_confidence(bad)
 
 

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from deploytune import Constraint, CrashKind, EarlyAbort, Objective, Rule, Space
 from deploytune.evaluators.base import FunctionEvaluator, Monitor
 from deploytune.spec import EvaluatorSpec, Spec, SpecError, load_spec, parse_spec, parse_spec_text
+from deploytune.validation import Validation
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -98,6 +99,8 @@ def base_dict() -> dict[str, Any]:
         "sampler": {"name": "random"},
         "seed": 0,
         "storage": "sqlite:///fuzz.db",
+        "confidence": 0.9,
+        "validation": {"finalists": 3, "repeats": 2, "during_search": True},
     }
 
 
@@ -206,6 +209,7 @@ def test_minimal_spec_gets_the_defaults(tmp_path: Path) -> None:
     assert (spec.budget_trials, spec.budget_seconds) == (10, None)
     assert spec.sampler == "default" and spec.sampler_options == {}
     assert spec.seed is None
+    assert spec.confidence == 0.9 and spec.validation == Validation()
     db = tmp_path.resolve() / "my-study.db"
     assert spec.storage == f"sqlite:///{db}"
     assert spec.report_dir == tmp_path.resolve() / "my-study-report"
@@ -249,6 +253,17 @@ def test_budget_forms_and_pruners() -> None:
         assert isinstance(parse(mutated("pruner", name)).build_pruner(), cls)
     assert parse(mutated("early_abort", False)).early_abort.enabled is False
     assert parse(mutated("early_abort", True)).early_abort == EarlyAbort()
+
+
+def test_confidence_and_validation_forms() -> None:
+    spec = parse(base_dict())
+    assert spec.confidence == 0.9 and spec.validation == Validation()
+    assert parse(mutated("confidence", 0.75)).confidence == 0.75
+    assert parse(mutated("validation", False)).validation == Validation(0, 0, False)
+    assert parse(mutated("validation", True)).validation == Validation()
+    spec = parse(mutated("validation", {"finalists": 1, "during_search": False}))
+    assert spec.validation == Validation(1, 2, False)
+    assert parse(spec.to_dict()).validation == spec.validation
 
 
 def test_spec_from_text_and_source_default_names() -> None:
@@ -470,6 +485,16 @@ MISTAKES: list[tuple[str, Any, str, str]] = [
     ("early_abort.befor_feasible", 5, "early_abort.befor_feasible",
      "did you mean 'before_feasible'?"),
     ("early_abort.enabled", "no", "early_abort.enabled", "expected true or false"),
+    # chance constraint and re-runs
+    ("confidence", 1.0, "confidence", "strictly between 0 and 1"),
+    ("confidence", "high", "confidence", "e.g. confidence: 0.9"),
+    ("validation", "yes", "validation", "(or true / false)"),
+    ("validation.finalists", -1, "validation.finalists", "between 0 and 100 (got -1); e.g. "
+                                                         "finalists: 3"),
+    ("validation.repeats", 2.5, "validation.repeats", "expected a whole number"),
+    ("validation.during_search", "no", "validation.during_search", "expected true or false"),
+    ("validation.finalist", 3, "validation.finalist", "did you mean 'finalists'?"),
+    ("finalists", 3, "finalists", "validation"),
     # storage
     ("storage", 5, "storage", "write e.g. storage: sqlite:///study.db"),
     ("storage", "study.db", "storage", "write sqlite:///study.db"),

@@ -147,7 +147,7 @@ def test_bad_validation_settings_are_named(value: Any, match: str) -> None:
 
 def test_bad_confidence_fails_before_any_evaluation() -> None:
     noisy = Noisy()
-    with pytest.raises(ValueError, match="^confidence: must be a probability"):
+    with pytest.raises(ValueError, match=r"^confidence: must be a probability"):
         deploytune.optimize(noisy, SPACE, "throughput", "maximize", ["p95_ms <= 8"], budget=3,
                             confidence=1.0)
     assert noisy.calls == []

@@ -198,6 +198,6 @@ def parse_validation_section(raw: Any) -> Validation:
             if not isinstance(v, bool):
                 raise Invalid(at, f"expected true or false, got {kind_of(v)}")
         else:
-            v = int_at_least(v, at, 0, 100, 0)
+            v = int_at_least(v, at, 0, 100, {"finalists": 3, "repeats": 2}.get(key, 1))
         settings[key] = v
     return Validation(**settings)
