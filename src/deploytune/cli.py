@@ -183,6 +183,13 @@ def bench(
         help="With --early-abort: also re-run every timed-out trial under this longer time "
              "limit (seconds), to measure what the time limit saved.",
         show_default=False)] = None,
+    trust: Annotated[bool, typer.Option(
+        "--trust",
+        help="Score the recommended configuration by what deploying it gives (true "
+             "P(feasible) and mean objective over 400 fresh measurements): the default sampler "
+             "without re-runs, with finalists' re-runs, and with re-runs during the search too, "
+             "under six recommendation policies, on noisy problems (default gen-noisy-dev). "
+             "Writes OUT/trust.md and OUT/trust.json; resumes runs already in OUT.")] = False,
     tables: Annotated[bool, typer.Option(
         "--tables", help="Write the shipped recorded tables as markdown to OUT/tables.md "
                          "instead.")] = False,
@@ -208,16 +215,19 @@ def bench(
     OUT/figures/*.png (with --budgets, OUT/figures/b{budget}/*.png); with --overhead,
     OUT/overhead.md and OUT/overhead.json; with --isolation, OUT/isolation.md and
     OUT/isolation.json; with --early-abort, OUT/early_abort.md and OUT/early_abort.json;
+    with --trust, OUT/trust.md and OUT/trust.json;
     with --record, the workload's table (see --table); with --tables, OUT/tables.md.
     """
     from rich.console import Console
 
-    if overhead + isolation + early_abort + tables + (record is not None) > 1:
+    if overhead + isolation + early_abort + tables + trust + (record is not None) > 1:
         raise typer.BadParameter(
-            "give at most one of --overhead, --isolation, --early-abort, --record, --tables",
-            param_hint="'--overhead / --isolation / --early-abort / --record / --tables'")
+            "give at most one of --overhead, --isolation, --early-abort, --record, --tables, "
+            "--trust",
+            param_hint="'--overhead / --isolation / --early-abort / --record / --tables / "
+                       "--trust'")
     if (resume or runs_per_process is not None) and (
-            overhead or isolation or early_abort or tables or record is not None):
+            overhead or isolation or early_abort or tables or trust or record is not None):
         raise typer.BadParameter("--resume and --runs-per-process are for the bench runs only",
                                  param_hint="'--resume / --runs-per-process'")
     budget_list: list[int] | None = None
@@ -272,6 +282,11 @@ def bench(
                          console=console)
         _say(console, f"written {out / 'overhead.md'} and {out / 'overhead.json'}")
         return
+    if trust:
+        named = problems if problems is not None else "gen-noisy-dev"
+        _bench_trust(_check_problems(named), named, 10 if seeds is None else seeds,
+                     budget_list or [25 if budget is None else budget], jobs, out, console)
+        return
     problem_list = _check_problems(problems if problems is not None else "all")
     from deploytune.bench.runner import run_bench
 
@@ -286,6 +301,31 @@ def bench(
         console.print(Text.assemble((f"{n} of {total} runs failed", "red"),
                                     f" (see {out / 'summary.md'})"))
         raise typer.Exit(code=1)
+
+
+def _bench_trust(problems: list[str], named: str, seeds: int, budgets: list[int],
+                 jobs: int | None, out: Path, console: Console) -> None:
+    """``deploytune bench --trust``: recommendation policies scored by the truth."""
+    import json
+    import shlex
+
+    from deploytune.bench.trust import run_trust, trust_markdown
+
+    done = {"n": 0}
+
+    def report(_: Any) -> None:
+        done["n"] += 1
+        if done["n"] % 25 == 0:
+            _say(console, f"{done['n']} runs done")
+
+    runs = run_trust(problems, seeds, budgets, out, jobs or os.cpu_count() or 1, report)
+    command = shlex.join(["deploytune", "bench", "--trust", "-p", named,
+                          "--seeds", str(seeds), "--budgets", ",".join(map(str, budgets)),
+                          "-o", str(out)])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "trust.json").write_text(json.dumps(runs, default=str) + "\n")
+    (out / "trust.md").write_text(trust_markdown(runs, command) + "\n")
+    _say(console, f"written {out / 'trust.md'} and {out / 'trust.json'} ({len(runs)} runs)")
 
 
 def _bench_record(name: str, table: Path | None, windows: int | None,

@@ -248,6 +248,8 @@ class ConfigRuns:
         objective_spread: Run-to-run spread of the objective (log scale when positive).
         p_feasible: Predictive probability that a fresh run is feasible.
         constraints: Per constraint, its :class:`ConstraintRuns`.
+        region_measured: Whether some configuration of its region (the same categorical
+            values) ran twice or more, so its noise was measured rather than assumed.
     """
 
     config: dict[str, Any]
@@ -260,6 +262,7 @@ class ConfigRuns:
     objective_spread: float
     p_feasible: float
     constraints: tuple[ConstraintRuns, ...] = field(default=())
+    region_measured: bool = False
 
     def reliable(self, confidence: float) -> bool:
         """Whether it meets the chance constraint and was feasible at least once."""
@@ -325,6 +328,7 @@ def assess(runs: Iterable[Run], objective: Objective, constraints: Sequence[Cons
                      for k, rs in ran.items()} for c in constraints}
     noises = {c: _Noise(distances[c], regions, PRIOR_SPREAD ** 2) for c in constraints}
     z = _NORMAL.inv_cdf(confidence)
+    measured = {regions[k] for k, rs in ran.items() if len(rs) >= 2}
     out = []
     for key, rs in groups.items():
         region = regions[key]
@@ -353,7 +357,7 @@ def assess(runs: Iterable[Run], objective: Objective, constraints: Sequence[Cons
         out.append(ConfigRuns(
             dict(rs[0].config), tuple(r.number for r in rs), len(rs),
             sum(r.status is Status.FEASIBLE for r in rs), len(ran[key]), value, bound,
-            obj_spread, p, tuple(per_constraint)))
+            obj_spread, p, tuple(per_constraint), region in measured))
     return out
 
 
@@ -411,9 +415,9 @@ def next_to_validate(assessed: Sequence[ConfigRuns], objective: Objective,
     """The configuration to run again next, or ``None`` when validation is done.
 
     Walks the ``finalists`` best-ranked configurations (pessimistic bound, feasible at least
-    once). One that was run at least twice and meets the chance constraint ends the walk (it
-    is the recommendation, and nothing ranked above it is); otherwise the first one run fewer
-    than ``1 + repeats`` times is returned; one run that often is passed over.
+    once). The first one run fewer than ``1 + repeats`` times is returned; one run that often
+    ends the walk when it meets the chance constraint (it is the recommendation, and nothing
+    ranked above it is), and is passed over when it does not.
 
     Args:
         assessed: :func:`assess`'s output.
@@ -423,8 +427,8 @@ def next_to_validate(assessed: Sequence[ConfigRuns], objective: Objective,
         repeats: Runs each finalist gets beyond its first.
     """
     for a in _ranked(assessed, objective)[:max(0, finalists)]:
-        if a.runs >= 2 and a.reliable(confidence):
-            return None
         if a.runs < 1 + repeats:
             return dict(a.config)
+        if a.reliable(confidence):
+            return None
     return None
