@@ -124,7 +124,8 @@ class ProbeRun:
     Attributes:
         case: The case's label.
         index: Which run of the case (0-based).
-        pid: The pid of the process that ran it (``None`` if it did not start).
+        pid: The pid of the run's child process, the isolated evaluator's process-group
+            leader in whose process tree the function ran (``None`` if it did not start).
         p95_ms: p95 latency per batch (``None`` for a failed run); ``p50_ms`` likewise.
         memory_mb: Peak resident memory of the run's process (``None`` when not reported).
         seconds: Wall-clock seconds of the whole run (process start to exit).
@@ -291,7 +292,8 @@ def summarize_case(label: str, runs: Sequence[ProbeRun],
         limit_ms: An absolute limit; ``None``: the case's own :func:`boundary_limit`.
 
     Returns:
-        ``case``, ``runs``, ``failed``, ``distinct_pids``, ``p95`` and ``p50`` and
+        ``case``, ``runs`` (that produced a p95), ``failed``, ``errors`` (up to 3 distinct
+        messages of the failed runs), ``distinct_pids``, ``p95`` and ``p50`` and
         ``memory_mb`` (each ``mean``, ``std``, ``cv`` (std / mean, sample std), ``median``,
         ``min``, ``max``), ``limit_ms``, ``limit_rule`` (``boundary`` or ``absolute``),
         ``above_limit`` (runs over it), ``flip_rate``, ``margins`` (``{margin: flip rate against
