@@ -1,10 +1,11 @@
-"""Pool the two probe rounds of docs/results/probe (1-thread configurations) and bootstrap the
+"""Pool the three probe rounds of docs/results/probe (1-thread configurations) and bootstrap the
 int8 / fp32 CV ratio; run from the repository root with PYTHONPATH=src."""
 import json, statistics as st, numpy as np
 from deploytune.bench.probe import boundary_limit, flip_rate
-a = json.load(open("docs/results/probe/probe.json")); b = json.load(open("docs/results/probe/probe-round2-t1.json"))
+rounds = [json.load(open(f"docs/results/probe/{name}.json"))
+          for name in ("probe", "probe-round2-t1", "probe-round3-t1")]
 pooled = {}
-for d in (a, b):
+for d in rounds:
     for r in d["runs"]:
         if r["p95_ms"] is not None and r["case"].endswith("t1"):
             pooled.setdefault(r["case"], []).append(r["p95_ms"])
@@ -18,3 +19,6 @@ for be in ("eager", "onnxruntime"):
     i8 = np.array(pooled[f"effnet lite0 {be} int8 b3 t1"]); f32 = np.array(pooled[f"effnet lite0 {be} fp32 b3 t1"])
     ratios = [cv(rng.choice(i8, len(i8))) / cv(rng.choice(f32, len(f32))) for _ in range(5000)]
     print(be, "cv ratio int8/fp32 %.2f, 95%% bootstrap [%.2f, %.2f]" % (cv(i8)/cv(f32), *np.percentile(ratios, [2.5, 97.5])))
+for d in rounds:
+    fc = [r["foreign_cores"] for r in d["runs"]]
+    print(d["date"], "foreign cores min %.2f mean %.2f max %.2f" % (min(fc), sum(fc) / len(fc), max(fc)))
