@@ -12,7 +12,8 @@ Commands:
   summary table and figures; with ``--overhead``, measure the samplers' milliseconds per ask
   instead; with ``--isolation``, the per-trial overhead of isolated evaluators; with
   ``--early-abort``, the seconds early abort saves on a spec's problem (the matmul command
-  example by default).
+  example by default); with ``--probe``, how often real configurations flip between feasible
+  and infeasible near a latency limit over fresh-process runs (the seed's "Paper 2").
 * ``deploytune load URL``: send streamed load to an OpenAI-compatible LLM server and print
   TTFT / TPOT / ITL / E2E percentiles, throughput, error rate and SLO goodput.
 * ``deploytune samplers``: list the samplers, one line each on what it is for (``--all``: the
@@ -164,7 +165,8 @@ def bench(
         "--repeats", min=1, help="With --overhead: timed asks per sampler and size (default "
                                  "5); with --isolation: timed trials per evaluator (default "
                                  "50); with --record: timed windows per cell (default: the "
-                                 "workload's).", show_default=False)] = None,
+                                 "workload's); with --probe: fresh-process runs per "
+                                 "configuration (default 10).", show_default=False)] = None,
     isolation: Annotated[bool, typer.Option(
         "--isolation",
         help="Measure the per-trial overhead of isolated evaluators instead.")] = False,
@@ -172,6 +174,16 @@ def bench(
         "--early-abort",
         help="Measure the seconds early abort saves (on vs off, and a counterfactual re-run "
              "of every aborted trial) on a spec's problem instead.")] = False,
+    probe: Annotated[bool, typer.Option(
+        "--probe",
+        help="Probe real configurations (EfficientNet-Lite0 eager / ONNX Runtime, fp32 / "
+             "int8, 1 / 2 threads) near a latency limit instead: p95 mean, std, CV and flip "
+             "rate over fresh-process runs.")] = False,
+    limit: Annotated[float | None, typer.Option(
+        "--limit", min=0.001,
+        help="With --probe: one latency limit in ms for every configuration (default: each "
+             "configuration's own boundary, its median p95 sitting 1.5% below it).",
+        show_default=False)] = None,
     spec_file: Annotated[Path | None, typer.Option(
         "--spec", help="With --early-abort: the spec whose problem is used (default: "
                        "examples/matmul_command/spec.yaml).", show_default=False)] = None,
@@ -215,19 +227,22 @@ def bench(
     OUT/figures/*.png (with --budgets, OUT/figures/b{budget}/*.png); with --overhead,
     OUT/overhead.md and OUT/overhead.json; with --isolation, OUT/isolation.md and
     OUT/isolation.json; with --early-abort, OUT/early_abort.md and OUT/early_abort.json;
-    with --trust, OUT/trust.md and OUT/trust.json;
+    with --trust, OUT/trust.md and OUT/trust.json; with --probe, OUT/probe.md and
+    OUT/probe.json;
     with --record, the workload's table (see --table); with --tables, OUT/tables.md.
     """
     from rich.console import Console
 
-    if overhead + isolation + early_abort + tables + trust + (record is not None) > 1:
+    if overhead + isolation + early_abort + probe + tables + trust + (record is not None) > 1:
         raise typer.BadParameter(
-            "give at most one of --overhead, --isolation, --early-abort, --record, --tables, "
-            "--trust",
-            param_hint="'--overhead / --isolation / --early-abort / --record / --tables / "
-                       "--trust'")
-    if (resume or runs_per_process is not None) and (
-            overhead or isolation or early_abort or tables or trust or record is not None):
+            "give at most one of --overhead, --isolation, --early-abort, --probe, --record, "
+            "--tables, --trust",
+            param_hint="'--overhead / --isolation / --early-abort / --probe / --record / "
+                       "--tables / --trust'")
+    if limit is not None and not probe:
+        raise typer.BadParameter("--limit is for --probe only", param_hint="'--limit'")
+    if (resume or runs_per_process is not None) and (overhead or isolation or early_abort or probe
+                                                     or tables or trust or record is not None):
         raise typer.BadParameter("--resume and --runs-per-process are for the bench runs only",
                                  param_hint="'--resume / --runs-per-process'")
     budget_list: list[int] | None = None
@@ -235,7 +250,7 @@ def bench(
         if budget is not None:
             raise typer.BadParameter("give either --budget or --budgets, not both",
                                      param_hint="'--budget / --budgets'")
-        if overhead or isolation or early_abort or tables or record is not None:
+        if overhead or isolation or early_abort or probe or tables or record is not None:
             raise typer.BadParameter("--budgets is for the bench runs only",
                                      param_hint="'--budgets'")
         try:
@@ -265,6 +280,9 @@ def bench(
     if early_abort:
         _bench_early_abort(spec_file, seeds, budget, timeout, out, console,
                            limit_counterfactual)
+        return
+    if probe:
+        _bench_probe(repeats, limit, out, console)
         return
     sampler_list = _check_samplers(samplers)
     seeds = 10 if seeds is None else seeds
@@ -403,6 +421,30 @@ def _bench_early_abort(spec_file: Path | None, seeds: int | None, budget: int | 
                         command=" ".join(parts), source=source,
                         limit_counterfactual_s=limit_counterfactual)
     _say(console, f"written {out / 'early_abort.md'} and {out / 'early_abort.json'}")
+
+
+def _bench_probe(repeats: int | None, limit: float | None, out: Path,
+                 console: Console) -> None:
+    """``deploytune bench --probe``: fresh-process runs of real configurations near a limit."""
+    from deploytune.bench.probe import DEFAULT_REPEATS, ProbeRun, run_probe
+
+    n = DEFAULT_REPEATS if repeats is None else repeats
+    parts = ["deploytune bench --probe", f"--repeats {n}"]
+    if limit is not None:
+        parts.append(f"--limit {limit:g}")
+    parts.append(f"--out {out}")
+
+    def on_run(run: ProbeRun, done: int, total: int) -> None:
+        what = (f"p95 {run.p95_ms:.1f} ms" if run.error is None and run.p95_ms is not None
+                else f"failed: {run.error}")
+        _say(console, f"[{done}/{total}] {run.case} run {run.index + 1}: {what} "
+                      f"(pid {run.pid}, {run.seconds:.1f} s, load {run.load1_before:.2f}, "
+                      f"other processes {run.foreign_cores:.2f} cores)")
+
+    _say(console, f"probing {n} fresh-process runs per configuration (other processes on "
+                  f"this machine change latency; their load is recorded with every run)")
+    run_probe(repeats=n, limit_ms=limit, out_dir=out, command=" ".join(parts), on_run=on_run)
+    _say(console, f"written {out / 'probe.md'} and {out / 'probe.json'}")
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
