@@ -137,11 +137,26 @@ def test_a_greater_or_equal_constraint_and_a_non_positive_metric() -> None:
           {constraint_label(acc): acc.signed_violation(0.99),
            constraint_label(shift): shift.signed_violation(-0.5)})
     a = assess([r], MAX, [acc, shift])[0]
-    # 10 % above its floor under the 5 % prior spread; the zero limit is met by far
+    # 10 % above its floor under the 5 % prior spread; the zero limit is a rate (1 of 1 met)
     assert a.constraints[0].p_met == pytest.approx(0.91, abs=0.01)
-    assert a.constraints[1].p_met > 0.999
+    assert a.constraints[1].p_met == 1.0
     interval = a.constraints[0].margin_interval(0.9)
     assert interval is not None and interval[0] < 0.09 < interval[1]
+
+
+def test_a_zero_limit_is_a_rate_shrunk_toward_the_study() -> None:
+    errors = Constraint.parse("error_rate <= 0")
+
+    def served(n: int, rate: float) -> R:
+        return R(n, {"b": n % 4}, Status.FEASIBLE if rate == 0 else Status.INFEASIBLE,
+                 {"error_rate": rate}, 1.0, {constraint_label(errors): rate})
+
+    # 8 of 10 runs of the study met it; b=0 met in its 3 runs, b=1 in neither of its 2
+    runs = [served(n, 0.0) for n in (0, 4, 8, 2, 6, 3, 7, 11)] + [served(n, 0.1)
+                                                                 for n in (1, 5)]
+    out = assess(runs, MAX, [errors])
+    assert by_config(out, {"b": 0}).p_feasible == pytest.approx((3 + 2 * 0.8) / 5)
+    assert by_config(out, {"b": 1}).p_feasible == pytest.approx((0 + 2 * 0.8) / 4)
 
 
 def test_runs_of_the_same_configuration_are_pooled_whatever_their_float_noise() -> None:

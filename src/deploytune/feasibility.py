@@ -16,8 +16,12 @@ module reads every run of every configuration of a study and answers three quest
   the region's noise, a configuration run five times mostly its own.
 * **How likely does a fresh run meet the constraint?** ``P = Phi(-d / (s sqrt(1 + 1/n)))`` with
   ``d`` the mean log distance to the limit over the ``n`` runs that ran (positive = violated)
-  and ``s`` the spread: the predictive probability of one more run. P(feasible) multiplies the
-  constraints' probabilities and the share of runs that did not crash or abort.
+  and ``s`` the spread: the predictive probability of one more run. A limit of zero
+  (``error_rate <= 0``, ``failed_requests <= 0``: met only by exactly zero, a count, not a
+  measurement with a spread) is a rate instead: ``(met + k r) / (n + k)``, the
+  configuration's runs that met it shrunk toward ``r``, the share of all the study's runs that
+  did, with ``k`` = :data:`PRIOR_DOF`. P(feasible) multiplies the constraints' probabilities
+  and the share of runs that did not crash or abort.
 * **Which configuration to recommend?** Among those with at least one feasible run and
   ``P(feasible) >= confidence`` (the chance constraint), the one with the best pessimistic
   bound of its objective: the mean on a log scale minus (maximising) or plus (minimising)
@@ -143,6 +147,12 @@ def _distance(c: Constraint, run: Run) -> float | None:
     return v if v is not None and math.isfinite(v) else None
 
 
+def _met_rate(per_config: Iterable[Sequence[float]]) -> float:
+    """Share of all runs (every configuration) that met a constraint; 1 without runs."""
+    ds = [d for values in per_config for d in values]
+    return sum(d <= 0 for d in ds) / len(ds) if ds else 1.0
+
+
 def _objective_level(value: float | None, log_scale: bool) -> float | None:
     if value is None or not math.isfinite(value):
         return None
@@ -248,8 +258,6 @@ class ConfigRuns:
         objective_spread: Run-to-run spread of the objective (log scale when positive).
         p_feasible: Predictive probability that a fresh run is feasible.
         constraints: Per constraint, its :class:`ConstraintRuns`.
-        region_measured: Whether some configuration of its region (the same categorical
-            values) ran twice or more, so its noise was measured rather than assumed.
     """
 
     config: dict[str, Any]
@@ -262,7 +270,6 @@ class ConfigRuns:
     objective_spread: float
     p_feasible: float
     constraints: tuple[ConstraintRuns, ...] = field(default=())
-    region_measured: bool = False
 
     def reliable(self, confidence: float) -> bool:
         """Whether it meets the chance constraint and was feasible at least once."""
@@ -327,8 +334,8 @@ def assess(runs: Iterable[Run], objective: Objective, constraints: Sequence[Cons
     distances = {c: {k: [d for d in (_distance(c, r) for r in rs) if d is not None]
                      for k, rs in ran.items()} for c in constraints}
     noises = {c: _Noise(distances[c], regions, PRIOR_SPREAD ** 2) for c in constraints}
+    met_rates = {c: _met_rate(distances[c].values()) for c in constraints}
     z = _NORMAL.inv_cdf(confidence)
-    measured = {regions[k] for k, rs in ran.items() if len(rs) >= 2}
     out = []
     for key, rs in groups.items():
         region = regions[key]
@@ -337,7 +344,10 @@ def assess(runs: Iterable[Run], objective: Objective, constraints: Sequence[Cons
         for c in constraints:
             ds = distances[c][key]
             spread = math.sqrt(noises[c].variance(key, region))
-            if ds:
+            if ds and c.limit == 0:
+                met = sum(d <= 0 for d in ds)
+                p_met = (met + PRIOR_DOF * met_rates[c]) / (len(ds) + PRIOR_DOF)
+            elif ds:
                 p_met = _NORMAL.cdf(-_mean(ds) / (spread * math.sqrt(1 + 1 / len(ds))))
             else:
                 p_met = 0.0 if ran[key] else 1.0  # ran without the metric: cannot tell it met
@@ -357,7 +367,7 @@ def assess(runs: Iterable[Run], objective: Objective, constraints: Sequence[Cons
         out.append(ConfigRuns(
             dict(rs[0].config), tuple(r.number for r in rs), len(rs),
             sum(r.status is Status.FEASIBLE for r in rs), len(ran[key]), value, bound,
-            obj_spread, p, tuple(per_constraint), region in measured))
+            obj_spread, p, tuple(per_constraint)))
     return out
 
 

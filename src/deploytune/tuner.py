@@ -444,7 +444,7 @@ def _queue_rerun(study: optuna.Study, objective: Objective, constraints: Sequenc
     if target is None:
         return searching
     runs = next(a for a in assessed if a.config == target)
-    if searching and runs.reliable(confidence) and runs.region_measured:
+    if searching and runs.reliable(confidence):
         return True  # sure enough for now: the finalists' re-runs will check it
     attrs: dict[str, Any] = {ATTR_REPEAT_OF: runs.numbers[0]}
     if not searching:
