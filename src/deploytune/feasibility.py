@@ -19,9 +19,11 @@ module reads every run of every configuration of a study and answers three quest
   and ``s`` the spread: the predictive probability of one more run. A limit of zero
   (``error_rate <= 0``, ``failed_requests <= 0``: met only by exactly zero, a count, not a
   measurement with a spread) is a rate instead: ``(met + k r) / (n + k)``, the
-  configuration's runs that met it shrunk toward ``r``, the share of all the study's runs that
-  did, with ``k`` = :data:`PRIOR_DOF`. P(feasible) multiplies the constraints' probabilities
-  and the share of runs that did not crash or abort.
+  configuration's runs that met it shrunk toward ``r``, with ``k`` = :data:`PRIOR_DOF`; ``r``
+  is the share of runs that met it among the configurations that met it at least once (for a
+  configuration that did), else among all (an ``n_ctx`` too short for the prompts fails every
+  time; that says nothing about a configuration that never failed). P(feasible) multiplies
+  the constraints' probabilities and the share of runs that did not crash or abort.
 * **Which configuration to recommend?** Among those with at least one feasible run and
   ``P(feasible) >= confidence`` (the chance constraint), the one with the best pessimistic
   bound of its objective: the mean on a log scale minus (maximising) or plus (minimising)
@@ -147,10 +149,18 @@ def _distance(c: Constraint, run: Run) -> float | None:
     return v if v is not None and math.isfinite(v) else None
 
 
-def _met_rate(per_config: Iterable[Sequence[float]]) -> float:
-    """Share of all runs (every configuration) that met a constraint; 1 without runs."""
-    ds = [d for values in per_config for d in values]
-    return sum(d <= 0 for d in ds) / len(ds) if ds else 1.0
+def _met_rates(per_config: Iterable[Sequence[float]]) -> tuple[float, float]:
+    """Share of the runs that met a constraint: over every configuration, and over the
+    configurations that met it at least once (how dependable a configuration that can meet
+    it is); 1 without runs."""
+    groups = [list(values) for values in per_config if values]
+    every = [d for values in groups for d in values]
+    able = [d for values in groups if any(d <= 0 for d in values) for d in values]
+
+    def rate(ds: list[float]) -> float:
+        return sum(d <= 0 for d in ds) / len(ds) if ds else 1.0
+
+    return rate(every), rate(able)
 
 
 def _objective_level(value: float | None, log_scale: bool) -> float | None:
@@ -334,7 +344,7 @@ def assess(runs: Iterable[Run], objective: Objective, constraints: Sequence[Cons
     distances = {c: {k: [d for d in (_distance(c, r) for r in rs) if d is not None]
                      for k, rs in ran.items()} for c in constraints}
     noises = {c: _Noise(distances[c], regions, PRIOR_SPREAD ** 2) for c in constraints}
-    met_rates = {c: _met_rate(distances[c].values()) for c in constraints}
+    met_rates = {c: _met_rates(distances[c].values()) for c in constraints}
     z = _NORMAL.inv_cdf(confidence)
     out = []
     for key, rs in groups.items():
@@ -346,7 +356,8 @@ def assess(runs: Iterable[Run], objective: Objective, constraints: Sequence[Cons
             spread = math.sqrt(noises[c].variance(key, region))
             if ds and c.limit == 0:
                 met = sum(d <= 0 for d in ds)
-                p_met = (met + PRIOR_DOF * met_rates[c]) / (len(ds) + PRIOR_DOF)
+                prior = met_rates[c][met > 0]
+                p_met = (met + PRIOR_DOF * prior) / (len(ds) + PRIOR_DOF)
             elif ds:
                 p_met = _NORMAL.cdf(-_mean(ds) / (spread * math.sqrt(1 + 1 / len(ds))))
             else:
