@@ -53,11 +53,6 @@ class Validation:
                              f"(got {self.during_search!r})")
 
     @property
-    def enabled(self) -> bool:
-        """Whether any re-run can happen."""
-        return self.repeats > 0 and (self.finalists > 0 or self.during_search)
-
-    @property
     def max_final_runs(self) -> int:
         """The most runs the finalists can take after the budget."""
         return self.finalists * self.repeats
