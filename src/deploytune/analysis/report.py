@@ -38,6 +38,7 @@ from deploytune.analysis.summary import (
     fmt_num,
     fmt_seconds,
     load_result,
+    recommendation_lines,
 )
 from deploytune.outcome import CrashKind, Objective, Status
 from deploytune.tuner import Result, TrialRecord
@@ -400,8 +401,19 @@ def _img(path: Path, alt: str) -> str:
     return f'<img src="data:image/png;base64,{data}" alt="{_e(alt)}">'
 
 
+def _recommendation_html(result: Result) -> str:
+    """What to deploy and how sure the runs make it (the summary's lines, escaped)."""
+    lines = recommendation_lines(result)
+    if not lines:
+        return ""
+    rec = result.recommendation
+    css = "good" if rec is not None and rec.reliable else "bad"
+    return (f'<h2>recommendation</h2>\n<p class="{css}"><b>{_e(lines[0])}</b></p>\n'
+            f"<pre>{_e(chr(10).join(lines[1:]))}</pre>")
+
+
 def _html(title: str, facts: _Facts, spec: Mapping[str, Any] | None, figures: Sequence[str],
-          trials: str) -> str:
+          trials: str, recommendation: str = "") -> str:
     spec_html = ""
     if spec is not None:
         text = json.dumps(spec, indent=2, default=str, ensure_ascii=False)
@@ -422,6 +434,7 @@ def _html(title: str, facts: _Facts, spec: Mapping[str, Any] | None, figures: Se
 {spec_html}
 <h2>summary</h2>
 {_summary_html(facts)}
+{recommendation}
 <h2>best feasible value so far</h2>
 {figures[0]}
 <h2>timeline</h2>
@@ -467,6 +480,7 @@ def write_report(study: optuna.Study, out_dir: Path, *,
                _img(timeline_png, "trials over wall-clock time")]
     path = out_dir / REPORT_HTML
     # text from a study may hold lone surrogates (undecodable bytes of an error): escaped
-    path.write_text(_html(title, facts, spec, figures, _trials_html(rows)), encoding="utf-8",
+    path.write_text(_html(title, facts, spec, figures, _trials_html(rows),
+                          _recommendation_html(result)), encoding="utf-8",
                     errors="backslashreplace")
     return path
