@@ -181,12 +181,17 @@ class _Spread:
     def add(self, values: Sequence[float]) -> None:
         if len(values) >= 2:
             mean = sum(values) / len(values)
-            self.ss += sum((v - mean) ** 2 for v in values)
+            self.ss += sum((v - mean) * (v - mean) for v in values)  # inf, never an error
             self.dof += len(values) - 1
 
     def posterior(self, prior_variance: float) -> float:
         """Scaled-inverse-chi-squared update of ``prior_variance`` with these data."""
         return (PRIOR_DOF * prior_variance + self.ss) / (PRIOR_DOF + self.dof)
+
+
+def _exp(x: float) -> float:
+    """``exp(x)``, infinite instead of an OverflowError (metrics near the float limit)."""
+    return math.exp(x) if x < 709.0 else math.inf
 
 
 def _mean(xs: Sequence[float]) -> float:
@@ -197,7 +202,7 @@ def _std(xs: Sequence[float]) -> float:
     if len(xs) < 2:
         return 0.0
     m = _mean(xs)
-    return math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
+    return math.sqrt(sum((x - m) * (x - m) for x in xs) / (len(xs) - 1))
 
 
 @dataclass(frozen=True)
@@ -245,7 +250,7 @@ class ConstraintRuns:
         z = _NORMAL.inv_cdf(0.5 + confidence / 2)
         if m > 0:
             width = z * self.spread * math.sqrt(1 + 1 / len(self.values))
-            lo, hi = m * math.exp(-width), m * math.exp(width)
+            lo, hi = m * _exp(-width), m * _exp(width)
         else:
             half = z * max(self.std or 0.0, self.spread * abs(self.constraint.scale))
             lo, hi = m - half, m + half
@@ -338,8 +343,8 @@ def assess(runs: Iterable[Run], objective: Objective, constraints: Sequence[Cons
     log_scale = bool(values) and all(math.isfinite(v) and v > 0 for v in values)
     obj_levels = {k: [x for x in (_objective_level(r.value, log_scale) for r in rs)
                       if x is not None] for k, rs in ran.items()}
-    obj_prior = PRIOR_SPREAD ** 2 if log_scale else (
-        PRIOR_SPREAD * (sum(abs(v) for v in values) / len(values) if values else 1.0)) ** 2
+    scale = PRIOR_SPREAD * (sum(abs(v) for v in values) / len(values) if values else 1.0)
+    obj_prior = PRIOR_SPREAD * PRIOR_SPREAD if log_scale else scale * scale
     obj_noise = _Noise(obj_levels, regions, obj_prior)
     distances = {c: {k: [d for d in (_distance(c, r) for r in rs) if d is not None]
                      for k, rs in ran.items()} for c in constraints}
@@ -373,8 +378,8 @@ def assess(runs: Iterable[Run], objective: Objective, constraints: Sequence[Cons
         if levels:
             mean = _mean(levels)
             pessimistic = mean - objective.sign * z * obj_spread / math.sqrt(len(levels))
-            value = math.exp(mean) if log_scale else mean
-            bound = math.exp(pessimistic) if log_scale else pessimistic
+            value = _exp(mean) if log_scale else mean
+            bound = _exp(pessimistic) if log_scale else pessimistic
         out.append(ConfigRuns(
             dict(rs[0].config), tuple(r.number for r in rs), len(rs),
             sum(r.status is Status.FEASIBLE for r in rs), len(ran[key]), value, bound,
