@@ -400,3 +400,11 @@ def test_validate_without_a_study_says_to_tune_first(tmp_path: Path) -> None:
     result = runner.invoke(app, ["validate", str(spec), "--no-report"])
     assert result.exit_code == 2
     assert "run `deploytune tune" in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize("target", ["spec.db", "sqlite:///spec.db"])
+def test_validate_of_a_study_file_says_it_needs_the_spec(tmp_path: Path, target: str) -> None:
+    result = runner.invoke(app, ["validate", target])
+    assert result.exit_code == 2
+    out = " ".join(result.output.split())
+    assert "needs the evaluator, which only a spec has" in out and "Traceback" not in out

@@ -497,8 +497,8 @@ def tune(
 @app.command()
 def validate(
     spec_file: Annotated[Path, typer.Argument(
-        help="The spec the study was tuned with (its evaluator runs the re-runs).",
-        show_default=False)],
+        help="The spec the study was tuned with (its evaluator runs the re-runs; a .db file "
+             "or storage URL alone has none).", show_default=False)],
     study_name: Annotated[str | None, typer.Option(
         "--study", help="The study to validate (default: the spec's); it may have been "
                         "written by plain Optuna code.")] = None,
@@ -520,6 +520,11 @@ def validate(
     """
     from deploytune.validation import Validation
 
+    if "://" in str(spec_file) or spec_file.suffix.lower() not in (".yaml", ".yml"):
+        raise _fail(f"{spec_file}: validate re-runs configurations, so it needs the evaluator, "
+                    f"which only a spec has; give the spec the study was tuned with "
+                    f"(deploytune validate SPEC.yaml, with --study NAME for another study in "
+                    f"the spec's storage); nothing was changed")
     spec = _load_spec(spec_file)
     _tune(spec_file, spec, _make_console(), live=None, report=report,
           resume=f"deploytune validate {spec_file}",
