@@ -331,7 +331,7 @@ def test_tune_reruns_the_finalists_and_says_how_sure_it_is(tmp_path: Path) -> No
     result = runner.invoke(app, ["tune", str(spec), "--plain", "--no-report"])
     assert result.exit_code == 0, result.output
     out = " ".join(result.output.split())
-    assert "finalists' re-run" in out
+    assert "finalists' re-run" in out and "(finalist's re-run of #" in out
     assert "recommended: " in out and "reliably feasible" in out
     assert "p95_ms <= 8 met in " in out and "P(met)" in out
     study = optuna.load_study(study_name="noisy", storage=f"sqlite:///{tmp_path / 'spec.db'}")

@@ -80,7 +80,7 @@ class TuneProgress:
                                              state=self._state(), eta="?")
 
     def _count(self, rec: TrialRecord) -> None:
-        self.done += 1
+        self.done += not rec.validation  # finalists' re-runs are not evaluations of the budget
         key = rec.status.value if rec.crash_kind is None else f"crashed/{rec.crash_kind.value}"
         self.counts[key] += 1
         if rec.status is Status.FEASIBLE and rec.value is not None and (
@@ -119,8 +119,11 @@ class TuneProgress:
                               eta=self._eta())
         if not self.enabled:
             value = "" if rec.value is None else f" {self.objective.metric}={rec.value:.4g}"
-            self.console.print(Text(f"trial {rec.number}: {status}{value} ({rec.cost_s:.1f}s)"),
-                               soft_wrap=True)
+            rerun = "" if rec.repeat_of is None else \
+                f" (finalist's re-run of #{rec.repeat_of})" if rec.validation else \
+                f" (re-run of #{rec.repeat_of})"
+            self.console.print(Text(f"trial {rec.number}{rerun}: {status}{value} "
+                                    f"({rec.cost_s:.1f}s)"), soft_wrap=True)
 
     def __enter__(self) -> TuneProgress:
         self._progress.start()
