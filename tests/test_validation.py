@@ -151,3 +151,14 @@ def test_bad_confidence_fails_before_any_evaluation() -> None:
         deploytune.optimize(noisy, SPACE, "throughput", "maximize", ["p95_ms <= 8"], budget=3,
                             confidence=1.0)
     assert noisy.calls == []
+
+
+@pytest.mark.parametrize("validation", [False, Validation(finalists=2, repeats=1)])
+def test_a_trial_queued_after_the_budget_is_not_run(tmp_path: Any, validation: Any) -> None:
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    tune(False, budget=5, storage=storage)
+    study = optuna.load_study(study_name="deploytune", storage=storage)
+    study.enqueue_trial({"precision": "fp32", "batch": 3})
+    result = tune(validation, budget=5, storage=storage)
+    assert len(search_runs(result)) == 5  # the budget was spent: the queued one waits
+    assert all(t.repeat_of is not None for t in result.trials[5:])

@@ -298,6 +298,8 @@ class _Progress:
     any_feasible: bool
     full_run_costs: list[float]
     """Durations of the trials that ran to the end (feasible or infeasible)."""
+    trials: list[FrozenTrial]
+    """Every trial of the study, as read for this snapshot."""
 
     @classmethod
     def of(cls, study: optuna.Study) -> _Progress:
@@ -312,7 +314,8 @@ class _Progress:
                               for t in finished if t.datetime_start and t.datetime_complete),
             any_feasible=any(o.feasible for o in obs),
             full_run_costs=[o.cost_s for o in obs if o.cost_s > 0
-                            and o.status in (Status.FEASIBLE, Status.INFEASIBLE)])
+                            and o.status in (Status.FEASIBLE, Status.INFEASIBLE)],
+            trials=trials)
 
 
 _STORAGE_ERRORS: tuple[type[BaseException], ...] = (
@@ -421,24 +424,25 @@ def _make_check(early: EarlyAbort, objective: Objective, constraints: Sequence[C
     return check
 
 
-def _queue_rerun(study: optuna.Study, objective: Objective, constraints: Sequence[Constraint],
-                 confidence: float, validation: Validation, searching: bool,
-                 final_runs: int) -> bool:
+def _queue_rerun(study: optuna.Study, trials: Sequence[FrozenTrial], objective: Objective,
+                 constraints: Sequence[Constraint], confidence: float, validation: Validation,
+                 searching: bool, final_runs: int) -> bool:
     """Queue the re-run :mod:`deploytune.validation` asks for, if any; ``False`` when the
     study is done (the budget spent and no finalist left to run again, or ``final_runs``,
-    this call's finalists' re-runs, at the settings' most).
+    this call's finalists' re-runs, at the settings' most). ``trials``: the study's trials,
+    as just read.
 
-    A trial already waiting in the queue (a resumed study's, a user's) goes first.
+    A trial already waiting in the queue (a resumed study's, a user's) goes first while the
+    search runs; after it, only a finalist's re-run waiting first (re-queued by a resume) does.
     """
-    if study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-        return True
-    if searching and not (validation.during_search and validation.repeats > 0):
-        return True
-    if not searching and final_runs >= validation.max_final_runs:
+    waiting = [t for t in trials if t.state is TrialState.WAITING]
+    if not searching and (final_runs >= validation.max_final_runs or (
+            waiting and not waiting[0].user_attrs.get(ATTR_VALIDATION, False))):
         return False
-    trials = [r for r in (TrialRecord.from_trial(t) for t in study.get_trials(deepcopy=False))
-              if r is not None]
-    assessed = assess(trials, objective, constraints, confidence)
+    if waiting or (searching and not (validation.during_search and validation.repeats > 0)):
+        return True
+    records = [r for r in (TrialRecord.from_trial(t) for t in trials) if r is not None]
+    assessed = assess(records, objective, constraints, confidence)
     target = next_to_validate(assessed, objective, confidence,
                               1 if searching else validation.finalists, validation.repeats)
     if target is None:
@@ -571,7 +575,8 @@ def optimize(
             progress = _Progress.of(study)
             searching = not (budget is not None and progress.evaluations >= budget) and not (
                 time_budget_s is not None and progress.seconds_spent >= time_budget_s)
-            if not _queue_rerun(study, obj, cons, confidence, checks, searching, final_runs):
+            if not _queue_rerun(study, progress.trials, obj, cons, confidence, checks,
+                                searching, final_runs):
                 break
             trial, config = _start_trial(study, space_obj, worker, sampler_obj)
             check = _make_check(early, obj, cons, progress.any_feasible, trial,
