@@ -403,10 +403,10 @@ def _img(path: Path, alt: str) -> str:
 
 def _recommendation_html(result: Result) -> str:
     """What to deploy and how sure the runs make it (the summary's lines, escaped)."""
-    lines = recommendation_lines(result)
+    rec = result.recommendation
+    lines = recommendation_lines(result, rec)
     if not lines:
         return ""
-    rec = result.recommendation
     css = "good" if rec is not None and rec.reliable else "bad"
     return (f'<h2>recommendation</h2>\n<p class="{css}"><b>{_e(lines[0])}</b></p>\n'
             f"<pre>{_e(chr(10).join(lines[1:]))}</pre>")

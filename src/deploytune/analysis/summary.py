@@ -20,7 +20,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from optuna.trial import FrozenTrial, TrialState
 
-from deploytune.feasibility import DEFAULT_CONFIDENCE, ConfigRuns
+from deploytune.feasibility import (
+    DEFAULT_CONFIDENCE,
+    ConfigRuns,
+    ConstraintRuns,
+    Recommendation,
+)
 from deploytune.history import ATTR_CONFIDENCE, ATTR_STATUS
 from deploytune.outcome import Constraint, CrashKind, Objective, Status, parse_constraints
 from deploytune.tuner import Result, TrialRecord
@@ -428,7 +433,7 @@ def _rerun_text(result: Result) -> str:
     return "; " + ", ".join(parts) if parts else ""
 
 
-def _constraint_line(c: Any, confidence: float) -> tuple[str, str]:
+def _constraint_line(c: ConstraintRuns, confidence: float) -> tuple[str, str]:
     """One constraint of the recommendation: runs that met it, mean and spread, margin."""
     text = f"met in {c.met}/{c.ran} runs"
     if c.mean is not None:
@@ -443,7 +448,7 @@ def _constraint_line(c: Any, confidence: float) -> tuple[str, str]:
     return str(c.constraint), text + f", P(met) {c.p_met:.2f}"
 
 
-def recommendation_lines(result: Result) -> list[str]:
+def recommendation_lines(result: Result, rec: Recommendation | None) -> list[str]:
     """What to deploy and how sure the runs make it, as plain lines (empty when nothing was
     feasible): the configuration (when it is not the best observed run's), whether it meets
     the chance constraint, and per constraint the runs that met it, mean, spread and margin
@@ -451,8 +456,9 @@ def recommendation_lines(result: Result) -> list[str]:
 
     Args:
         result: The result of a study.
+        rec: Its :attr:`~deploytune.tuner.Result.recommendation` (computed once by the caller,
+            which also colours the verdict by it).
     """
-    rec = result.recommendation
     if rec is None:
         return []
     runs: ConfigRuns = rec.runs
@@ -531,7 +537,7 @@ def summary_text(result: Result, *, title: str | None = None) -> str:
         if f.margins:
             lines.append("  margins:")
             lines += _kv_lines((str(m.constraint), _margin_text(m)) for m in f.margins)
-        lines += recommendation_lines(result)
+        lines += recommendation_lines(result, result.recommendation)
         return "\n".join(lines)
     lines.append("no feasible configuration found")
     if f.closest is None:
@@ -618,7 +624,7 @@ def render_summary(result: Result, console: Console, *, title: str | None = None
             console.print(margins)
         rec = result.recommendation
         first = "bold green" if rec is not None and rec.reliable else "bold red"
-        for i, line in enumerate(recommendation_lines(result)):
+        for i, line in enumerate(recommendation_lines(result, rec)):
             console.print(Text(line, style=first if i == 0 else ""))
         return
     console.print(Text("no feasible configuration found", style="bold red"))

@@ -58,13 +58,14 @@ if TYPE_CHECKING:
 
     from rich.console import Console, Group
 
-    from deploytune.tuner import TrialRecord
+    from deploytune.tuner import Result, TrialRecord
 
 __all__ = [
     "BenchResult",
     "dumps_strict",
     "expand_problems",
     "jsonable",
+    "optimize_problem",
     "resolve_problem",
     "run_bench",
     "run_one",
@@ -279,6 +280,37 @@ def _trial_rows(trials: Sequence[TrialRecord], metrics: RunMetrics, problem: Pro
     return rows
 
 
+def optimize_problem(problem: Problem, seed: int, budget: int, **kw: Any) -> Result:
+    """:func:`deploytune.optimize` on ``problem``: its live evaluator, else its simulated one
+    with noise seeded by ``seed``; the sampler seeded by ``seed`` too.
+
+    Args:
+        problem: The problem.
+        seed: Seed of the sampler and of the problem's noise.
+        budget: Number of trials.
+        **kw: Further keyword arguments of :func:`deploytune.optimize` (``sampler``,
+            ``callbacks``, ``validation``, ...).
+
+    Returns:
+        The run's :class:`~deploytune.tuner.Result`.
+    """
+    import optuna
+
+    import deploytune
+
+    evaluator = problem.live() if problem.live else problem.sim_evaluator(seed)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return deploytune.optimize(
+                evaluator, problem.space, objective=problem.objective.metric,
+                direction=problem.objective.direction,
+                constraints=[str(c) for c in problem.constraints], budget=budget, seed=seed,
+                **kw)
+    finally:  # optimize() closes only the evaluators it makes; the next run may share this process
+        evaluator.close()
+
+
 def run_one(problem_name: str, sampler_name: str, seed: int, budget: int) -> dict[str, Any]:
     """Run ``sampler_name`` on ``problem_name`` with ``seed`` for ``budget`` trials.
 
@@ -303,10 +335,6 @@ def run_one(problem_name: str, sampler_name: str, seed: int, budget: int) -> dic
         for a live problem) and ``wall_s`` (seconds from the previous trial's end, sampling
         included)).
     """
-    import optuna
-
-    import deploytune
-
     problem = resolve_problem(problem_name)
     wall: dict[int, float] = {}
     last = start = time.perf_counter()
@@ -317,17 +345,8 @@ def run_one(problem_name: str, sampler_name: str, seed: int, budget: int) -> dic
         wall[rec.number] = now - last
         last = now
 
-    evaluator = problem.live() if problem.live else problem.sim_evaluator(seed)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            result = deploytune.optimize(
-                evaluator, problem.space, objective=problem.objective.metric,
-                direction=problem.objective.direction,
-                constraints=[str(c) for c in problem.constraints], budget=budget,
-                sampler=sampler_name, seed=seed, callbacks=[on_trial])
-    finally:  # optimize() closes only the evaluators it makes; the next run may share this process
-        evaluator.close()
+    result = optimize_problem(problem, seed, budget, sampler=sampler_name,
+                              callbacks=[on_trial])
     elapsed = time.perf_counter() - start
     metrics = run_metrics(result.trials, problem)
     return {

@@ -33,16 +33,15 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from deploytune.bench.problem import Problem
-from deploytune.feasibility import DEFAULT_CONFIDENCE, assess, config_key, recommend
+from deploytune.feasibility import config_key
 from deploytune.outcome import Status
-from deploytune.tuner import TrialRecord
+from deploytune.tuner import Result, TrialRecord
 from deploytune.validation import OFF, Validation
 
 __all__ = ["ARMS", "FIXED_MARGIN", "POLICIES", "TrustTask", "run_trust", "trust_markdown"]
@@ -76,16 +75,11 @@ class TrustTask:
         return out / "runs" / self.problem / f"b{self.budget}" / self.arm / f"seed_{self.seed}.json"
 
 
-def _observed(trials: Sequence[TrialRecord], problem: Problem,
-              margin: float = 0.0) -> dict[str, Any] | None:
-    best: TrialRecord | None = None
-    for t in trials:
-        if t.status is not Status.FEASIBLE or t.value is None or not math.isfinite(t.value):
-            continue
-        if margin and any(v > -margin for v in t.violations.values()):
-            continue
-        if best is None or problem.objective.better(t.value, best.value):  # type: ignore[arg-type]
-            best = t
+def _observed(result: Result, margin: float = 0.0) -> dict[str, Any] | None:
+    """The best observed feasible run's configuration; with ``margin``, among the runs that
+    met every constraint with that share of headroom."""
+    runs = [t for t in result.trials if all(v <= -margin for v in t.violations.values())]
+    best = Result(runs, result.objective, result.constraints).best_trial
     return dict(best.config) if best is not None else None
 
 
@@ -101,13 +95,6 @@ def _naive_finalist(trials: Sequence[TrialRecord], problem: Problem) -> dict[str
         if best is None or problem.objective.better(mean, best[0]):
             best = (mean, dict(runs[0].config))
     return best[1] if best else None
-
-
-def _chance(trials: Sequence[TrialRecord], problem: Problem) -> tuple[dict[str, Any] | None,
-                                                                      bool]:
-    rec = recommend(assess(trials, problem.objective, problem.constraints,
-                           DEFAULT_CONFIDENCE), problem.objective, DEFAULT_CONFIDENCE)
-    return (rec.config, rec.reliable) if rec is not None else (None, False)
 
 
 def _score(problem: Problem, config: dict[str, Any] | None) -> dict[str, Any]:
@@ -130,39 +117,23 @@ def run_task(task: TrustTask) -> dict[str, Any]:
         ``config``, ``p_feasible``, ``value``, ``regret``, ``false_feasible``, and ``reliable``
         for the chance policies).
     """
-    import optuna
-
-    import deploytune
-    from deploytune.bench.runner import resolve_problem
+    from deploytune.bench.runner import optimize_problem, resolve_problem
 
     problem = resolve_problem(task.problem)
-    evaluator = problem.sim_evaluator(task.seed)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            result = deploytune.optimize(
-                evaluator, problem.space, objective=problem.objective.metric,
-                direction=problem.objective.direction,
-                constraints=[str(c) for c in problem.constraints], budget=task.budget,
-                seed=task.seed, validation=ARMS[task.arm])
-    finally:
-        evaluator.close()
+    result = optimize_problem(problem, task.seed, task.budget, validation=ARMS[task.arm])
     trials = result.trials
     policies: dict[str, dict[str, Any]] = {}
     if task.arm == "today":
-        observed = _observed(trials, problem)
+        observed = _observed(result)
         policies["today/observed"] = _score(problem, observed)
-        measured = [t.value for t in trials if t.config == observed and t.value is not None
-                    and t.status is Status.FEASIBLE]
         # what the regular bench reports: the regret of the best *measured* value
-        policies["today/observed"]["reported_regret"] = problem.regret(
-            (max if problem.objective.sign > 0 else min)(measured) if measured else None)
-        policies["today/margin"] = _score(
-            problem, _observed(trials, problem, FIXED_MARGIN) or _observed(trials, problem))
+        policies["today/observed"]["reported_regret"] = problem.regret(result.best_value)
+        policies["today/margin"] = _score(problem, _observed(result, FIXED_MARGIN) or observed)
     if task.arm == "finalists":
         policies["finalists/naive"] = _score(problem, _naive_finalist(trials, problem))
-    config, reliable = _chance(trials, problem)
-    policies[f"{task.arm}/chance"] = {**_score(problem, config), "reliable": reliable}
+    rec = result.recommendation
+    policies[f"{task.arm}/chance"] = {**_score(problem, rec.config if rec else None),
+                                      "reliable": rec is not None and rec.reliable}
     seconds = sum(problem.trial_seconds(t.config, t.status, t.crash_kind, t.cost_s)
                   for t in trials)
     return {"problem": task.problem, "seed": task.seed, "budget": task.budget, "arm": task.arm,
