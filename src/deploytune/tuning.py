@@ -274,6 +274,15 @@ def _choose(family: Sequence[FrozenStudy], setup: dict[str, Any]) -> FrozenStudy
                  if difference(s.user_attrs.get(SETUP_ATTR), setup) is None), None)
 
 
+def _spec_study_name(studies: Sequence[FrozenStudy], spec: Spec) -> str:
+    """The study a spec reads: the newest of its family whose problem matches the spec, else
+    the newest of its family, else the spec's own name."""
+    family = _family(studies, spec.study_name)
+    chosen = _choose(family, setup_of(spec.objective, spec.constraints, spec.space)) or (
+        family[-1] if family else None)
+    return chosen.study_name if chosen is not None else spec.study_name
+
+
 def _fresh_name(names: Sequence[str], name: str) -> str:
     taken = set(names)
     k = 2
@@ -299,10 +308,7 @@ def _validated_study(spec: Spec, study_name: str | None) -> str:
     studies = {s.study_name: s for s in storage.get_all_studies()}
     where = storage_text(spec.storage)
     if study_name is None:
-        family = _family(list(studies.values()), spec.study_name)
-        setup = setup_of(spec.objective, spec.constraints, spec.space)
-        chosen = _choose(family, setup) or (family[-1] if family else None)
-        study_name = chosen.study_name if chosen is not None else spec.study_name
+        study_name = _spec_study_name(list(studies.values()), spec)
     frozen = studies.get(study_name)
     if frozen is None:
         raise StudyNotFound(f"{where}: no study named {study_name!r} to validate (it holds: "
@@ -585,10 +591,7 @@ def open_study(target: str, study_name: str | None = None) -> tuple[optuna.Study
         studies = storage.get_all_studies()
         names = [s.study_name for s in studies]
         if name is None and spec is not None:
-            family = _family(studies, spec.study_name)
-            setup = setup_of(spec.objective, spec.constraints, spec.space)
-            chosen = _choose(family, setup) or (family[-1] if family else None)
-            name = chosen.study_name if chosen is not None else spec.study_name
+            name = _spec_study_name(studies, spec)
         if name is None:
             if len(names) != 1:
                 listed = ", ".join(names) or "none"
