@@ -163,6 +163,18 @@ def _met_rates(per_config: Iterable[Sequence[float]]) -> tuple[float, float]:
     return rate(every), rate(able)
 
 
+def _p_met(c: Constraint, ds: Sequence[float], spread: float, met_rates: tuple[float, float],
+           ran: bool) -> float:
+    """P(a fresh run meets ``c``) from one configuration's distances ``ds`` (module
+    docstring): the predictive normal, or for a zero limit the shrunk rate."""
+    if not ds:
+        return 0.0 if ran else 1.0  # ran without the metric: cannot tell it met
+    if c.limit == 0:
+        met = sum(d <= 0 for d in ds)
+        return (met + PRIOR_DOF * met_rates[met > 0]) / (len(ds) + PRIOR_DOF)
+    return _NORMAL.cdf(-_mean(ds) / (spread * math.sqrt(1 + 1 / len(ds))))
+
+
 def _objective_level(value: float | None, log_scale: bool) -> float | None:
     if value is None or not math.isfinite(value):
         return None
@@ -359,14 +371,7 @@ def assess(runs: Iterable[Run], objective: Objective, constraints: Sequence[Cons
         for c in constraints:
             ds = distances[c][key]
             spread = math.sqrt(noises[c].variance(key, region))
-            if ds and c.limit == 0:
-                met = sum(d <= 0 for d in ds)
-                prior = met_rates[c][met > 0]
-                p_met = (met + PRIOR_DOF * prior) / (len(ds) + PRIOR_DOF)
-            elif ds:
-                p_met = _NORMAL.cdf(-_mean(ds) / (spread * math.sqrt(1 + 1 / len(ds))))
-            else:
-                p_met = 0.0 if ran[key] else 1.0  # ran without the metric: cannot tell it met
+            p_met = _p_met(c, ds, spread, met_rates[c], ran=bool(ran[key]))
             p *= p_met
             vals = tuple(float(r.metrics[c.metric]) for r in ran[key]
                          if c.metric in r.metrics and math.isfinite(r.metrics[c.metric]))
