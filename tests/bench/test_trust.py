@@ -61,3 +61,8 @@ def test_run_trust_resumes_and_writes_a_table(tmp_path: Path) -> None:
     assert sorted(r["arm"] for r in again) == sorted(r["arm"] for r in runs)
     text = trust_markdown(runs, "cmd")
     assert "| full/chance |" in text and "Budget 8" in text
+
+
+def test_a_run_path_stays_inside_the_output_folder(tmp_path: Path) -> None:
+    path = TrustTask("../../up:factory", 0, 5, "today").path(tmp_path)
+    assert path.resolve().is_relative_to(tmp_path.resolve())

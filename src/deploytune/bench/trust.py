@@ -71,8 +71,12 @@ class TrustTask:
     arm: str
 
     def path(self, out: Path) -> Path:
-        """Where its JSON result goes."""
-        return out / "runs" / self.problem / f"b{self.budget}" / self.arm / f"seed_{self.seed}.json"
+        """Where its JSON result goes (the problem name made file-name safe, as the bench's
+        runs: a ``module:factory`` name never leads outside ``out``)."""
+        from deploytune.bench.runner import _safe
+
+        return (out / "runs" / _safe(self.problem) / f"b{self.budget}" / self.arm
+                / f"seed_{self.seed}.json")
 
 
 def _observed(result: Result, margin: float = 0.0) -> dict[str, Any] | None:
