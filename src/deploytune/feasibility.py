@@ -56,6 +56,7 @@ __all__ = [
     "PRIOR_SPREAD",
     "ConfigRuns",
     "ConstraintRuns",
+    "PooledNoise",
     "Recommendation",
     "Run",
     "assess",
@@ -312,8 +313,15 @@ def _group(runs: Iterable[Run]) -> dict[tuple[tuple[str, Any], ...], list[Run]]:
     return groups
 
 
-class _Noise:
-    """Variance of one quantity: study -> region -> configuration (module docstring)."""
+class PooledNoise:
+    """Run-to-run variance of one quantity, pooled configuration -> region -> study (see the
+    module docstring).
+
+    Args:
+        per_config: Each configuration's key -> the quantity in each of its runs.
+        regions: Each configuration's key -> its region's key.
+        prior: The study level's prior variance (:data:`PRIOR_DOF` runs' worth).
+    """
 
     def __init__(self, per_config: Mapping[Any, Sequence[float]], regions: Mapping[Any, Any],
                  prior: float):
@@ -329,6 +337,8 @@ class _Noise:
         self._study = self._top.posterior(prior)
 
     def variance(self, key: Any, region: Any) -> float:
+        """The variance of one run of configuration ``key`` of ``region`` (either may be
+        unseen: an unseen configuration gets its region's, an unseen region the study's)."""
         r = self._regions.get(region, _Spread()).posterior(self._study)
         return max(_FLOOR, self._own.get(key, _Spread()).posterior(r))
 
@@ -357,10 +367,10 @@ def assess(runs: Iterable[Run], objective: Objective, constraints: Sequence[Cons
                       if x is not None] for k, rs in ran.items()}
     scale = PRIOR_SPREAD * (sum(abs(v) for v in values) / len(values) if values else 1.0)
     obj_prior = PRIOR_SPREAD * PRIOR_SPREAD if log_scale else scale * scale
-    obj_noise = _Noise(obj_levels, regions, obj_prior)
+    obj_noise = PooledNoise(obj_levels, regions, obj_prior)
     distances = {c: {k: [d for d in (_distance(c, r) for r in rs) if d is not None]
                      for k, rs in ran.items()} for c in constraints}
-    noises = {c: _Noise(distances[c], regions, PRIOR_SPREAD ** 2) for c in constraints}
+    noises = {c: PooledNoise(distances[c], regions, PRIOR_SPREAD ** 2) for c in constraints}
     met_rates = {c: _met_rates(distances[c].values()) for c in constraints}
     z = _NORMAL.inv_cdf(confidence)
     out = []

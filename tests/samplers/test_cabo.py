@@ -223,10 +223,11 @@ def test_smaller_violation_floor_trusts_confident_predictions() -> None:
 
 def test_objective_model_sees_standardised_values_and_incumbent() -> None:
     """The objective model regresses the values at mean 0 and sd 1; the incumbent is the best
-    feasible value on the same scale, and the predictions keep the values' order."""
+    feasible value on the same scale (without the chance incumbent, tests/samplers/
+    test_chance.py), and the predictions keep the values' order."""
     history = _serving_history(60)
     enc = ConfigEncoder(SERVING, ordinal=True)
-    models = Models(SERVING, history, 1.0, CaboSettings(), 0, enc)
+    models = Models(SERVING, history, 1.0, CaboSettings(chance_incumbent=False), 0, enc)
     values = np.array([float(o.value) for o in history if not o.crashed and o.value])
     best = max(float(o.value) for o in history if o.feasible and o.value is not None)
     assert models.incumbent == pytest.approx((best - values.mean()) / values.std())

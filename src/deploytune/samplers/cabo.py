@@ -73,9 +73,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy.special import log_ndtr, ndtr
 
-from deploytune.history import Observation
+from deploytune.feasibility import DEFAULT_CONFIDENCE
+from deploytune.history import ATTR_CONFIDENCE, Observation
 from deploytune.outcome import CrashKind
 from deploytune.samplers._base import SpaceSampler, trial_rng
+from deploytune.samplers._chance import ConstraintNoise, chance_incumbent
 from deploytune.samplers._encoding import INACTIVE, ConfigEncoder, same_value
 from deploytune.samplers._moves import draw_unseen, one_exchange_neighbours
 from deploytune.samplers._options import check_settings, settings_from
@@ -161,6 +163,17 @@ class CaboSettings:
             lower the latency, which gives the search a direction toward the boundary. Once
             something is feasible the forests alone model the constraints (the trend kept
             after that was worse on the development set). Default 1.0; 0: off.
+        region_noise: Once some configuration has been run more than once (the tuner's
+            re-runs), each constraint model's spread floor is the measured run-to-run spread
+            of the candidate's region (its unordered categorical values), pooled
+            configuration -> region -> study from the floor above
+            (:class:`~deploytune.samplers._chance.ConstraintNoise`): near a limit, a noisy
+            region is trusted less than a quiet one. Without repeats nothing changes.
+        chance_incumbent: Expected improvement is measured from the best *mean* objective
+            among evaluated configurations whose predicted P(feasible) meets the study's
+            chance constraint (``dt.confidence``, default 0.9), else from that of the one most
+            likely feasible (:func:`~deploytune.samplers._chance.chance_incumbent`), instead of
+            from the best feasible run, which may be a lucky one.
 
     ``signature_rule``, ``start_candidates`` and ``violation_trend`` were chosen on the
     generated development set (docs/benchmarks.md, issue 17). Settings that were measured
@@ -188,6 +201,8 @@ class CaboSettings:
     signature_rule: str = "hard"
     start_candidates: int = 1
     violation_trend: float = 1.0
+    region_noise: bool = True
+    chance_incumbent: bool = True
 
     def __post_init__(self) -> None:
         check_settings(self, owner="cabo", ranges=_CABO_RANGES,
@@ -308,6 +323,15 @@ class _CrashRules:
         return self.signatures.floor(configs) if self.signatures else None
 
 
+def _confidence(study: Study) -> float:
+    """The study's chance constraint (what the tuner stored; the default without one)."""
+    value = study.user_attrs.get(ATTR_CONFIDENCE, DEFAULT_CONFIDENCE)
+    try:
+        return min(1.0, max(0.0, float(value)))
+    except (TypeError, ValueError):
+        return DEFAULT_CONFIDENCE
+
+
 class Models:
     """The crash, constraint, objective and cost models of one history (see the module).
 
@@ -318,10 +342,12 @@ class Models:
         settings: Which models to fit and how.
         seed: Seed of the forests.
         encoder: The configuration encoder.
+        confidence: The chance constraint's level (the incumbent's, ``chance_incumbent``).
     """
 
     def __init__(self, space: Space, history: Sequence[Observation], sign: float,
-                 settings: CaboSettings, seed: int, encoder: ConfigEncoder) -> None:
+                 settings: CaboSettings, seed: int, encoder: ConfigEncoder,
+                 confidence: float = DEFAULT_CONFIDENCE) -> None:
         self.space = space
         self.encoder = encoder
         self.settings = settings
@@ -341,7 +367,9 @@ class Models:
         # constraint models, one per constraint label seen on runs
         self._constraints: list[Any] = []
         self._trends: list[_Trend | None] = []
-        self._floors: list[float] = []
+        self._noises: list[ConstraintNoise] = []
+        noises: dict[str, ConstraintNoise] = {}
+        nominal = [j for j in range(encoder.width) if j not in set(encoder.ordered_columns)]
         if settings.constraint_models and len(ran) >= 2:
             labels = sorted({k for i in ran for k in history[i].violations})
             for k, label in enumerate(labels):
@@ -357,7 +385,11 @@ class Models:
                 residual = y if trend is None else y - trend(x[rows])
                 self._constraints.append(_forest(x[rows], residual, n, seed + 1 + k))
                 self._trends.append(trend)
-                self._floors.append(_noise_floor(x[rows], y, settings.violation_sd_floor))
+                floor = _noise_floor(x[rows], y, settings.violation_sd_floor)
+                noise = ConstraintNoise(x[rows], y, nominal, floor,
+                                        per_region=settings.region_noise)
+                self._noises.append(noise)
+                noises[label] = noise
         # objective model over runs with a finite value
         rows = [i for i in ran if history[i].value is not None
                 and math.isfinite(float(history[i].value or 0.0))]
@@ -369,6 +401,9 @@ class Models:
                     if o.feasible and o.value is not None and math.isfinite(float(o.value))]
             z, self.incumbent = _standardised(y, max(feas) if feas else None)
             self._objective = _forest(x[rows], z, n, seed + 101)
+            if settings.chance_incumbent and feas:
+                self.incumbent = chance_incumbent(
+                    history, x, noises, dict(zip(rows, z.tolist(), strict=True)), confidence)
         # cost model over log seconds
         self._cost = None
         costs = np.array([max(o.cost_s, _MIN_COST_S) for o in history])
@@ -399,11 +434,11 @@ class Models:
     def _met_z(self, x: np.ndarray) -> Iterator[np.ndarray]:
         """Per constraint model: ``-m / s``, the standardised margin of each row (its
         probability of being met is ``Phi`` of it)."""
-        for forest, trend, floor in zip(self._constraints, self._trends, self._floors,
+        for forest, trend, noise in zip(self._constraints, self._trends, self._noises,
                                         strict=True):
             t = _per_tree(forest, x)
             mean = t.mean(axis=0) if trend is None else t.mean(axis=0) + trend(x)
-            yield -mean / np.sqrt(t.var(axis=0) + floor**2)
+            yield -mean / np.sqrt(t.var(axis=0) + noise.sd(x) ** 2)
 
     def log_p_constraints(self, x: np.ndarray) -> np.ndarray:
         """``log`` of :meth:`p_constraints`, without its underflow: when every run so far
@@ -538,7 +573,7 @@ class CaboSampler(SpaceSampler):
         uncovered = self._uncovered(history) if self._covering(len(history)) else set()
         models = Models(self.space, history, sign, self.settings,
                         int(trial_rng(self.seed, number, "forest").integers(2**31)),
-                        self.encoder)
+                        self.encoder, _confidence(study))
         pool = self._candidates(models, history, sign, uncovered, seen, rng, rules)
         if not pool:
             return self._random_unseen(seen, rng, rules)
