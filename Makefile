@@ -7,19 +7,19 @@ STAMP   = $(VENV)/.installed
 
 .PHONY: demo test lint clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml bench/pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "deploytune needs Python >= 3.11")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	scripts/ensure-swig
-	$(BIN)/python -m pip install -q -e ".[dev,gp,workloads,peers,ray]"
+	$(BIN)/python -m pip install -q -e ".[dev,gp,workloads,peers,ray]" -e bench
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/deploytune demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src bench/src tests
 	$(BIN)/mypy
 
 test: lint

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from deploytune.bench.overhead import sampler_overhead
-from deploytune.bench.problem import Problem
+from deploybench.overhead import sampler_overhead
+from deploybench.problem import Problem
 from deploytune.cli import app
 
 runner = CliRunner()
@@ -69,7 +69,7 @@ def test_unknown_problem_is_rejected_by_name(tmp_path: Path) -> None:
 
 
 def test_unknown_registered_problem_is_rejected(tmp_path: Path) -> None:
-    pytest.importorskip("deploytune.bench.registry")
+    pytest.importorskip("deploybench.registry")
     result = _bench("--problems", "crashy-branin,no-such-problem", "--samplers", "random",
                     "--out", str(tmp_path))
     assert result.exit_code == 2
@@ -160,14 +160,14 @@ def test_samplers_command_prints_text_as_is(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_bench_accepts_experimental_samplers() -> None:
-    from deploytune.cli import _check_samplers
+    from deploybench.cli import _check_samplers
 
     assert _check_samplers("cabo,cabo-no-crash,tba-tpe-gate") == ["cabo", "cabo-no-crash",
                                                                  "tba-tpe-gate"]
 
 
 def test_problems_command() -> None:
-    pytest.importorskip("deploytune.bench.registry")
+    pytest.importorskip("deploybench.registry")
     result = runner.invoke(app, ["problems"])
     assert result.exit_code == 0
     assert "crashy-branin" in result.output

@@ -7,7 +7,7 @@ from typing import Any
 
 import matplotlib.image
 
-from deploytune.bench.figures import overview_figure
+from deploybench.figures import overview_figure
 
 
 def _run(problem: str, sampler: str, budget: int, regret: float,

@@ -1,4 +1,4 @@
-"""Tests of the generated DeployBench family (deploytune.bench.generated)."""
+"""Tests of the generated DeployBench family (deploybench.generated)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import deploytune
-from deploytune.bench.generated import (
+from deploybench.generated import (
     DEV_INSTANCES,
     TEST_INSTANCES,
     GeneratedInstance,
@@ -21,8 +21,8 @@ from deploytune.bench.generated import (
     generate_noisy,
     generated_noisy_problems,
 )
-from deploytune.bench.registry import ALIASES, expand_problem_names, get_problem, problem_names
-from deploytune.bench.runner import expand_problems
+from deploybench.registry import ALIASES, expand_problem_names, get_problem, problem_names
+from deploybench.runner import expand_problems
 from deploytune.outcome import CrashKind, Status, crash_kind_of, judge
 from deploytune.space import Categorical, Config, Float, Int
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from deploytune.bench.early_abort import (
+from deploybench.early_abort import (
     AbortProblem,
     compare_early_abort,
     counterfactual,
@@ -22,7 +22,7 @@ from deploytune.bench.early_abort import (
     early_abort_markdown,
     problem_from_spec,
 )
-from deploytune.bench.isolation import (
+from deploybench.isolation import (
     IsolationCase,
     default_cases,
     isolation_overhead,

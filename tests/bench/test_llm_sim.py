@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import deploytune
-from deploytune.bench import llm_sim
-from deploytune.bench.llm_sim import (
+from deploybench import llm_sim
+from deploybench.llm_sim import (
     INSTANCES,
     OPTIMA,
     OPTIMAL_CONFIGS,
@@ -27,8 +27,8 @@ from deploytune.bench.llm_sim import (
     runtime_oom_probability,
     simulate_llm,
 )
-from deploytune.bench.registry import expand_problem_names, get_problem, problem_names
-from deploytune.bench.runner import run_one
+from deploybench.registry import expand_problem_names, get_problem, problem_names
+from deploybench.runner import run_one
 from deploytune.outcome import (
     CrashKind,
     InvalidConfig,
@@ -221,7 +221,7 @@ def test_shipped_optimum_is_the_enumerated_best(name: str) -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_shipped_feasible_families_are_the_enumerated_ones(name: str) -> None:
-    from deploytune.bench.llm_sim import FEASIBLE_FAMILIES, feasible_family_values
+    from deploybench.llm_sim import FEASIBLE_FAMILIES, feasible_family_values
 
     assert feasible_family_values(name) == FEASIBLE_FAMILIES[name]
     problem = get_problem(name)

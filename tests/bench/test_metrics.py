@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 
-from deploytune.bench.metrics import (
+from deploybench.metrics import (
     RunMetrics,
     aggregate,
     best_so_far,
     discoverable_families,
     run_metrics,
 )
-from deploytune.bench.problem import CostModel, Problem
+from deploybench.problem import CostModel, Problem
 from deploytune.outcome import CrashKind, Status
 from deploytune.tuner import TrialRecord
 

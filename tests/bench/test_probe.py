@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from deploytune.bench import probe
-from deploytune.bench.probe import (
+from deploybench import probe
+from deploybench.probe import (
     ProbeCase,
     boundary_limit,
     flip_rate,

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 import deploytune
-from deploytune.bench import deploy_sim, pipeline_sim, recording, replay, synthetic
-from deploytune.bench.problem import Problem
-from deploytune.bench.registry import expand_problem_names, get_problem, problem_names
+from deploybench import deploy_sim, pipeline_sim, recording, replay, synthetic
+from deploybench.problem import Problem
+from deploybench.registry import expand_problem_names, get_problem, problem_names
 from deploytune.outcome import CrashKind, InvalidConfig, Status, crash_kind_of, judge
 from deploytune.space import Config
 from deploytune.tuner import evaluate_once

@@ -8,10 +8,10 @@ import json
 import pytest
 
 import deploytune
-from deploytune.bench.real import WORKLOADS, get_workload, split_problem_name
-from deploytune.bench.recording import FORMAT, default_table_path, grid_cells
-from deploytune.bench.registry import ALIASES, get_problem
-from deploytune.bench.replay import RecordedTable, landscape
+from deploybench.real import WORKLOADS, get_workload, split_problem_name
+from deploybench.recording import FORMAT, default_table_path, grid_cells
+from deploybench.registry import ALIASES, get_problem
+from deploybench.replay import RecordedTable, landscape
 from deploytune.outcome import Status
 
 REPLAY = list(ALIASES["replay"])

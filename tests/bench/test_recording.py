@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from deploytune.bench import recording
-from deploytune.bench.recording import (
+from deploybench import recording
+from deploybench.recording import (
     FORMAT,
     grid_cells,
     grid_rows,

@@ -4,7 +4,7 @@ Two tables: one written by hand in this file (no processes; every expected numbe
 out below from its cells), and the toy workload of :mod:`tests.bench.toy_workload` recorded for
 real (isolated children, real memory cap and time limit), whose metrics are predictable from
 :func:`~tests.bench.toy_workload.nominal_metrics`. The replay problems are built by the
-package's own :func:`~deploytune.bench.replay.replay_problem`, with the folder of shipped
+package's own :func:`~deploybench.replay.replay_problem`, with the folder of shipped
 tables pointed at a temporary one.
 """
 
@@ -22,11 +22,11 @@ import numpy as np
 import pytest
 
 import deploytune
-from deploytune.bench import recording, replay
-from deploytune.bench.problem import Problem
-from deploytune.bench.real import RealWorkload, Scenario, split_problem_name
-from deploytune.bench.recording import FORMAT
-from deploytune.bench.replay import RecordedCost, RecordedTable, landscape, replay_problem
+from deploybench import recording, replay
+from deploybench.problem import Problem
+from deploybench.real import RealWorkload, Scenario, split_problem_name
+from deploybench.recording import FORMAT
+from deploybench.replay import RecordedCost, RecordedTable, landscape, replay_problem
 from deploytune.outcome import (
     CrashKind,
     InvalidConfig,

@@ -13,8 +13,8 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from deploytune.bench.problem import Problem
-from deploytune.bench.runner import (
+from deploybench.problem import Problem
+from deploybench.runner import (
     dumps_strict,
     expand_problems,
     jsonable,
@@ -242,7 +242,7 @@ def test_run_path_layouts(tmp_path: Path) -> None:
 
 
 def test_cli_budgets_runs_every_budget_and_compares_per_cell(tmp_path: Path) -> None:
-    pytest.importorskip("deploytune.bench.registry")
+    pytest.importorskip("deploybench.registry")
     out = tmp_path / "res"
     result = CliRunner().invoke(app, [
         "bench", "--no-progress", "--no-figures", "--problems", "crashy-branin",
@@ -310,7 +310,7 @@ def test_jsonable_makes_standard_json() -> None:
 
 
 def test_smoke_registered_problem() -> None:
-    pytest.importorskip("deploytune.bench.registry")
+    pytest.importorskip("deploybench.registry")
     run = run_one("crashy-branin", "random", 0, 5)
     assert len(run["rows"]) == 5
     dumps_strict(run)
@@ -330,7 +330,7 @@ def _rows(path: Path) -> list[dict[str, Any]]:
 
 
 def test_runs_per_process_does_not_change_results(tmp_path: Path) -> None:
-    pytest.importorskip("deploytune.bench.registry")
+    pytest.importorskip("deploybench.registry")
     results = {}
     for n in (1, 3):
         console = _quiet(tmp_path / f"console{n}.txt")

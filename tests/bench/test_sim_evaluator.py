@@ -9,8 +9,8 @@ import optuna
 import pytest
 
 import deploytune
-from deploytune.bench.problem import CostModel, Problem, SimulatedEvaluator
-from deploytune.bench.runner import run_one
+from deploybench.problem import CostModel, Problem, SimulatedEvaluator
+from deploybench.runner import run_one
 from deploytune.evaluators.base import Evaluator, FunctionEvaluator, Monitor
 from deploytune.outcome import CrashKind, InvalidConfig, Status, TransientError
 from deploytune.tuner import TrialRecord
@@ -128,8 +128,8 @@ def test_optimize_records_simulated_costs_and_crash_kinds(
 
 
 def test_llm_sim_run_records_cost_model_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("deploytune.bench.registry")
-    from deploytune.bench.registry import get_problem
+    pytest.importorskip("deploybench.registry")
+    from deploybench.registry import get_problem
 
     monkeypatch.setattr("deploytune.execution._RETRY_PAUSE_S", 0.0)
     problem = get_problem("llm-sim-8b-24gb")

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from deploytune.bench.metrics import RunMetrics
-from deploytune.bench.stats import (
+from deploybench.metrics import RunMetrics
+from deploybench.stats import (
     bench_stats,
     cell_stats,
     discovery_fraction,

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deploytune.bench.generated import build_noisy_instance, generate_noisy
-from deploytune.bench.trust import ARMS, POLICIES, TrustTask, run_task, run_trust, trust_markdown
+from deploybench.generated import build_noisy_instance, generate_noisy
+from deploybench.trust import ARMS, POLICIES, TrustTask, run_task, run_trust, trust_markdown
 
 
 def test_truth_matches_the_noise_free_model_of_a_generated_instance() -> None:

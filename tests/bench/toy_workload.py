@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from deploytune.bench.real import RealWorkload, Scenario
-from deploytune.bench.recording import record_workload
+from deploybench.real import RealWorkload, Scenario
+from deploybench.recording import record_workload
 from deploytune.outcome import InvalidConfig
 from deploytune.workloads._profile import flatten_windows, record_windows
 

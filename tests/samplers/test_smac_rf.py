@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 import deploytune
-from deploytune.bench.runner import run_one
+from deploybench.runner import run_one
 from deploytune.cli import app
 from deploytune.history import Observation
 from deploytune.outcome import CrashKind, Status

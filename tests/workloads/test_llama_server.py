@@ -13,7 +13,7 @@ import optuna
 import pytest
 
 import deploytune
-from deploytune.bench.llama_cpu import LLAMA_CONSTRAINTS, llama_cpu, llama_evaluator
+from deploybench.llama_cpu import LLAMA_CONSTRAINTS, llama_cpu, llama_evaluator
 from deploytune.evaluators.base import Monitor
 from deploytune.evaluators.server import port_is_free, process_group_members
 from deploytune.outcome import CrashKind, Status

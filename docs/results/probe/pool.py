@@ -1,7 +1,7 @@
 """Pool the three probe rounds of docs/results/probe (1-thread configurations) and bootstrap the
 int8 / fp32 CV ratio; run from the repository root with PYTHONPATH=src."""
 import json, statistics as st, numpy as np
-from deploytune.bench.probe import boundary_limit, flip_rate
+from deploybench.probe import boundary_limit, flip_rate
 rounds = [json.load(open(f"docs/results/probe/{name}.json"))
           for name in ("probe", "probe-round2-t1", "probe-round3-t1")]
 pooled = {}

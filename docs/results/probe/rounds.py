@@ -6,11 +6,11 @@ Usage: python docs/results/probe/rounds.py RUNS OUT_DIR
 """
 import sys
 
-from deploytune.bench.probe import default_cases, run_probe
+from deploybench.probe import default_cases, run_probe
 
 runs, out_dir = int(sys.argv[1]), sys.argv[2]
 cases = [c for c in default_cases() if c.config["threads"] == 1]
-command = ("python -c 'from deploytune.bench.probe import default_cases, run_probe; "
+command = ("python -c 'from deploybench.probe import default_cases, run_probe; "
            "run_probe([c for c in default_cases() if c.config[\"threads\"] == 1], "
            f"{runs}, out_dir=OUT)'")
 run_probe(cases, runs, out_dir=out_dir, command=command,

@@ -44,6 +44,7 @@ __all__ = [
     "make_sampler",
     "parse_name",
     "register",
+    "split_names",
     "trial_rng",
 ]
 
@@ -90,6 +91,21 @@ def parse_name(text: str) -> tuple[str, dict[str, Any]]:
             raise ValueError(f"sampler {name.strip()!r}: option {key.strip()!r} has an "
                              f"unreadable value {raw.strip()!r} ({exc})") from None
     return name.strip(), options
+
+
+def split_names(text: str) -> list[str]:
+    """Comma-separated sampler names, first occurrence kept; commas inside ``name[...]`` do not
+    split (``"cabo,cabo[a=1;b=2]"`` is two names)."""
+    out, depth, current = [], 0, ""
+    for ch in text:
+        depth += (ch == "[") - (ch == "]")
+        if ch == "," and depth == 0:
+            out.append(current)
+            current = ""
+        else:
+            current += ch
+    out.append(current)
+    return list(dict.fromkeys(t.strip() for t in out if t.strip()))
 
 
 def is_known(name: str) -> bool:

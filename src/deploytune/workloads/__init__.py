@@ -10,3 +10,7 @@ process. Heavy imports (torch, onnxruntime) happen inside the functions.
 * :mod:`deploytune.workloads.minilm`: all-MiniLM-L6-v2 sentence embeddings, the same backends
   and precisions, fidelity to fp32 (cosine, nearest-neighbour agreement).
 """
+
+from deploytune.workloads._profile import DEADLINE_ENV, WINDOWS_ENV
+
+__all__ = ["DEADLINE_ENV", "WINDOWS_ENV"]

@@ -20,14 +20,14 @@ schedule by the budget)::
 
 ``run_bench(..., resume=True)`` reads the complete runs back instead of running them again.
 
-The statistics (:mod:`deploytune.bench.stats`) compare the samplers per (problem, budget)
+The statistics (:mod:`deploybench.stats`) compare the samplers per (problem, budget)
 cell with paired Wilcoxon tests over seeds, and score them across cells.
 
 Every file is standard JSON (no ``NaN`` or ``Infinity``: those become ``null``).
 
-Problems are named as in :mod:`deploytune.bench.registry`; a name of the form
+Problems are named as in :mod:`deploybench.registry`; a name of the form
 ``"package.module:factory"`` names a zero-argument callable returning a
-:class:`~deploytune.bench.problem.Problem` instead (for custom problems and tests).
+:class:`~deploybench.problem.Problem` instead (for custom problems and tests).
 """
 
 from __future__ import annotations
@@ -48,10 +48,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from deploytune.bench._markdown import markdown_table
-from deploytune.bench.metrics import Aggregate, RunMetrics, aggregate, run_metrics
-from deploytune.bench.problem import Problem
-from deploytune.bench.stats import BenchStats, bench_stats, stats_markdown
+from deploybench._markdown import markdown_table
+from deploybench.metrics import Aggregate, RunMetrics, aggregate, run_metrics
+from deploybench.problem import Problem
+from deploybench.stats import BenchStats, bench_stats, stats_markdown
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -189,7 +189,7 @@ def resolve_problem(name: str) -> Problem:
             raise ValueError(f"problem {name!r}: the factory returned "
                              f"{type(problem).__name__}, not a Problem")
         return problem
-    from deploytune.bench.registry import get_problem
+    from deploybench.registry import get_problem
 
     return get_problem(name)
 
@@ -219,7 +219,7 @@ def expand_problems(names: Sequence[str]) -> list[str]:
     """
     known: list[str] = []
     if any(":" not in n for n in names):
-        from deploytune.bench.registry import problem_names
+        from deploybench.registry import problem_names
 
         known = list(problem_names())
     out: list[str] = []
@@ -231,7 +231,7 @@ def expand_problems(names: Sequence[str]) -> list[str]:
                 continue
             expanded = [name]
         else:
-            from deploytune.bench.registry import expand_problem_names
+            from deploybench.registry import expand_problem_names
 
             try:
                 expanded = list(expand_problem_names([name]))
@@ -591,7 +591,7 @@ class BenchResult:
             ``error``).
         figures: Paths of the figures written.
         stats: The per-(problem, budget) comparisons and the scoreboard
-            (:func:`deploytune.bench.stats.bench_stats`).
+            (:func:`deploybench.stats.bench_stats`).
         budgets: The budgets run.
     """
 
@@ -683,7 +683,7 @@ def summary_markdown(rows: Sequence[Mapping[str, Any]],
             column).
         failures: Failed runs.
         title: The heading.
-        stats: Per-cell comparisons and scoreboard (:func:`~deploytune.bench.stats.bench_stats`),
+        stats: Per-cell comparisons and scoreboard (:func:`~deploybench.stats.bench_stats`),
             appended as sections.
 
     Returns:
@@ -769,7 +769,7 @@ def _check_budget(budget: Any) -> int:
 
 
 def scoreboard_table(stats: BenchStats) -> Any:
-    """The scoreboard of :func:`~deploytune.bench.stats.bench_stats` as a rich table.
+    """The scoreboard of :func:`~deploybench.stats.bench_stats` as a rich table.
 
     Args:
         stats: The bench's statistics.
@@ -822,7 +822,7 @@ def run_bench(
     (problem, sampler)) or ``budgets`` (each budget run separately: runs under
     ``runs/{problem}/b{budget}/``, one summary row per (problem, budget, sampler)). Either way
     the summary ends with the per-(problem, budget) statistics and the scoreboard
-    (:mod:`deploytune.bench.stats`).
+    (:mod:`deploybench.stats`).
 
     Runs of one (problem, budget, sampler) are grouped into chunks of up to
     ``runs_per_process`` seeds; each chunk runs, one run after the other, in a process spawned
@@ -955,10 +955,10 @@ def run_bench(
     stats = bench_stats(runs, problem_list, sampler_list, budget_list)
     result = BenchResult(out, rows, runs, failures, stats=stats, budgets=budget_list)
     if figures and runs:
-        from deploytune.bench.figures import make_figures
+        from deploybench.figures import make_figures
 
         if multi:
-            from deploytune.bench.figures import overview_figure
+            from deploybench.figures import overview_figure
 
             for b in budget_list:
                 mine = [r for r in runs if r["budget"] == b]

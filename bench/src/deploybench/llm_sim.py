@@ -76,7 +76,7 @@ from typing import Any
 import numpy as np
 from scipy.special import ndtr
 
-from deploytune.bench.problem import CostModel, Problem
+from deploybench.problem import CostModel, Problem
 from deploytune.outcome import (
     CrashKind,
     InvalidConfig,

@@ -115,7 +115,7 @@ Generation takes 40-150 ms (most of it evaluating the placement sample), one eva
 about 60 microseconds.
 
 Example:
-    >>> from deploytune.bench.generated import generate
+    >>> from deploybench.generated import generate
     >>> generate(3).name, generate(5000).name
     ('gen-dev-03', 'gen-5000')
     >>> generate_noisy(3).name, generate_noisy(1001).name
@@ -132,7 +132,7 @@ from typing import Any
 
 import numpy as np
 
-from deploytune.bench.problem import CostModel, Problem
+from deploybench.problem import CostModel, Problem
 from deploytune.outcome import (
     Constraint,
     CrashKind,
@@ -281,7 +281,7 @@ class GeneratedInstance:
     """One drawn instance: its space, metric model, crash rules, limits and costs.
 
     Build one with :func:`build_instance`; :meth:`problem` turns it into a
-    :class:`~deploytune.bench.problem.Problem`.
+    :class:`~deploybench.problem.Problem`.
 
     Attributes:
         instance: The integer seed.
@@ -487,7 +487,7 @@ class GeneratedInstance:
                 f"random) {self.reference:.6g}.")
 
     def problem(self) -> Problem:
-        """This instance as a DeployBench :class:`~deploytune.bench.problem.Problem`."""
+        """This instance as a DeployBench :class:`~deploybench.problem.Problem`."""
         return Problem(self.name, self.space, Objective(self.objective, self.direction),
                        parse_constraints(self.constraints), self.simulate, self.optimum,
                        self.reference, cost=self.cost, description=self.description(),
@@ -827,7 +827,7 @@ def generate(instance: int) -> Problem:
             every machine.
 
     Returns:
-        The :class:`~deploytune.bench.problem.Problem` (named ``gen-dev-NN`` for
+        The :class:`~deploybench.problem.Problem` (named ``gen-dev-NN`` for
         :data:`DEV_INSTANCES`, ``gen-test-NN`` for :data:`TEST_INSTANCES`, ``gen-<instance>``
         otherwise).
     """
@@ -882,7 +882,7 @@ def generate_noisy(instance: int) -> Problem:
             every machine.
 
     Returns:
-        The :class:`~deploytune.bench.problem.Problem`, named ``gen-noisy-dev-NN``,
+        The :class:`~deploybench.problem.Problem`, named ``gen-noisy-dev-NN``,
         ``gen-noisy-test-NN`` or ``gen-noisy-<instance>``.
     """
     return build_noisy_instance(instance).problem()

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from deploytune.bench.problem import CostModel, Problem
+from deploybench.problem import CostModel, Problem
 from deploytune.outcome import CrashKind
 from deploytune.space import Config, Space
 

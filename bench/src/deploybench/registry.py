@@ -1,7 +1,7 @@
-"""The DeployBench problem registry: problem names -> :class:`~deploytune.bench.problem.Problem`.
+"""The DeployBench problem registry: problem names -> :class:`~deploybench.problem.Problem`.
 
 Example:
-    >>> from deploytune.bench.registry import expand_problem_names, get_problem
+    >>> from deploybench.registry import expand_problem_names, get_problem
     >>> [get_problem(n).name for n in expand_problem_names(["deploy-sim"])]
     ['deploy-sim-edge', 'deploy-sim-server']
 """
@@ -11,27 +11,27 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 
-from deploytune.bench.deploy_sim import deploy_sim_edge, deploy_sim_server
-from deploytune.bench.generated import (
+from deploybench.deploy_sim import deploy_sim_edge, deploy_sim_server
+from deploybench.generated import (
     generate,
     generate_noisy,
     generated_noisy_problems,
     generated_problems,
 )
-from deploytune.bench.llm_sim import (
+from deploybench.llm_sim import (
     llm_sim_8b_24gb,
     llm_sim_70b_2xh100,
     llm_sim_70b_4xh100,
     llm_sim_70b_8xh100,
 )
-from deploytune.bench.pipeline_sim import pipeline_sim
-from deploytune.bench.problem import Problem
-from deploytune.bench.synthetic import crashy_branin, hierarchical_rosenbrock
+from deploybench.pipeline_sim import pipeline_sim
+from deploybench.problem import Problem
+from deploybench.synthetic import crashy_branin, hierarchical_rosenbrock
 
 
 def _real(name: str, replay: bool) -> Problem:
-    from deploytune.bench.real import split_problem_name
-    from deploytune.bench.replay import live_problem, replay_problem
+    from deploybench.real import split_problem_name
+    from deploybench.replay import live_problem, replay_problem
 
     parsed = split_problem_name(name)
     assert parsed is not None, name
@@ -60,7 +60,7 @@ _FACTORIES: dict[str, Callable[[], Problem]] = {
 }
 
 def _llama_cpu() -> Problem:
-    from deploytune.bench.llama_cpu import llama_cpu
+    from deploybench.llama_cpu import llama_cpu
 
     return llama_cpu()
 
@@ -78,7 +78,7 @@ _GENERATED_FACTORIES: dict[str, Callable[[], Problem]] = {
        for name, instance in generated_noisy_problems().items()},
 }
 """The generated family's two splits and their noisy variants (region-dependent noise)
-(:mod:`deploytune.bench.generated`): never part of ``all``, so what ``all`` runs stays what
+(:mod:`deploybench.generated`): never part of ``all``, so what ``all`` runs stays what
 earlier results were measured on."""
 
 ALIASES: dict[str, tuple[str, ...]] = {

@@ -17,9 +17,9 @@ Across cells, per sampler (:class:`SamplerScore`): the share of cells where it i
 number of cells where it is significantly worse, its mean rank of regret and of wasted seconds
 (1 = best, ties averaged), its waste relative to every other sampler as ratios of means over the
 cells both ran, the median trials to first feasible over all its runs, and its discovery rate
-over all its runs (:attr:`~deploytune.bench.metrics.RunMetrics.discovered_all`).
+over all its runs (:attr:`~deploybench.metrics.RunMetrics.discovered_all`).
 
-Runs are the run summaries of :func:`deploytune.bench.runner.run_bench` (``problem``,
+Runs are the run summaries of :func:`deploybench.runner.run_bench` (``problem``,
 ``sampler``, ``seed``, ``budget``, ``metrics``).
 """
 
@@ -34,8 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from deploytune.bench._markdown import markdown_table
-from deploytune.bench.metrics import Aggregate, RunMetrics, aggregate
+from deploybench._markdown import markdown_table
+from deploybench.metrics import Aggregate, RunMetrics, aggregate
 
 __all__ = [
     "ALPHA",
@@ -151,7 +151,7 @@ class SamplerCell:
         sampler: Sampler name.
         seeds: Seeds of its runs, sorted.
         regrets: Normalised regret per seed, in the order of ``seeds``.
-        aggregate: Its runs summarised (:class:`~deploytune.bench.metrics.Aggregate`).
+        aggregate: Its runs summarised (:class:`~deploybench.metrics.Aggregate`).
         lowest: Whether its mean regret is the cell's lowest (ties: every tied sampler).
         reference: The best other sampler it is tested against (``None``: no other sampler
             has runs in the cell).

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from deploytune.bench._markdown import markdown_table
+from deploybench._markdown import markdown_table
 from deploytune.early_abort import EarlyAbort
 from deploytune.evaluators.base import Evaluator
 from deploytune.evaluators.classify import Rule
@@ -315,8 +315,8 @@ def compare_early_abort(
     Raises:
         ValueError: For no seeds or a budget below 1.
     """
-    from deploytune.bench.isolation import machine_info
-    from deploytune.bench.runner import _write_text, dumps_strict
+    from deploybench.isolation import machine_info
+    from deploybench.runner import _write_text, dumps_strict
 
     seed_list = list(dict.fromkeys(int(s) for s in seeds))
     if not seed_list:

@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from deploytune.bench.problem import CostModel, Problem
+from deploybench.problem import CostModel, Problem
 from deploytune.outcome import CrashKind, InvalidConfig
 from deploytune.space import Categorical, Config, Float, Int, Space
 

@@ -2,7 +2,7 @@
 
 The regular bench scores a run by its best observed feasible value, so a lucky noisy run
 counts as a win. Here every run ends with a recommendation, scored by what deploying it gives
-(:meth:`~deploytune.bench.problem.Problem.truth`, 400 fresh measurements): its probability of
+(:meth:`~deploybench.problem.Problem.truth`, 400 fresh measurements): its probability of
 a feasible run and its mean objective.
 
 Three arms run the default sampler on the same (problem, seed, budget), with the same noise:
@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deploytune.bench.problem import Problem
+from deploybench.problem import Problem
 from deploytune.feasibility import config_key
 from deploytune.outcome import Status
 from deploytune.tuner import Result, TrialRecord
@@ -73,7 +73,7 @@ class TrustTask:
     def path(self, out: Path) -> Path:
         """Where its JSON result goes (the problem name made file-name safe, as the bench's
         runs: a ``module:factory`` name never leads outside ``out``)."""
-        from deploytune.bench.runner import _safe
+        from deploybench.runner import _safe
 
         return (out / "runs" / _safe(self.problem) / f"b{self.budget}" / self.arm
                 / f"seed_{self.seed}.json")
@@ -121,7 +121,7 @@ def run_task(task: TrustTask) -> dict[str, Any]:
         ``config``, ``p_feasible``, ``value``, ``regret``, ``false_feasible``, and ``reliable``
         for the chance policies).
     """
-    from deploytune.bench.runner import optimize_problem, resolve_problem
+    from deploybench.runner import optimize_problem, resolve_problem
 
     problem = resolve_problem(task.problem)
     result = optimize_problem(problem, task.seed, task.budget, validation=ARMS[task.arm])

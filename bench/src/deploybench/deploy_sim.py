@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from deploytune.bench.problem import CostModel, Problem
+from deploybench.problem import CostModel, Problem
 from deploytune.outcome import CrashKind, InvalidConfig, Objective, judge, parse_constraints
 from deploytune.space import Categorical, Config, Int, Space
 

@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from deploytune.bench.real import RealWorkload
+from deploybench.real import RealWorkload
 from deploytune.space import Categorical, Int, Space
 
 __all__ = ["FORMAT", "default_table_path", "grid_cells", "grid_rows", "record_workload",
@@ -55,7 +55,7 @@ _DATA = Path(__file__).parent / "data"
 
 
 def default_table_path(workload: str) -> Path:
-    """Where the table of ``workload`` ships: ``deploytune/bench/data/<workload>.json``."""
+    """Where the table of ``workload`` ships: ``deploybench/data/<workload>.json``."""
     return _DATA / f"{workload}.json"
 
 
@@ -197,7 +197,7 @@ def _measure(workload: RealWorkload, config: dict[str, Any], windows: int) -> di
     from deploytune.evaluators.isolated import IsolatedEvaluator
     from deploytune.execution import run_trial
     from deploytune.outcome import Objective, Status
-    from deploytune.workloads._profile import DEADLINE_ENV, WINDOWS_ENV
+    from deploytune.workloads import DEADLINE_ENV, WINDOWS_ENV
 
     deadline = time.time() + workload.timeout_s
     evaluator = IsolatedEvaluator(workload.record_target, timeout_s=2 * workload.timeout_s,

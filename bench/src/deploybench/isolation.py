@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from deploytune.bench._markdown import markdown_table
+from deploybench._markdown import markdown_table
 from deploytune.evaluators.base import Evaluator, FunctionEvaluator
 from deploytune.outcome import Objective, Status
 
@@ -225,7 +225,7 @@ def isolation_overhead(
     import statistics
     from pathlib import Path
 
-    from deploytune.bench.runner import _write_text, dumps_strict
+    from deploybench.runner import _write_text, dumps_strict
 
     if repeats < 1:
         raise ValueError(f"repeats: must be >= 1 (got {repeats!r})")

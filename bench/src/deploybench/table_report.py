@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from deploytune.bench._markdown import markdown_table
-from deploytune.bench.replay import RecordedTable
+from deploybench._markdown import markdown_table
+from deploybench.replay import RecordedTable
 
 __all__ = ["QUALITY_METRICS", "THROUGHPUT_METRICS", "table_markdown", "tables_markdown"]
 

@@ -57,7 +57,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deploytune.bench._markdown import markdown_table
+from deploybench._markdown import markdown_table
 
 __all__ = [
     "CONTENDED_CORES",
@@ -154,7 +154,7 @@ def default_cases(batch_size: int = DEFAULT_BATCH_SIZE) -> list[ProbeCase]:
     """EfficientNet-Lite0 in torch eager and ONNX Runtime, fp32 and int8 (dynamic quantization),
     with 1 and 2 threads, at ``batch_size``; evaluated like the tuner does (the ``effnet``
     workload's target, time limit and memory cap)."""
-    from deploytune.bench.real import get_workload
+    from deploybench.real import get_workload
 
     workload = get_workload("effnet")
     cases = []
@@ -180,7 +180,7 @@ def _number(metrics: Mapping[str, Any], key: str) -> float | None:
 
 def _run_once(case: ProbeCase, index: int) -> ProbeRun:
     """Evaluate ``case`` once in a fresh isolated process and record the machine's load."""
-    from deploytune.bench.recording import _busy_cpu_s, _own_cpu_s
+    from deploybench.recording import _busy_cpu_s, _own_cpu_s
     from deploytune.evaluators.base import Monitor
     from deploytune.evaluators.isolated import IsolatedEvaluator
 
@@ -400,8 +400,8 @@ def run_probe(cases: Sequence[ProbeCase] | None = None, repeats: int = DEFAULT_R
     Raises:
         ValueError: For ``repeats < 1``, no cases or a limit that is not positive.
     """
-    from deploytune.bench.recording import _machine
-    from deploytune.bench.runner import _write_text, dumps_strict
+    from deploybench.recording import _machine
+    from deploybench.runner import _write_text, dumps_strict
 
     if limit_ms is not None and not (math.isfinite(limit_ms) and limit_ms > 0):
         raise ValueError(f"limit_ms: must be a positive number of ms (got {limit_ms!r})")

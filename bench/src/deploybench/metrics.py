@@ -1,6 +1,6 @@
 """Metrics of one benchmark run, and their aggregation over seeds.
 
-A *run* is one ``optimize()`` call of a sampler on a :class:`~deploytune.bench.problem.Problem`
+A *run* is one ``optimize()`` call of a sampler on a :class:`~deploybench.problem.Problem`
 with one seed. :func:`run_metrics` turns its trials into a :class:`RunMetrics`;
 :func:`aggregate` summarises the runs of one (problem, sampler) pair over seeds into an
 :class:`Aggregate`.
@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from deploytune.bench.problem import Problem
+from deploybench.problem import Problem
 from deploytune.outcome import CrashKind, Status
 from deploytune.tuner import TrialRecord
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from deploytune.bench.problem import CostModel, Problem
+from deploybench.problem import CostModel, Problem
 from deploytune.outcome import CrashKind, InvalidConfig
 from deploytune.space import Categorical, Config, Float, Int, Space
 
@@ -82,7 +82,7 @@ def simulate_branin(config: Mapping[str, Any], rng: np.random.Generator | None =
 
     Args:
         config: ``mode`` (A/B/C), ``x1``, ``x2`` in [0, 15] and ``resolution`` in 1..10.
-        rng: Ignored; present for the :class:`~deploytune.bench.problem.Problem` contract.
+        rng: Ignored; present for the :class:`~deploybench.problem.Problem` contract.
 
     Returns:
         ``objective`` (to maximise), ``g1`` and ``g2`` (feasible when both are ``<= 0``).
@@ -193,7 +193,7 @@ def simulate_rosenbrock(config: Mapping[str, Any], rng: np.random.Generator | No
 
     Args:
         config: ``mode``, the active ``x1..x5`` and ``n_iters``.
-        rng: Ignored; present for the :class:`~deploytune.bench.problem.Problem` contract.
+        rng: Ignored; present for the :class:`~deploybench.problem.Problem` contract.
 
     Returns:
         ``objective`` (to maximise) and ``var_sum`` (feasible when ``<= 0``).

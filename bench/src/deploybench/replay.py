@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from deploytune.bench.problem import CostModel, Problem
-from deploytune.bench.real import RealWorkload, Scenario
+from deploybench.problem import CostModel, Problem
+from deploybench.real import RealWorkload, Scenario
 from deploytune.outcome import (
     Constraint,
     CrashKind,
@@ -87,7 +87,7 @@ def _mean(repeats: Sequence[Mapping[str, float]]) -> dict[str, float]:
 
 
 class RecordedTable:
-    """A table recorded by :func:`~deploytune.bench.recording.record_workload`."""
+    """A table recorded by :func:`~deploybench.recording.record_workload`."""
 
     def __init__(self, data: Mapping[str, Any], source: str = "<table>") -> None:
         """Index the table's cells.
@@ -99,7 +99,7 @@ class RecordedTable:
         Raises:
             ValueError: For a file that is not a recorded table.
         """
-        from deploytune.bench.recording import FORMAT
+        from deploybench.recording import FORMAT
 
         if data.get("format") != FORMAT:
             raise ValueError(f"{source}: not a recorded table (format {data.get('format')!r}, "
@@ -303,7 +303,7 @@ def _cached_landscape(table: RecordedTable, scenario: Scenario) -> ReplayLandsca
 
 
 def _table_for(workload: RealWorkload) -> RecordedTable:
-    from deploytune.bench.recording import default_table_path
+    from deploybench.recording import default_table_path
 
     path = default_table_path(workload.name)
     if not path.exists():

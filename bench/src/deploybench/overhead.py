@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from deploytune.bench._markdown import markdown_table
-from deploytune.bench.problem import Problem
+from deploybench._markdown import markdown_table
+from deploybench.problem import Problem
 
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
@@ -90,7 +90,7 @@ def sampler_overhead(
     """
     import optuna
 
-    from deploytune.bench.runner import _write_text, dumps_strict, resolve_problem
+    from deploybench.runner import _write_text, dumps_strict, resolve_problem
 
     size_list = sorted({int(s) for s in sizes})
     if not size_list or size_list[0] < 0:

@@ -152,7 +152,7 @@ def make_figures(runs: Sequence[Mapping[str, Any]], out_dir: str | Path,
     """Draw every figure of a bench.
 
     Args:
-        runs: Run summaries as produced by :func:`deploytune.bench.runner.run_bench`.
+        runs: Run summaries as produced by :func:`deploybench.runner.run_bench`.
         out_dir: Folder of the PNGs (created if needed).
         problems: Problems to draw (default: those in ``runs``, in order of appearance).
         samplers: Samplers to include (default: those in ``runs``, in order of appearance).

@@ -1,0 +1,81 @@
+"""The package's shape: the library never imports the benchmark, and the benchmark uses the
+library's public API only (read from the source files' imports, as an import linter would)."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+CORE = ROOT / "src" / "deploytune"
+BENCH = ROOT / "bench" / "src" / "deploybench"
+
+
+def _imports(package: Path) -> Iterator[tuple[str, str, list[str]]]:
+    """(file, imported module, imported names) for every import in ``package``'s files."""
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            rel = str(path.relative_to(ROOT))
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                yield rel, node.module, [a.name for a in node.names]
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    yield rel, alias.name, []
+
+
+def test_the_core_never_imports_the_benchmark() -> None:
+    offenders = [(f, m) for f, m, _ in _imports(CORE) if m.split(".")[0] == "deploybench"]
+    assert not offenders, f"deploytune imports deploybench: {offenders}"
+    assert not (CORE / "bench").exists()
+
+
+def test_the_benchmark_uses_deploytunes_public_api_only() -> None:
+    private = [(f, m, names) for f, m, names in _imports(BENCH)
+               if m.split(".")[0] == "deploytune"
+               and (any(p.startswith("_") for p in m.split("."))
+                    or any(n.startswith("_") for n in names))]
+    assert not private, f"deploybench uses deploytune's private names: {private}"
+
+
+def test_the_checker_sees_imports() -> None:
+    """The walk finds both kinds of import statement (else the two tests above prove nothing)."""
+    found = {m for _, m, _ in _imports(BENCH)}
+    assert "deploytune.space" in found
+    assert any(m.startswith("deploybench") for m in found)
+    assert "typer" in {m for _, m, _ in _imports(CORE)}
+
+
+def test_the_bench_command_comes_from_the_entry_point(monkeypatch: Any,
+                                                      capsys: Any) -> None:
+    """``deploytune bench`` exists because deploybench registered it; a plug-in that fails to
+    load (a module that does not exist, really imported) is named on stderr and the other
+    commands still load."""
+    import importlib.metadata
+
+    import typer
+    from typer.testing import CliRunner
+
+    from deploytune.cli import COMMANDS_GROUP, app, load_commands
+
+    names = {c.name or getattr(c.callback, "__name__", "") for c in app.registered_commands}
+    assert {"bench", "problems", "tune"} <= names
+
+    fresh = typer.Typer()
+
+    @fresh.command()
+    def hello() -> None:
+        """A core command."""
+        typer.echo("hi")
+
+    real = list(importlib.metadata.entry_points(group=COMMANDS_GROUP))
+    broken = importlib.metadata.EntryPoint(name="broken", value="no_such_plugin_xyz:register",
+                                           group=COMMANDS_GROUP)
+    monkeypatch.setattr(importlib.metadata, "entry_points",
+                        lambda group: [broken, *real] if group == COMMANDS_GROUP else [])
+    assert load_commands(fresh) == ["bench"]
+    assert "no_such_plugin_xyz:register" in capsys.readouterr().err
+    result = CliRunner().invoke(fresh, ["bench", "--help"])
+    assert result.exit_code == 0, result.output
+    assert "hi" in CliRunner().invoke(fresh, ["hello"]).output
