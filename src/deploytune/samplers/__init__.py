@@ -1,23 +1,15 @@
 """deploytune's samplers: all Optuna ``BaseSampler``s, registered by name.
 
-=============  ==========================================================================
-``random``     uniform random search (:class:`UniformSampler`)
-``tpe``        Optuna's TPE with defaults; crashes are FAIL and ignored, constraints unseen
-``ctpe``       Optuna's TPE told about constraints; crashes become graded infeasible trials
-``gp``         Optuna's GP sampler with constraints (needs the ``gp`` extra: PyTorch)
-``tba``        Thermal Budget Annealing: feasible-first, crash-aware simulated annealing
-``tba-tpe``    TBA, then a handoff of the whole history to TPE (:class:`TBATPESampler`)
-``tba-tpe-paper``  ``tba-tpe`` with the original research code's settings
-``smac``       SMAC-style BO: random-forest surrogate, log EI, crashes get the worst cost
-``smac3``      the real SMAC3 package's HPO facade as a peer (needs the ``peers`` extra)
-``tba-tpe-gate``   experimental: ``tba-tpe`` whose proposals pass a crash-model gate (0.5)
-``tba-tpe-gate2``  experimental: the gate at 0.7, in the TPE phase only
-``cabo``       crash- and cost-aware constrained BO (:mod:`deploytune.samplers.cabo`)
-``cabo-no-*``  ablations of ``cabo``, one component off each (docs/benchmarks.md)
-``default``    the best sampler we have (currently ``cabo``; docs/algorithm.md)
-=============  ==========================================================================
+``deploytune samplers`` lists them, one line each (:mod:`deploytune.samplers.catalogue`):
+the default ``cabo`` (crash- and cost-aware constrained BO), Optuna's samplers as their users
+run them (``tpe``, ``ctpe``, ``gp``), the real SMAC3 package (``smac3``), our baselines
+(``random``, ``smac``, ``tba``, ``tba-tpe``), and with ``--all`` the experimental ablations.
 
-``deploytune samplers`` prints each with one line from :mod:`deploytune.samplers.catalogue`.
+**Adding a sampler** takes one new module and one line here: the module defines
+``register_all(register)``, which calls :func:`register` with each name, its factory
+``factory(space=..., seed=..., budget=..., **options)`` and its one-line description; the line
+adds the module's name to :data:`BUILTIN_MODULES` (CONTRIBUTING.md shows an example). A name
+registered without a description fails ``tests/samplers/test_registry.py``.
 
 A name may carry options in brackets, ``name[key=value;key=value]`` (values read as YAML
 scalars): ``cabo[coverage_until=0.5]`` is ``make_sampler("cabo", coverage_until=0.5)``. This
@@ -28,6 +20,7 @@ each.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from optuna.samplers import BaseSampler
@@ -37,6 +30,8 @@ from deploytune.samplers.random import UniformSampler
 from deploytune.space import Space
 
 __all__ = [
+    "BUILTIN_MODULES",
+    "Registered",
     "SpaceSampler",
     "UniformSampler",
     "available",
@@ -44,25 +39,52 @@ __all__ = [
     "make_sampler",
     "parse_name",
     "register",
+    "registered",
     "split_names",
     "trial_rng",
 ]
 
 DEFAULT_SAMPLER = "cabo"
 
+BUILTIN_MODULES = ("cabo", "baselines", "smac_rf", "smac3", "annealing", "hybrid")
+"""The modules of :mod:`deploytune.samplers` whose ``register_all(register)`` registers their
+samplers, in the order ``deploytune samplers`` lists them (after ``random``)."""
+
 _Factory = Callable[..., BaseSampler]
-_REGISTRY: dict[str, _Factory] = {}
 
 
-def register(name: str, factory: _Factory) -> None:
-    """Register ``factory(space=..., seed=..., budget=..., **options)`` under ``name``."""
-    _REGISTRY[name] = factory
+@dataclass(frozen=True)
+class Registered:
+    """One registered sampler name."""
+
+    factory: _Factory
+    """``factory(space=..., seed=..., budget=..., **options)`` builds the sampler."""
+    description: str
+    """What it is for, one line of plain text (the extra it needs, if any)."""
+    experimental: bool = False
+    """An ablation or research variant: listed only by ``deploytune samplers --all``."""
+
+
+_REGISTRY: dict[str, Registered] = {}
+
+
+def register(name: str, factory: _Factory, description: str = "",
+             experimental: bool = False) -> None:
+    """Register ``factory(space=..., seed=..., budget=..., **options)`` under ``name``, with
+    the one line ``deploytune samplers`` shows for it."""
+    _REGISTRY[name] = Registered(factory, description, experimental)
 
 
 def available() -> list[str]:
     """Registered sampler names (``default`` included)."""
     _load_builtin()
     return sorted([*_REGISTRY, "default"])
+
+
+def registered() -> dict[str, Registered]:
+    """Every registered name and its entry, in the order of registration."""
+    _load_builtin()
+    return dict(_REGISTRY)
 
 
 def parse_name(text: str) -> tuple[str, dict[str, Any]]:
@@ -137,24 +159,16 @@ def make_sampler(
     if key not in _REGISTRY:
         raise ValueError(f"sampler: unknown name {name!r}; choose one of "
                          f"{', '.join(available())}")
-    return _REGISTRY[key](space=space, seed=seed, budget=budget, **{**named_options, **options})
+    return _REGISTRY[key].factory(space=space, seed=seed, budget=budget,
+                                  **{**named_options, **options})
 
 
 def _load_builtin() -> None:
     if _REGISTRY:
         return
-    register("random", lambda space, seed=None, budget=None, **kw: UniformSampler(space, seed))
-    try:
-        from deploytune.samplers import baselines
-    except ImportError:  # pragma: no cover - during bootstrap
-        return
-    baselines.register_all(register)
-    from deploytune.samplers import annealing, cabo, hybrid, smac_rf
+    import importlib
 
-    annealing.register_all(register)
-    cabo.register_all(register)
-    hybrid.register_all(register)
-    smac_rf.register_all(register)
-    from deploytune.samplers import smac3  # needs the peers extra only when built
-
-    smac3.register_all(register)
+    register("random", lambda space, seed=None, budget=None, **kw: UniformSampler(space, seed),
+             "uniform random search over the space; the reference to beat")
+    for module in BUILTIN_MODULES:  # a peer's package is imported only when its sampler is built
+        importlib.import_module(f"deploytune.samplers.{module}").register_all(register)

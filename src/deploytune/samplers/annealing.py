@@ -466,7 +466,8 @@ class TBASampler(SpaceSampler):
         return self.annealer.propose(state, trial.number)
 
 
-def register_all(register: Callable[[str, Callable[..., Any]], None]) -> None:
+def register_all(register: Callable[..., None]) -> None:
     """Register ``tba``."""
     register("tba", lambda space, seed=None, budget=None, **kw: TBASampler(
-        space, seed=seed, budget=budget, **kw))
+        space, seed=seed, budget=budget, **kw),
+        "Thermal Budget Annealing: feasible-first, crash-aware simulated annealing")

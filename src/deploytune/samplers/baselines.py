@@ -102,8 +102,11 @@ def make_gp(space: Space, seed: int | None = None, budget: int | None = None,
     return OptunaViewSampler(space, functools.partial(_gp, **options), GradedTransform(), seed)
 
 
-def register_all(register: Callable[[str, Callable[..., Any]], None]) -> None:
+def register_all(register: Callable[..., None]) -> None:
     """Register ``tpe``, ``ctpe`` and ``gp``."""
-    register("tpe", make_tpe)
-    register("ctpe", make_ctpe)
-    register("gp", make_gp)
+    register("tpe", make_tpe, "Optuna's TPE as a typical user runs it: objective only, crashes "
+             "ignored, constraints unseen")
+    register("ctpe", make_ctpe, "Optuna's TPE told about the constraints; crashes become graded "
+             "infeasible trials")
+    register("gp", make_gp, "Optuna's Gaussian-process sampler, told about the constraints like "
+             "ctpe; needs PyTorch: pip install 'deploytune[gp]'")

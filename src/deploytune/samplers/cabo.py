@@ -780,22 +780,29 @@ class CaboSampler(SpaceSampler):
         return config
 
 
-def register_all(register: Callable[[str, Callable[..., Any]], None]) -> None:
+def register_all(register: Callable[..., None]) -> None:
     """Register ``cabo`` and its ablations (``cabo-no-<component>``; see
     docs/benchmarks.md)."""
     register("cabo", lambda space, seed=None, budget=None, **kw: CaboSampler(
-        space, seed=seed, budget=budget, **kw))
-    ablations: dict[str, dict[str, Any]] = {
-        "cabo-no-crash": {"crash_model": False},
-        "cabo-no-constraints": {"constraint_models": False},
-        "cabo-no-ei": {"objective_model": False},
-        "cabo-no-cost": {"cost_exponent": 0.0},
-        "cabo-no-coverage": {"coverage": False},
-        "cabo-no-ordinal": {"ordinal": False},
-        "cabo-no-local": {"local_search": False},
-        "cabo-no-random": {"random_probability": 0.0},
-        "cabo-no-memory": {"memory_rules": False},
+        space, seed=seed, budget=budget, **kw),
+        "the default: crash- and cost-aware constrained Bayesian optimisation for "
+        "feasible-first search")
+    ablations: dict[str, tuple[dict[str, Any], str]] = {
+        "cabo-no-crash": ({"crash_model": False},
+                          "the crash model (feasibility from the constraint models only)"),
+        "cabo-no-constraints": ({"constraint_models": False},
+                                "the constraint models (feasibility from the crash model only)"),
+        "cabo-no-ei": ({"objective_model": False},
+                       "expected improvement (keeps maximising the probability of feasibility)"),
+        "cabo-no-cost": ({"cost_exponent": 0.0}, "the cost penalty (wasted seconds not penalised)"),
+        "cabo-no-coverage": ({"coverage": False}, "early coverage of every categorical value"),
+        "cabo-no-ordinal": ({"ordinal": False},
+                            "rank encoding (numeric choice lists treated as unordered)"),
+        "cabo-no-local": ({"local_search": False}, "the local search (random candidates only)"),
+        "cabo-no-random": ({"random_probability": 0.0}, "random exploration"),
+        "cabo-no-memory": ({"memory_rules": False}, "the memory rules (the previous default)"),
     }
-    for name, opts in ablations.items():
+    for name, (opts, without) in ablations.items():
         register(name, lambda space, seed=None, budget=None, _o=opts, **kw: CaboSampler(
-            space, seed=seed, budget=budget, **{**_o, **kw}))
+            space, seed=seed, budget=budget, **{**_o, **kw}),
+            f"ablation of cabo without {without}", experimental=True)

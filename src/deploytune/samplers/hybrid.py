@@ -153,16 +153,21 @@ class TBATPESampler(SpaceSampler):
         return CrashGate(model, self.crash_gate)
 
 
-def register_all(register: Callable[[str, Callable[..., Any]], None]) -> None:
+def register_all(register: Callable[..., None]) -> None:
     """Register ``tba-tpe``, ``tba-tpe-paper`` (the original code's exact configuration) and
     two experimental crash-gated variants: ``tba-tpe-gate`` (gate 0.5, both phases) and
     ``tba-tpe-gate2`` (gate 0.7, Phase 2 only); see docs/benchmarks.md for their A/B."""
     register("tba-tpe", lambda space, seed=None, budget=None, **kw: TBATPESampler(
-        space, seed=seed, budget=budget, **kw))
+        space, seed=seed, budget=budget, **kw),
+        "TBA's feasible-first annealing, then the whole history handed to Optuna's TPE")
     register("tba-tpe-paper", lambda space, seed=None, budget=None, **kw: TBATPESampler(
-        space, seed=seed, budget=budget, **{"dedup": False, **kw}))
+        space, seed=seed, budget=budget, **{"dedup": False, **kw}),
+        "tba-tpe with the original research code's settings (re-evaluations allowed)")
     register("tba-tpe-gate", lambda space, seed=None, budget=None, **kw: TBATPESampler(
-        space, seed=seed, budget=budget, **{"crash_gate": 0.5, **kw}))
+        space, seed=seed, budget=budget, **{"crash_gate": 0.5, **kw}),
+        "tba-tpe whose proposals must pass a crash-model gate (crash probability at most 0.5) "
+        "in both phases", experimental=True)
     register("tba-tpe-gate2", lambda space, seed=None, budget=None, **kw: TBATPESampler(
         space, seed=seed, budget=budget, **{"crash_gate": 0.7, "crash_gate_phase1": False,
-                                             **kw}))
+                                             **kw}),
+        "tba-tpe with the crash-model gate at 0.7, in the TPE phase only", experimental=True)

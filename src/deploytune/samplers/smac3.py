@@ -520,6 +520,8 @@ def make_smac3(space: Space, seed: int | None = None, budget: int | None = None,
     return Smac3Sampler(space, seed=seed, budget=budget, **options)
 
 
-def register_all(register: Callable[[str, Callable[..., Any]], None]) -> None:
+def register_all(register: Callable[..., None]) -> None:
     """Register ``smac3`` (built only when asked for: it needs the ``peers`` extra)."""
-    register("smac3", make_smac3)
+    register("smac3", make_smac3, "the real SMAC3 package (HPO facade, as its users run it), as a "
+             "peer to compare with; crashes and missed constraints are its CRASHED trials; "
+             "needs pip install 'deploytune[peers]'")

@@ -437,6 +437,7 @@ def make_smac(space: Space, seed: int | None = None, budget: int | None = None,
     return RandomForestSampler(space, seed=seed, budget=budget, **options)
 
 
-def register_all(register: Callable[[str, Callable[..., Any]], None]) -> None:
+def register_all(register: Callable[..., None]) -> None:
     """Register ``smac``."""
-    register("smac", make_smac)
+    register("smac", make_smac, "SMAC-style random-forest Bayesian optimisation (our own code); "
+             "crashes cost worse than anything seen")
