@@ -2,8 +2,11 @@
 
 Most deployment configurations crash, run out of memory or miss their latency target, and
 each try is expensive. deploytune spends a tiny budget of real evaluations and returns the best
-*feasible* configuration, using Thermal Budget Annealing (feasible-first, crash-aware simulated
-annealing) handed off to Optuna's TPE.
+*feasible* configuration, one that stays feasible when re-run. The default sampler, ``cabo``
+(:mod:`deploytune.samplers.cabo`), models where configurations crash, where they miss each
+constraint (with each region's measurement noise), what they would score and what a failure
+would cost; :mod:`deploytune.feasibility` turns every run of a configuration into the chance
+that a fresh run is feasible, and the recommendation is the best configuration that meets it.
 
 Names are imported lazily, so ``from deploytune import InvalidConfig`` in an evaluation script
 (run in a child process) does not import Optuna.
