@@ -79,3 +79,23 @@ def test_the_bench_command_comes_from_the_entry_point(monkeypatch: Any,
     result = CliRunner().invoke(fresh, ["bench", "--help"])
     assert result.exit_code == 0, result.output
     assert "hi" in CliRunner().invoke(fresh, ["hello"]).output
+
+
+def test_history_owns_every_storage_key() -> None:
+    """Every ``dt.*`` attribute name is a constant of :mod:`deploytune.history`; other modules
+    import it instead of spelling the key (a typo there would read nothing, silently)."""
+    import re
+
+    spelled = []
+    for path in sorted([*CORE.rglob("*.py"), *BENCH.rglob("*.py")]):
+        if path == CORE / "history.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                    and re.fullmatch(r"dt\.[a-z_]+", node.value):
+                spelled.append((str(path.relative_to(ROOT)), node.value))
+    assert not spelled, f"use deploytune.history's ATTR_* constants: {spelled}"
+    from deploytune import history
+
+    keys = [v for k, v in vars(history).items() if k.startswith("ATTR_")]
+    assert len(keys) == len(set(keys)) >= 15

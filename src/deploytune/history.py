@@ -54,12 +54,14 @@ __all__ = [
     "ATTR_COST",
     "ATTR_CRASH_KIND",
     "ATTR_ERROR",
+    "ATTR_FRESH_OF",
     "ATTR_INTERRUPTED",
     "ATTR_LOG",
     "ATTR_METRICS",
     "ATTR_REPEAT_OF",
     "ATTR_REQUEUED_FROM",
     "ATTR_SECONDS_SAVED",
+    "ATTR_SETUP",
     "ATTR_STATUS",
     "ATTR_VALIDATION",
     "ATTR_WORKER",
@@ -89,6 +91,11 @@ ATTR_REPEAT_OF = "dt.repeat_of"
 """On a deliberate re-run of a configuration: the number of its first trial."""
 ATTR_VALIDATION = "dt.validation"
 """On a finalist's re-run after the search's budget (not an evaluation of the budget)."""
+ATTR_SETUP = "dt.setup"
+"""Study user attribute: the objective, direction and constraints the study was made for."""
+ATTR_FRESH_OF = "dt.fresh_of"
+"""Study user attribute: the name of the study that ``deploytune tune --fresh`` started this one
+next to (the family's first name)."""
 
 OPTUNA_CONSTRAINTS_ATTR = "constraints"
 """Trial system attribute holding the constraint values as a list: Optuna's

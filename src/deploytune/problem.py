@@ -1,7 +1,7 @@
 """The problem a study holds, recorded on it so a study is never mixed with another problem.
 
 :func:`deploytune.optimize` records the objective, its direction, the constraints and the space
-as the study's user attribute ``dt.setup`` (:data:`SETUP_ATTR`) and refuses to add trials of a
+as the study's user attribute ``dt.setup`` (:data:`ATTR_SETUP`) and refuses to add trials of a
 different problem; ``deploytune tune`` picks a study by the same comparison. One exception: a
 study with no evaluation yet (every finished trial interrupted, e.g. stopped at once for a
 misspelt metric) and the same space may be claimed by a corrected problem, since its queued
@@ -20,9 +20,8 @@ from deploytune.history import is_interrupted
 from deploytune.outcome import Constraint, Objective
 from deploytune.space import Space
 
-__all__ = ["SETUP_ATTR", "SETUP_KEYS", "claimable", "difference", "setup_of"]
+__all__ = ["SETUP_KEYS", "claimable", "difference", "setup_of"]
 
-SETUP_ATTR = "dt.setup"
 """The study user attribute holding the problem definition."""
 
 SETUP_KEYS = ("objective", "direction", "constraints", "space")

@@ -30,6 +30,7 @@ from deploytune.history import (
     ATTR_METRICS,
     ATTR_REPEAT_OF,
     ATTR_SECONDS_SAVED,
+    ATTR_SETUP,
     ATTR_VALIDATION,
     ATTR_WORKER,
     is_interrupted,
@@ -45,7 +46,7 @@ from deploytune.outcome import (
     Status,
     parse_constraints,
 )
-from deploytune.problem import SETUP_ATTR, claimable, difference, setup_of
+from deploytune.problem import claimable, difference, setup_of
 from deploytune.recovery import (
     claim_next_trial,
     interrupt_trial,
@@ -260,11 +261,11 @@ def _as_space(space: Space | Mapping[str, Any]) -> Space:
 def _check_setup(study: optuna.Study, setup: dict[str, Any]) -> None:
     """Record ``setup`` on a new study; refuse a study that holds another problem
     (:mod:`deploytune.problem`)."""
-    recorded = study.user_attrs.get(SETUP_ATTR)
+    recorded = study.user_attrs.get(ATTR_SETUP)
     trials = study.get_trials(deepcopy=False)
     if claimable(recorded, setup, trials):
         if recorded != setup:
-            study.set_user_attr(SETUP_ATTR, setup)
+            study.set_user_attr(ATTR_SETUP, setup)
         return
     key = difference(recorded, setup)
     if key is not None and recorded is not None:

@@ -32,7 +32,8 @@ import optuna
 from rich.console import Console
 from rich.text import Text
 
-from deploytune.problem import SETUP_ATTR, claimable, difference, setup_of
+from deploytune.history import ATTR_FRESH_OF, ATTR_SETUP
+from deploytune.problem import claimable, difference, setup_of
 from deploytune.tuner import Result, optimize
 from deploytune.validation import Validation
 
@@ -53,10 +54,6 @@ __all__ = [
     "storage_text",
     "tune_spec",
 ]
-
-ATTR_FRESH_OF = "dt.fresh_of"
-"""Study user attribute: the name of the study that ``deploytune tune --fresh`` started this one
-next to (the family's first name)."""
 
 _MAX_FILE_NAME = 100
 
@@ -271,7 +268,7 @@ def _family(studies: Sequence[FrozenStudy], name: str) -> list[FrozenStudy]:
 def _choose(family: Sequence[FrozenStudy], setup: dict[str, Any]) -> FrozenStudy | None:
     """The newest study of ``family`` whose problem matches ``setup`` (or is not recorded)."""
     return next((s for s in reversed(family)
-                 if difference(s.user_attrs.get(SETUP_ATTR), setup) is None), None)
+                 if difference(s.user_attrs.get(ATTR_SETUP), setup) is None), None)
 
 
 def _spec_study_name(studies: Sequence[FrozenStudy], spec: Spec) -> str:
@@ -319,7 +316,7 @@ def _validated_study(spec: Spec, study_name: str | None) -> str:
     if not trials:
         raise StudyNotFound(f"study {study_name!r} in {where} has no finished trial: there is "
                             f"nothing to validate; run `{_resume_hint(spec)}` first")
-    recorded = frozen.user_attrs.get(SETUP_ATTR)
+    recorded = frozen.user_attrs.get(ATTR_SETUP)
     setup = setup_of(spec.objective, spec.constraints, spec.space)
     if recorded is not None:
         key = difference(recorded, setup)
@@ -381,7 +378,7 @@ def _select_study(spec: Spec, fresh: bool, console: Console) -> str:
     if chosen is not None:
         return chosen.study_name
     newest = family[-1]
-    recorded = newest.user_attrs.get(SETUP_ATTR)
+    recorded = newest.user_attrs.get(ATTR_SETUP)
     if claimable(recorded, setup, storage.get_all_trials(newest._study_id, deepcopy=False)):
         return newest.study_name  # the tuner lets a corrected objective claim it
     key = difference(recorded, setup) or "problem"

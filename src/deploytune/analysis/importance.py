@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from deploytune.history import ATTR_SETUP
 from deploytune.outcome import Constraint, CrashKind, Objective, Status, constraint_label
 from deploytune.space import Categorical, Float, Int, Param, Space
 from deploytune.tuner import TrialRecord
@@ -698,7 +699,7 @@ def _space_of(study: optuna.Study) -> Space:
         IntDistribution,
     )
 
-    setup = study.user_attrs.get("dt.setup")
+    setup = study.user_attrs.get(ATTR_SETUP)
     if isinstance(setup, dict) and isinstance(setup.get("space"), dict):
         try:
             return Space.from_dict(setup["space"])

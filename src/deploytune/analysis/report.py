@@ -30,8 +30,6 @@ from typing import TYPE_CHECKING, Any
 from optuna.trial import FrozenTrial, TrialState
 
 from deploytune.analysis.summary import (
-    ATTR_ATTEMPTS,
-    ATTR_LOG,
     _Facts,
     _facts,
     _is_interrupted,
@@ -40,6 +38,7 @@ from deploytune.analysis.summary import (
     load_result,
     recommendation_lines,
 )
+from deploytune.history import ATTR_ATTEMPTS, ATTR_COST, ATTR_ERROR, ATTR_LOG
 from deploytune.outcome import CrashKind, Objective, Status
 from deploytune.tuner import Result, TrialRecord
 
@@ -377,8 +376,8 @@ def _trials_html(rows: Sequence[_Row]) -> str:
         if rec is None:
             status, kind, value = INTERRUPTED, "", None
             config: Mapping[str, Any] = row.frozen.params
-            cost = row.frozen.user_attrs.get("dt.cost_s")
-            error = row.frozen.user_attrs.get("dt.error")
+            cost = row.frozen.user_attrs.get(ATTR_COST)
+            error = row.frozen.user_attrs.get(ATTR_ERROR)
         else:
             status = rec.status.value
             kind = rec.crash_kind.value if rec.crash_kind else ""

@@ -26,7 +26,13 @@ from deploytune.feasibility import (
     ConstraintRuns,
     Recommendation,
 )
-from deploytune.history import ATTR_CONFIDENCE, ATTR_STATUS
+from deploytune.history import (
+    ATTR_CONFIDENCE,
+    ATTR_INTERRUPTED,
+    ATTR_SECONDS_SAVED,
+    ATTR_SETUP,
+    ATTR_STATUS,
+)
 from deploytune.outcome import Constraint, CrashKind, Objective, Status, parse_constraints
 from deploytune.tuner import Result, TrialRecord
 
@@ -43,16 +49,6 @@ __all__ = [
     "summary_text",
 ]
 
-SETUP_ATTR = "dt.setup"
-"""Study user attribute holding the problem definition written by :func:`deploytune.optimize`."""
-ATTR_INTERRUPTED = "dt.interrupted"
-"""Trial user attribute: ``True`` when the evaluation was interrupted (Ctrl-C, shutdown)."""
-ATTR_SECONDS_SAVED = "dt.seconds_saved"
-"""Trial user attribute: estimated seconds an early abort saved."""
-ATTR_ATTEMPTS = "dt.attempts"
-"""Trial user attribute: how many attempts the evaluation took."""
-ATTR_LOG = "dt.log"
-"""Trial user attribute: the tail of a crashed evaluation's log."""
 
 _FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
 _RAN = (Status.FEASIBLE, Status.INFEASIBLE, Status.ABORTED)
@@ -77,18 +73,18 @@ def load_result(study: optuna.Study) -> Result:
     Raises:
         ValueError: When the study has no (or a malformed) ``dt.setup`` attribute.
     """
-    setup = study.user_attrs.get(SETUP_ATTR)
+    setup = study.user_attrs.get(ATTR_SETUP)
     if not isinstance(setup, dict) or not setup.get("objective"):
         raise ValueError(
             f"study {study.study_name!r} was not written by deploytune: it has no "
-            f"{SETUP_ATTR!r} user attribute (objective, direction, constraints); run "
+            f"{ATTR_SETUP!r} user attribute (objective, direction, constraints); run "
             f"deploytune.optimize on it, or build a Result with Result.from_study(study, "
             f"objective, constraints)")
     try:
         objective = Objective(str(setup["objective"]), str(setup.get("direction", "maximize")))
         constraints = parse_constraints(list(setup.get("constraints") or []))
     except ValueError as exc:
-        raise ValueError(f"study {study.study_name!r}: its {SETUP_ATTR!r} user attribute is "
+        raise ValueError(f"study {study.study_name!r}: its {ATTR_SETUP!r} user attribute is "
                          f"malformed: {exc}") from exc
     confidence = study.user_attrs.get(ATTR_CONFIDENCE, DEFAULT_CONFIDENCE)
     result = Result.from_study(study, objective, constraints,

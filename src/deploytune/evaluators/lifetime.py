@@ -11,9 +11,10 @@ ends them. The tuner's identity is the one recorded on each running trial (``dt.
 host, pid, start), so resuming a study can clean up after the tuner that was killed::
 
     from deploytune.evaluators.lifetime import kill_leftovers
+    from deploytune.history import ATTR_WORKER
 
     for trial in stale_trials:  # RUNNING trials of a dead tuner on this host
-        kill_leftovers(trial.user_attrs.get("dt.worker"))
+        kill_leftovers(trial.user_attrs.get(ATTR_WORKER))
 
 Linux only (``/proc``); elsewhere the functions find nothing.
 """
