@@ -1,5 +1,9 @@
-"""Noisy feasibility inside a sampler: each constraint's measurement noise by region, and the
-incumbent a chance-constrained recommendation would pick.
+"""The incumbent a chance-constrained recommendation would pick, inside a sampler.
+
+:func:`chance_incumbent` is the value expected improvement should beat: the best mean
+objective among the evaluated configurations that meet the chance constraint (a fresh run meets
+every constraint with probability at least ``confidence``), else that of the configuration
+most likely to be feasible. A lucky run of a marginal configuration is not the bar.
 
 A sampler's constraint models see one normalised violation per run. When configurations have
 been run more than once (the tuner's re-runs of an uncertain incumbent, a resumed study's
@@ -8,12 +12,8 @@ and it differs by region: on a CPU, INT8 runs spread more than fp32 runs.
 :class:`ConstraintNoise` pools those spreads as :mod:`deploytune.feasibility` does
 (configuration -> region -> study, :class:`~deploytune.feasibility.PooledNoise`), on the
 encoded rows: a row's *region* is its one-hot (unordered categorical) columns. The study level
-starts from the sampler's own noise estimate, so that without repeats nothing changes.
-
-:func:`chance_incumbent` is the value expected improvement should beat: the best mean
-objective among the evaluated configurations that meet the chance constraint (a fresh run meets
-every constraint with probability at least ``confidence``), else that of the configuration
-most likely to be feasible. A lucky run of a marginal configuration is not the bar.
+starts from the sampler's own noise estimate (``cabo``'s spread floor), so that without repeats
+a configuration's P(met) uses that floor.
 """
 
 from __future__ import annotations
@@ -42,11 +42,10 @@ class ConstraintNoise:
         y: Their violations.
         nominal: The columns that make a row's region (one-hot columns).
         prior_sd: The study level's prior spread.
-        per_region: Let repeats set the spread of :meth:`sd` (off: ``prior_sd`` everywhere).
     """
 
     def __init__(self, x: np.ndarray, y: np.ndarray, nominal: Sequence[int],
-                 prior_sd: float, per_region: bool = True) -> None:
+                 prior_sd: float) -> None:
         self.nominal = list(nominal)
         per_row: dict[bytes, list[float]] = {}
         regions: dict[bytes, bytes] = {}
@@ -56,29 +55,10 @@ class ConstraintNoise:
             regions[k] = _key(row[self.nominal])
         self.per_row = per_row
         self.regions = regions
-        self.repeated = per_region and any(len(v) > 1 for v in per_row.values())
         self._pooled = PooledNoise(per_row, regions, prior_sd * prior_sd)
-        self._prior_sd = prior_sd
         rates = [v for vs in per_row.values() for v in vs]
         # a count-like constraint (error_rate <= 0): no run ever met it with room to spare
         self.is_rate = bool(rates) and min(rates) >= 0.0
-
-    def sd(self, x: np.ndarray) -> np.ndarray:
-        """The spread of one run at each row (the prior spread when nothing was repeated)."""
-        if not self.repeated:
-            return np.full(len(x), self._prior_sd)
-        by_region: dict[bytes, float] = {}
-        out = np.empty(len(x))
-        for i, row in enumerate(x):
-            k = _key(row)
-            if k in self.per_row:  # an evaluated configuration: its own runs count too
-                out[i] = math.sqrt(self._pooled.variance(k, self.regions[k]))
-                continue
-            r = _key(row[self.nominal])
-            if r not in by_region:
-                by_region[r] = math.sqrt(self._pooled.variance(k, r))
-            out[i] = by_region[r]
-        return out
 
     def p_met(self, key: bytes, met_share: float) -> float:
         """P(a fresh run of the configuration ``key`` meets the constraint) from its runs: the
