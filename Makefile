@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test lint clean
+.PHONY: demo test test-fast lint clean
 
 $(STAMP): pyproject.toml bench/pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "deploytune needs Python >= 3.11")'
@@ -26,6 +26,10 @@ test: lint
 	scripts/ensure-espeak-ng
 	scripts/ensure-llama-cpp $(VENV)
 	$(BIN)/python -m pytest -q -n 2 tests
+
+# the developers' loop: lint, types and the tests not marked slow (CONTRIBUTING.md)
+test-fast: lint
+	$(BIN)/python -m pytest -q -n 2 -m "not slow" tests
 
 clean:
 	rm -rf $(VENV) results .pytest_cache .mypy_cache .ruff_cache

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 CORE = ROOT / "src" / "deploytune"
 BENCH = ROOT / "bench" / "src" / "deploybench"
@@ -25,6 +27,7 @@ def _imports(package: Path) -> Iterator[tuple[str, str, list[str]]]:
                     yield rel, alias.name, []
 
 
+@pytest.mark.slow
 def test_the_core_never_imports_the_benchmark() -> None:
     offenders = [(f, m) for f, m, _ in _imports(CORE) if m.split(".")[0] == "deploybench"]
     assert not offenders, f"deploytune imports deploybench: {offenders}"
@@ -39,6 +42,7 @@ def test_the_benchmark_uses_deploytunes_public_api_only() -> None:
     assert not private, f"deploybench uses deploytune's private names: {private}"
 
 
+@pytest.mark.slow
 def test_the_checker_sees_imports() -> None:
     """The walk finds both kinds of import statement (else the two tests above prove nothing)."""
     found = {m for _, m, _ in _imports(BENCH)}

@@ -39,6 +39,7 @@ def _bench(*args: str) -> Any:
     return runner.invoke(app, ["bench", "--no-progress", *args])
 
 
+@pytest.mark.slow
 def test_bench_on_a_tiny_setup(tmp_path: Path) -> None:
     out = tmp_path / "res"
     result = _bench("--problems", PROBLEM, "--samplers", "random", "--seeds", "2",
@@ -166,6 +167,7 @@ def test_bench_accepts_experimental_samplers() -> None:
                                                                  "tba-tpe-gate"]
 
 
+@pytest.mark.slow
 def test_problems_command() -> None:
     pytest.importorskip("deploybench.registry")
     result = runner.invoke(app, ["problems"])

@@ -97,6 +97,7 @@ def n_trials(db: Path, study: str = "s") -> int:
 
 
 @pytest.mark.parametrize("mode", ["--plain", "--live"])
+@pytest.mark.slow
 def test_markup_in_user_values_is_printed_as_it_is(tmp_path: Path, mode: str) -> None:
     (tmp_path / "chat.py").write_text(
         "import json, sys\n"
@@ -145,6 +146,7 @@ def _garble(db: Path) -> None:
     (lambda db: db.write_bytes(db.read_bytes()[:20_000]), "malformed"),
     (lambda db: db.write_bytes(b"not a database, just text\n" * 100), "not a database"),
 ])
+@pytest.mark.slow
 def test_a_damaged_database_is_one_line_and_left_as_it_was(study_folder: Path, damage: Any,
                                                           cause: str) -> None:
     db = study_folder / "spec.db"
@@ -164,6 +166,7 @@ def test_a_damaged_database_is_one_line_and_left_as_it_was(study_folder: Path, d
     ("foo://bar", "unknown storage scheme 'foo'"),
     ("postgresql://tuner:secret@localhost:1/x", "postgresql://tuner:***@localhost:1/x"),
 ])
+@pytest.mark.slow
 def test_an_unusable_storage_url_is_one_line(tmp_path: Path, url: str, expected: str) -> None:
     spec = write_spec(tmp_path, simple_spec(tmp_path, storage=url))
     for args in (["tune", str(spec)], ["show", url]):
@@ -183,6 +186,7 @@ def _file_size_limit(limit: int) -> Any:
 
 
 @pytest.mark.skipif(not hasattr(resource, "RLIMIT_FSIZE"), reason="needs RLIMIT_FSIZE")
+@pytest.mark.slow
 def test_a_full_disk_is_one_line_and_the_study_resumes(study_folder: Path) -> None:
     db = study_folder / "spec.db"
     write_spec(study_folder, simple_spec(study_folder, budget=60))
@@ -207,6 +211,7 @@ def _without_a_table(db: Path) -> None:
         con.execute("DROP TABLE trial_heartbeats")
 
 
+@pytest.mark.slow
 def test_show_and_importance_never_write_to_the_database(study_folder: Path) -> None:
     db = study_folder / "spec.db"
     _without_a_table(db)
@@ -238,6 +243,7 @@ def _unprivileged() -> tuple[str, ...]:
     return (setpriv, "--reuid=65534", "--regid=65534", "--clear-groups")
 
 
+@pytest.mark.slow
 def test_show_reads_a_read_only_database(study_folder: Path, readable_folder: Path) -> None:
     db = readable_folder / "study.db"
     shutil.copy(study_folder / "spec.db", db)
@@ -260,6 +266,7 @@ def test_show_reads_a_read_only_database(study_folder: Path, readable_folder: Pa
 # ------------------------------------------------- C: report failures and values it choked on
 
 
+@pytest.mark.slow
 def test_a_report_failure_warns_and_the_summary_is_printed(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, simple_spec(tmp_path, budget=2))
     (tmp_path / "s-report").write_text("a file where the report folder goes\n")
@@ -272,6 +279,7 @@ def test_a_report_failure_warns_and_the_summary_is_printed(tmp_path: Path) -> No
     assert n_trials(tmp_path / "spec.db") == 2
 
 
+@pytest.mark.slow
 def test_mathtext_huge_values_nan_and_surrogates_in_the_report(tmp_path: Path) -> None:
     (tmp_path / "hostile.py").write_text(EVAL)
     spec = write_spec(tmp_path, {
@@ -298,6 +306,7 @@ def test_mathtext_huge_values_nan_and_surrogates_in_the_report(tmp_path: Path) -
 # --------------------------------------------------------------------- D: not a terminal
 
 
+@pytest.mark.slow
 def test_plain_lines_when_stdout_is_not_a_terminal(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, simple_spec(tmp_path, budget=3))
     proc = cli("tune", str(spec), "--no-report")  # stdout is a pipe: like `> log`
@@ -317,6 +326,7 @@ def test_help_says_what_plain_and_fresh_do() -> None:
 # ---------------------------------------------------------- E: a study name is not a path
 
 
+@pytest.mark.slow
 def test_a_study_name_never_leaves_the_folder(tmp_path: Path) -> None:
     folder = tmp_path / "a" / "b"
     folder.mkdir(parents=True)
@@ -357,6 +367,7 @@ def test_safe_file_name(name: str, expected: str) -> None:
 # ---------------------------------------------------------------------- F: --fresh
 
 
+@pytest.mark.slow
 def test_a_changed_spec_is_refused_naming_the_storage_then_fresh_keeps_the_old_study(
         tmp_path: Path) -> None:
     data = simple_spec(tmp_path, budget=2)
@@ -389,6 +400,7 @@ def test_a_changed_spec_is_refused_naming_the_storage_then_fresh_keeps_the_old_s
     assert proc.returncode == 0 and "p95_ms <= 20" in proc.stdout
 
 
+@pytest.mark.slow
 def test_a_misspelt_metric_is_one_line_and_the_corrected_spec_resumes_the_study(
         tmp_path: Path) -> None:
     data = simple_spec(tmp_path, budget=2, constraints=["p95 <= 20"])

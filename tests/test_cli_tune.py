@@ -76,6 +76,7 @@ def zoo_spec(folder: Path) -> dict[str, Any]:
     }
 
 
+@pytest.mark.slow
 def test_the_tuner_survives_the_crash_zoo_in_one_run(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, zoo_spec(tmp_path))
     storage = f"sqlite:///{tmp_path / 'spec.db'}"
@@ -174,6 +175,7 @@ def _check_resumed_study(folder: Path, budget: int) -> None:
     assert len(set(xs)) == len(xs)  # nothing evaluated twice
 
 
+@pytest.mark.slow
 def test_sigkill_mid_trial_then_resume(tmp_path: Path) -> None:
     budget = 7
     spec = slow_spec(tmp_path, budget)
@@ -189,6 +191,7 @@ def test_sigkill_mid_trial_then_resume(tmp_path: Path) -> None:
     _check_resumed_study(tmp_path, budget)
 
 
+@pytest.mark.slow
 def test_ctrl_c_marks_the_trial_and_resumes(tmp_path: Path) -> None:
     budget = 5
     spec = slow_spec(tmp_path, budget)
@@ -239,6 +242,7 @@ def test_bad_spec_exits_2_naming_the_field_without_traceback(tmp_path: Path, tex
     assert not (tmp_path / "bad.db").exists()  # nothing was created or touched
 
 
+@pytest.mark.slow
 def test_bad_spec_does_not_touch_an_existing_study(tmp_path: Path) -> None:
     spec = zoo_spec(tmp_path)
     spec["budget"] = 2
@@ -288,6 +292,7 @@ def test_nothing_feasible_names_the_closest_constraint(tmp_path: Path) -> None:
     assert "no feasible" in result.output.lower() and "p95_ms" in result.output
 
 
+@pytest.mark.slow
 def test_study_json_is_readable_by_plain_optuna(tmp_path: Path) -> None:
     """What optuna-dashboard reads: every user attribute is plain JSON."""
     spec = zoo_spec(tmp_path)
@@ -340,6 +345,7 @@ def test_tune_reruns_the_finalists_and_says_how_sure_it_is(tmp_path: Path) -> No
     assert len(study.trials) - len(finals) == 8
 
 
+@pytest.mark.slow
 def test_validate_reruns_an_existing_study_and_nothing_else(tmp_path: Path) -> None:
     spec = noisy_spec(tmp_path, validation=False)
     assert runner.invoke(app, ["tune", str(spec), "--plain", "--no-report"]).exit_code == 0
@@ -378,6 +384,7 @@ def test_validate_works_on_a_study_written_by_plain_optuna(tmp_path: Path) -> No
     ("minimize", {"precision": "fp32", "batch": 4}, "created by plain Optuna code to minimize"),
     ("maximize", {"precision": "fp32", "threads": 4}, "are not a configuration of the spec's"),
 ])
+@pytest.mark.slow
 def test_validate_says_precisely_why_a_plain_study_cannot_be_validated(
         tmp_path: Path, direction: str, params: dict[str, Any], fragment: str) -> None:
     spec = noisy_spec(tmp_path)

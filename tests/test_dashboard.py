@@ -172,6 +172,7 @@ def test_deploytune_dashboard_storage_shows_the_best_feasible_trial(tmp_path: Pa
     assert best["number"] == 0
 
 
+@pytest.mark.slow
 def test_deploytune_dashboard_serves_the_study(tmp_path: Path) -> None:
     """``deploytune dashboard`` as a user runs it: a real server on a free port."""
     import socket

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import optuna
+import pytest
 from typer.testing import CliRunner
 
 from deploytune.cli import app
@@ -13,6 +14,7 @@ from deploytune.history import ATTR_STATUS, ATTR_VALIDATION
 runner = CliRunner()
 
 
+@pytest.mark.slow
 def test_demo_tunes_a_real_model_into_sqlite_and_writes_a_report(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     result = runner.invoke(app, ["demo", "--out", str(out), "--budget", "2", "--plain"])

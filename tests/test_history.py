@@ -183,6 +183,7 @@ def _record_pre_labels(study: optuna.Study, outcome: Outcome) -> None:
     study.tell(trial, outcome.value)
 
 
+@pytest.mark.slow
 def test_studies_recorded_before_the_list_form_still_read(tmp_path: Any) -> None:
     """A study begun with named constraints and resumed with the list form reads back the
     same labels for both kinds of trials, and Optuna's best trial stays feasible."""

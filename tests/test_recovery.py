@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 
 import deploytune
@@ -42,6 +43,7 @@ def _die_while_running(url: str) -> None:
     assert proc.returncode == 9, proc.stderr
 
 
+@pytest.mark.slow
 def test_stale_running_trial_is_requeued_and_budget_stays_exact(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 's.db'}"
     deploytune.optimize(_evaluate, SPACE, objective="y", budget=3, sampler="random", seed=0,
@@ -63,6 +65,7 @@ def test_stale_running_trial_is_requeued_and_budget_stays_exact(tmp_path: Path) 
     assert len(set(xs)) == len(xs)  # nothing evaluated twice
 
 
+@pytest.mark.slow
 def test_recovery_is_idempotent_and_skips_live_and_foreign_workers(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 's.db'}"
     deploytune.optimize(_evaluate, SPACE, objective="y", budget=1, sampler="random", seed=0,
@@ -130,6 +133,7 @@ def _killed_at(url: str, where: str) -> None:
     assert proc.returncode == -9, proc.stderr
 
 
+@pytest.mark.slow
 def test_a_kill_right_after_ask_popped_a_queued_trial_loses_nothing(tmp_path: Path) -> None:
     """Issue 16, item 6: a kill after ``study.ask()`` popped a queued trial and before the
     worker was recorded left the trial RUNNING forever and its configuration lost."""
@@ -150,6 +154,7 @@ def test_a_kill_right_after_ask_popped_a_queued_trial_loses_nothing(tmp_path: Pa
     assert [t.config for t in result.trials].count({"x": 0.25, "y": 0.5}) == 1
 
 
+@pytest.mark.slow
 def test_a_kill_while_the_sampler_chooses_queues_no_partial_config(tmp_path: Path) -> None:
     """A trial cut short with half its parameters is interrupted without queueing the half
     configuration (the sampler proposes afresh), and the budget stays exact."""

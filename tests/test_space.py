@@ -747,6 +747,7 @@ _SPEC_GARBAGE = st.one_of(
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(spec=_SPEC_GARBAGE)
+@pytest.mark.slow
 def test_property_garbage_definitions_raise_only_value_error(spec: Any) -> None:
     try:
         s = Space.from_dict(spec)
@@ -762,6 +763,7 @@ def test_property_garbage_definitions_raise_only_value_error(spec: Any) -> None:
         max_size=3),
     _GARBAGE,
 ))
+@pytest.mark.slow
 def test_property_garbage_forbidden_raises_only_value_error(forbidden: Any) -> None:
     try:
         s = Space.from_dict(EXAMPLE, forbidden=forbidden)

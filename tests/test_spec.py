@@ -677,6 +677,7 @@ def bad_documents(draw: st.DrawFn) -> tuple[str, Any]:
 @settings(max_examples=500, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(doc=bad_documents())
+@pytest.mark.slow
 def test_fuzz_loading_raises_only_spec_errors(doc: tuple[str, Any]) -> None:
     kind, payload = doc
     try:

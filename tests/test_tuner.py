@@ -368,6 +368,7 @@ def test_sampler_names_cover_the_contract() -> None:
 
 
 @pytest.mark.parametrize("name", deploytune.available_samplers())
+@pytest.mark.slow
 def test_every_sampler_runs_on_a_conditional_space_with_crashes(name: str) -> None:
     space = Space.from_dict(SPACE)
     ev = Counting(deploy_evaluate)
@@ -644,6 +645,7 @@ def test_a_failing_sampler_is_not_counted_as_a_crashed_evaluation(tmp_path: Any)
     assert result.count(Status.CRASHED) == 0 and result.interrupted == 3
 
 
+@pytest.mark.slow
 def test_a_misspelt_metric_stops_at_the_first_evaluation_and_costs_nothing(
         tmp_path: Any) -> None:
     """Issue 16, item 11: a typo in a metric name made every trial a runtime_error and the

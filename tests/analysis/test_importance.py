@@ -97,6 +97,7 @@ def _check_shares(r: Ranking) -> None:
 # ------------------------------------------------------------------------- the known study
 
 
+@pytest.mark.slow
 def test_the_study_has_every_outcome(result: deploytune.Result) -> None:
     # guards the assumptions of the tests below (random sampler, fixed seed)
     assert len(result.trials) == BUDGET
@@ -277,6 +278,7 @@ def test_a_constant_objective_has_no_ranking() -> None:
 # -------------------------------------------------------------------------------------- CLI
 
 
+@pytest.mark.slow
 def test_cli_prints_the_rankings_and_writes_the_figure(study_db: Path, tmp_path: Path) -> None:
     out = tmp_path / "figs"
     result = runner.invoke(app, ["importance", str(study_db), "--out", str(out), "--seed", "0"],
@@ -291,6 +293,7 @@ def test_cli_prints_the_rankings_and_writes_the_figure(study_db: Path, tmp_path:
     assert f"figure: {png}" in result.output.replace("\n", "")
 
 
+@pytest.mark.slow
 def test_cli_default_figure_goes_next_to_the_study(study_db: Path) -> None:
     result = runner.invoke(app, ["importance", f"sqlite:///{study_db}", "--study-name", STUDY])
     assert result.exit_code == 0, result.output

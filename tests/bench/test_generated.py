@@ -54,6 +54,7 @@ def _random_outcomes(i: int, n: int = 500) -> tuple[Counter[str], int]:
     return kinds, feasible
 
 
+@pytest.mark.slow
 def test_determinism() -> None:
     for i in (0, 7, 1003):
         a, b = generate(i), generate(i)
@@ -73,6 +74,7 @@ def test_determinism() -> None:
     assert generate(0).space.to_dict() != generate(1).space.to_dict()
 
 
+@pytest.mark.slow
 def test_variety_across_the_splits() -> None:
     sizes = [len(_instance(i).space) for i in ALL]
     assert min(sizes) <= 3 and max(sizes) >= 12
@@ -88,6 +90,7 @@ def test_variety_across_the_splits() -> None:
 
 
 @pytest.mark.parametrize("i", ALL)
+@pytest.mark.slow
 def test_feasible_share_of_random_configurations(i: int) -> None:
     gen = _instance(i)
     assert 0.005 <= gen.feasible_share <= 0.25  # placement sample, noise-free
@@ -213,6 +216,7 @@ def _noisy(i: int) -> GeneratedInstance:
 
 
 @pytest.mark.parametrize("i", sorted(_BASE_GOLDEN))
+@pytest.mark.slow
 def test_noisy_variant_leaves_the_base_instance_unchanged(i: int) -> None:
     noise, optimum, constraints, config, draw = _BASE_GOLDEN[i]
     base, noisy = _instance(i), _noisy(i)
@@ -236,6 +240,7 @@ def test_noisy_variant_leaves_the_base_instance_unchanged(i: int) -> None:
     assert build_instance(i).simulate(dict(config), np.random.default_rng(7)) == draw
 
 
+@pytest.mark.slow
 def test_noisy_region_draws() -> None:
     kinds = set()
     for i in ALL:

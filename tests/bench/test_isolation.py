@@ -205,6 +205,7 @@ else:
 """
 
 
+@pytest.mark.slow
 def test_cli_isolation_and_early_abort(tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = runner.invoke(app, ["bench", "--isolation", "--repeats", "2", "--out", str(out)])
@@ -244,6 +245,7 @@ print(json.dumps(dict(score=x, p95_ms=5.0)))
 """
 
 
+@pytest.mark.slow
 def test_cli_limit_counterfactual_measures_what_the_time_limit_saved(tmp_path: Path) -> None:
     """Real command processes: slow configurations exceed the 0.4 s limit and are re-run
     under 5 s, where they finish (about 1.2 s): the saving is measured, not estimated."""

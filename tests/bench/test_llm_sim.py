@@ -208,6 +208,7 @@ def test_leak_is_transient_and_rare() -> None:
 
 # ------------------------------------------------------------------------------------- optima
 @pytest.mark.parametrize("name", NAMES)
+@pytest.mark.slow
 def test_shipped_optimum_is_the_enumerated_best(name: str) -> None:
     value, config = grid_optimum(name)
     assert value == pytest.approx(OPTIMA[name], rel=1e-12)
@@ -220,6 +221,7 @@ def test_shipped_optimum_is_the_enumerated_best(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
+@pytest.mark.slow
 def test_shipped_feasible_families_are_the_enumerated_ones(name: str) -> None:
     from deploybench.llm_sim import FEASIBLE_FAMILIES, feasible_family_values
 
@@ -245,6 +247,7 @@ def test_no_random_config_beats_the_optimum(name: str) -> None:
             assert outcome.value is not None and outcome.value <= OPTIMA[name] * (1 + 1e-9)
 
 
+@pytest.mark.slow
 def test_enumeration_matches_the_scalar_simulator() -> None:
     configs, arrays = llm_sim.enumerate_metrics(B70_4)
     assert len(configs) == 4 * 10 * 6 * 8 * 7 * 2 * 2 * 2 * 3 * 2
@@ -257,6 +260,7 @@ def test_enumeration_matches_the_scalar_simulator() -> None:
                 assert metrics[key] == pytest.approx(float(arrays[key][i]), rel=1e-9)
 
 
+@pytest.mark.slow
 def test_reference_is_the_random_median() -> None:
     assert random_reference(B8) == pytest.approx(REFERENCES[B8], rel=1e-12)  # n = 20,000
     for name in NAMES[1:]:  # the others roughly, from fewer samples
@@ -272,6 +276,7 @@ RATE_BOUNDS = {  # name: ((crash lo, hi), (feasible lo, hi)) for 1,000 samples
 
 
 @pytest.mark.parametrize("name", NAMES)
+@pytest.mark.slow
 def test_random_sampling_rates(name: str) -> None:
     problem = get_problem(name)
     counts: Counter[str] = Counter()

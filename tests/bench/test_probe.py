@@ -58,6 +58,7 @@ def test_boundary_limit_puts_the_median_below_it() -> None:
         boundary_limit([1.0], headroom=1.0)
 
 
+@pytest.mark.slow
 def test_every_run_is_a_fresh_process_and_cases_interleave(tmp_path: Path) -> None:
     a = _case("a", tmp_path / "a", [1.0, 2.0, 3.0, 4.0])
     b = _case("b", tmp_path / "b", [5.0, 6.0, 7.0, 8.0])

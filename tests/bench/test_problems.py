@@ -220,6 +220,7 @@ def deploy_grid() -> list[tuple[Config, dict[str, float] | None]]:
 
 
 @pytest.mark.parametrize("name", ["deploy-sim-edge", "deploy-sim-server"])
+@pytest.mark.slow
 def test_deploy_sim_grid_optimum(name: str,
                                  deploy_grid: list[tuple[Config, dict[str, float] | None]]
                                  ) -> None:

@@ -35,6 +35,7 @@ def test_a_complete_table_ships_for_every_workload(workload: str) -> None:
 
 
 @pytest.mark.parametrize("name", REPLAY)
+@pytest.mark.slow
 def test_replay_problem_optimum_is_the_enumerated_best(name: str) -> None:
     problem = get_problem(name)
     parsed = split_problem_name(name)
@@ -60,6 +61,7 @@ def test_replay_problem_optimum_is_the_enumerated_best(name: str) -> None:
                                           "choices", ()))
 
 
+@pytest.mark.slow
 def test_a_replay_tuning_run_on_a_shipped_table() -> None:
     problem = get_problem("effnet-server-replay")
     result = deploytune.optimize(

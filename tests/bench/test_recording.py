@@ -98,6 +98,7 @@ def test_unflatten_windows_inverts_flatten_windows(windows: list[dict[str, float
 
 
 # ------------------------------------------------------------------------------ the recording
+@pytest.mark.slow
 def test_header_describes_the_recording(table: dict[str, Any]) -> None:
     assert table["format"] == FORMAT
     assert table["workload"] == "toy"
@@ -190,6 +191,7 @@ class _Spy:
         monkeypatch.setattr(recording, "_measure", measure)
 
 
+@pytest.mark.slow
 def test_a_killed_recording_resumes_measuring_only_missing_cells(
         table: dict[str, Any], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:

@@ -376,6 +376,7 @@ def test_replay_problem_is_built_from_the_table(hand_problem: Problem,
     ({"mode": "b", "batch_size": 4, "workers": 3}, RuntimeError, CrashKind.RUNTIME_ERROR,
      "SIGSEGV"),
 ])
+@pytest.mark.slow
 def test_replay_raises_the_recorded_crash(hand_problem: Problem, config: dict[str, Any],
                                           exc: type[Exception], kind: CrashKind,
                                           message: str) -> None:
@@ -440,6 +441,7 @@ def test_a_missing_table_names_the_record_command(tables_dir: Path) -> None:
         replay_problem(workload, workload.scenarios[0])
 
 
+@pytest.mark.slow
 def test_tuning_on_the_recorded_toy_replay(toy_problem: Problem, toy: RecordedTable) -> None:
     result = deploytune.optimize(
         toy_problem.evaluator(0), toy_problem.space,

@@ -126,6 +126,7 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
     return out, result
 
 
+@pytest.mark.slow
 def test_writes_one_strict_jsonl_file_per_run(bench: tuple[Path, Any]) -> None:
     out, result = bench
     assert not result.failures
@@ -204,6 +205,7 @@ def test_run_one_summary_matches_rows() -> None:
     dumps_strict(run)  # the whole run is standard JSON
 
 
+@pytest.mark.slow
 def test_failed_runs_are_reported_not_fatal(tmp_path: Path) -> None:
     console = Console(file=open(tmp_path / "console.txt", "w"), width=200)  # noqa: SIM115
     result = run_bench([TINY, BROKEN, DYING], ["random"], [0], budget=3, jobs=2,
@@ -241,6 +243,7 @@ def test_run_path_layouts(tmp_path: Path) -> None:
         tmp_path / "runs" / "p" / "b25" / "s" / "seed_3.jsonl")
 
 
+@pytest.mark.slow
 def test_cli_budgets_runs_every_budget_and_compares_per_cell(tmp_path: Path) -> None:
     pytest.importorskip("deploybench.registry")
     out = tmp_path / "res"
@@ -329,6 +332,7 @@ def _rows(path: Path) -> list[dict[str, Any]]:
     return [_strict_loads(line) for line in path.read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_runs_per_process_does_not_change_results(tmp_path: Path) -> None:
     pytest.importorskip("deploybench.registry")
     results = {}
@@ -352,6 +356,7 @@ def test_runs_per_process_does_not_change_results(tmp_path: Path) -> None:
     assert results[1].rows == results[3].rows
 
 
+@pytest.mark.slow
 def test_runs_share_processes_by_chunk(tmp_path: Path) -> None:
     console = _quiet(tmp_path / "console.txt")
     result = run_bench([PID], ["random"], [0, 1, 2, 3, 4], budget=3, jobs=2, out_dir=tmp_path,
@@ -371,6 +376,7 @@ def test_runs_share_processes_by_chunk(tmp_path: Path) -> None:
     assert "5/5" in (tmp_path / "console.txt").read_text()  # the progress counts runs
 
 
+@pytest.mark.slow
 def test_a_failed_run_does_not_fail_its_chunk(tmp_path: Path) -> None:
     result = run_bench([FAILS_SECOND], ["random"], [0, 1, 2], budget=3, jobs=1,
                        out_dir=tmp_path, figures=False, console=_null(),
@@ -382,6 +388,7 @@ def test_a_failed_run_does_not_fail_its_chunk(tmp_path: Path) -> None:
     assert run_path(tmp_path, FAILS_SECOND, "random", 2).exists()
 
 
+@pytest.mark.slow
 def test_a_dying_worker_fails_the_rest_of_its_chunk(tmp_path: Path) -> None:
     result = run_bench([DIES_SECOND], ["random"], [0, 1, 2], budget=3, jobs=1,
                        out_dir=tmp_path, figures=False, console=_null(),
@@ -408,6 +415,7 @@ def _mtimes(paths: list[Path]) -> list[int]:
     return [p.stat().st_mtime_ns for p in paths]
 
 
+@pytest.mark.slow
 def test_resume_runs_only_the_missing_runs(tmp_path: Path) -> None:
     first = run_bench([TINY], ["random"], [0, 1, 2], budget=5, jobs=2, out_dir=tmp_path,
                       figures=False, console=_null(), progress=False)
@@ -452,6 +460,7 @@ def test_resume_runs_only_the_missing_runs(tmp_path: Path) -> None:
     assert all(a != b for a, b in zip(_mtimes(jsonl), before, strict=True))
 
 
+@pytest.mark.slow
 def test_resume_reruns_runs_of_another_budget(tmp_path: Path) -> None:
     run_bench([TINY], ["random"], [0], budget=4, out_dir=tmp_path, figures=False,
               console=_null(), progress=False)
@@ -461,6 +470,7 @@ def test_resume_reruns_runs_of_another_budget(tmp_path: Path) -> None:
     assert len(_rows(run_path(tmp_path, TINY, "random", 0))) == 5
 
 
+@pytest.mark.slow
 def test_resume_recomputes_runs_of_a_folder_without_summaries(tmp_path: Path) -> None:
     first = run_bench([TINY, TINY_MIN], ["random"], [0, 1], budget=5, jobs=2,
                       out_dir=tmp_path, figures=False, console=_null(),
@@ -482,6 +492,7 @@ def test_resume_recomputes_runs_of_a_folder_without_summaries(tmp_path: Path) ->
         assert summary_path(run["path"]).exists()  # written back
 
 
+@pytest.mark.slow
 def test_cli_runs_per_process_and_resume(tmp_path: Path) -> None:
     runner = CliRunner()
     args = ["bench", "--no-progress", "--no-figures", "--problems", TINY, "--samplers",
@@ -501,6 +512,7 @@ def test_cli_runs_per_process_and_resume(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "--resume" in result.output
 
 
+@pytest.mark.slow
 def test_cli_sampler_names_with_options(tmp_path: Path) -> None:
     """A ``name[key=value;...]`` sampler runs and is reported under its full name; commas
     inside the brackets do not split the list."""

@@ -39,6 +39,7 @@ def test_truth_is_the_same_for_every_run_and_its_own_draws() -> None:
 
 
 @pytest.mark.parametrize("arm", list(ARMS))
+@pytest.mark.slow
 def test_each_arm_scores_its_policies(arm: str) -> None:
     res = run_task(TrustTask("gen-noisy-dev-01", 0, 10, arm))
     assert res["evaluations"] == 10
@@ -54,6 +55,7 @@ def test_each_arm_scores_its_policies(arm: str) -> None:
     assert res["seconds"] > 0
 
 
+@pytest.mark.slow
 def test_run_trust_resumes_and_writes_a_table(tmp_path: Path) -> None:
     runs = run_trust(["gen-noisy-dev-02"], 1, [8], tmp_path, jobs=1)
     assert len(runs) == len(ARMS)

@@ -215,6 +215,7 @@ def _wait_for(path: Path, proc: subprocess.Popen[bytes], timeout_s: float = 30.0
         time.sleep(0.005)
 
 
+@pytest.mark.slow
 def test_tuner_killed_30_times_leaves_no_process(tmp_path: Path) -> None:
     """``deploytune.optimize`` in a subprocess, SIGKILLed at a random moment of its trials
     (command and isolated evaluators, 30 kills, three tuners at a time): nothing it started
@@ -246,6 +247,7 @@ def test_tuner_killed_30_times_leaves_no_process(tmp_path: Path) -> None:
     assert time.monotonic() - start < 90
 
 
+@pytest.mark.slow
 def test_supervisors_end_with_the_tuner_even_between_trials(tmp_path: Path) -> None:
     """A tuner killed while it starts trials back to back (no sleep in the trial) leaves
     nothing either: kills land in the supervisor's start and exit too."""
@@ -297,6 +299,7 @@ def test_server_workers_end_with_the_trial_and_free_a_fixed_port(tmp_path: Path)
             _kill_all(pids)
 
 
+@pytest.mark.slow
 def test_server_workers_end_when_the_tuner_is_killed(tmp_path: Path) -> None:
     token = f"{uuid.uuid4().hex[:8]}-server"
     pid_file = tmp_path / "pids"

@@ -67,6 +67,7 @@ def test_healthy_server_is_load_tested_and_stopped() -> None:
     _assert_released(evaluation)
 
 
+@pytest.mark.slow
 def test_server_that_never_gets_healthy_is_a_timeout() -> None:
     ev = _evaluator("--mode", "never-healthy", startup_timeout_s=2.0)
     t0 = time.monotonic()
@@ -88,6 +89,7 @@ def test_server_that_never_gets_healthy_is_a_timeout() -> None:
     ("OSError: [Errno 98] Address already in use", CrashKind.TRANSIENT),
     ("Segmentation fault in a custom kernel", CrashKind.RUNTIME_ERROR),
 ])
+@pytest.mark.slow
 def test_start_up_crash_is_classified_from_the_log(message: str, kind: CrashKind) -> None:
     ev = _evaluator("--mode", "crash-on-start", "--crash-message", message, "--exit-code", "1")
     evaluation = ev.evaluate({}, Monitor())
@@ -159,6 +161,7 @@ def test_slow_stream_is_aborted_early_by_the_monitor() -> None:
     _assert_released(evaluation)
 
 
+@pytest.mark.slow
 def test_trial_time_limit_kills_the_server_mid_load() -> None:
     ev = _evaluator("--mode", "slow-stream", "--token-delay-ms", "200", timeout_s=4.0,
                     load=LoadSpec(requests=50, concurrency=1, max_tokens=8))
@@ -198,6 +201,7 @@ def test_settings_reject_bad_values() -> None:
         ServerSettings(("x",), health_url="localhost:8000/health")
 
 
+@pytest.mark.slow
 def test_tuning_run_through_a_spec(tmp_path: Path) -> None:
     """A tuner run on a YAML spec: the token delay is the knob, one value is a start-up crash."""
     spec_text = f"""
@@ -323,6 +327,7 @@ def _http_listener(handler: type[socketserver.BaseRequestHandler]) -> Iterator[s
         server.server_close()
 
 
+@pytest.mark.slow
 def test_health_answer_trickling_a_byte_at_a_time_cannot_outlast_the_startup_timeout() -> None:
     with _http_listener(_Trickle) as health_url:
         ev = _evaluator("--mode", "ok", health_url=health_url, startup_timeout_s=2.0)
@@ -372,6 +377,7 @@ def test_time_limit_hit_as_the_load_starts_is_a_timeout_not_a_crash(tmp_path: Pa
     _assert_released(evaluation)
 
 
+@pytest.mark.slow
 def test_a_huge_log_line_is_cut_and_the_tuner_does_not_hold_it() -> None:
     ev = _evaluator("--mode", "ok", "--log-line-mb", "200",
                     metric_patterns={"head": r"LONGLINE (\d+)", "after": r"long line: (\d+)"},

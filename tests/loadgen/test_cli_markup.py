@@ -7,11 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.loadgen.server_process import start_fake_server
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_a_model_name_that_looks_like_markup_is_printed_as_it_is() -> None:
     server = start_fake_server("--model-id", "[/INST] [bold]evil[/bold] :smile:",
                                "--error-every", "2", mode="errors")

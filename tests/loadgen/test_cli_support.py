@@ -94,6 +94,7 @@ def test_every_request_failing_exits_1(fake_server: StartServer) -> None:
     assert "error_rate" in result.stdout
 
 
+@pytest.mark.slow
 def test_ctrl_c_exits_130_promptly(fake_server: StartServer) -> None:
     server = fake_server("--tokens", "30", mode="slow-stream")
     proc = subprocess.Popen([sys.executable, "-m", "deploytune.cli", "load", server.url,

@@ -155,6 +155,7 @@ def test_never_healthy_server_fails_every_request(fake_server: StartServer) -> N
     assert result.error_counts() == {"http": 3}
 
 
+@pytest.mark.slow
 def test_slow_stream_requests_time_out(fake_server: StartServer) -> None:
     server = fake_server("--tokens", "10", mode="slow-stream")  # 1 s between tokens
     t = time.monotonic()

@@ -37,6 +37,7 @@ def test_plain_view_hides_constraints_and_keeps_crashes_as_fail(space: deploytun
     assert sum(t.state == optuna.trial.TrialState.FAIL for t in mirror.trials) == real_fail
 
 
+@pytest.mark.slow
 def test_ctpe_learns_to_avoid_a_crash_zone_that_tpe_keeps_hitting() -> None:
     """Half of the space (mode=b) always runs out of memory, but it also holds the better
     objective values among the trials that TPE *sees*: plain TPE (crashes as FAIL) keeps

@@ -147,6 +147,7 @@ def test_waste_penalty_prefers_the_cheap_failure() -> None:
     assert 0.6 < ratio < 1.6  # without the penalty the two sides look alike
 
 
+@pytest.mark.slow
 def test_first_trials_cover_every_categorical_value() -> None:
     space = Space.from_dict(SPACE_DICT, forbidden=FORBIDDEN)
     for seed in range(3):
@@ -166,6 +167,7 @@ def zoned(c: dict[str, Any]) -> dict[str, float]:
     return serving(c)
 
 
+@pytest.mark.slow
 def test_learns_to_avoid_the_crash_zones() -> None:
     late: dict[str, int] = {"cabo": 0, "random": 0}
     for seed in range(4):

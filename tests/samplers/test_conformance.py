@@ -56,6 +56,7 @@ def test_is_an_optuna_sampler(name: str, space: deploytune.Space) -> None:
 
 
 @pytest.mark.parametrize("name", SAMPLERS)
+@pytest.mark.slow
 def test_same_seed_same_trials_and_configs_valid(name: str, space: deploytune.Space) -> None:
     a = run(name, space, seed=3, budget=budget_of(name))
     b = run(name, space, seed=3, budget=budget_of(name))
@@ -68,6 +69,7 @@ def test_same_seed_same_trials_and_configs_valid(name: str, space: deploytune.Sp
 
 
 @pytest.mark.parametrize("name", SAMPLERS)
+@pytest.mark.slow
 def test_different_seeds_differ(name: str, space: deploytune.Space) -> None:
     a = run(name, space, seed=1, budget=8)
     b = run(name, space, seed=2, budget=8)
@@ -87,6 +89,7 @@ _CHILD = textwrap.dedent("""
 
 
 @pytest.mark.parametrize("name", SAMPLERS)
+@pytest.mark.slow
 def test_reproducible_across_processes(name: str, space: deploytune.Space) -> None:
     """Each child process has its own hash seed: nothing may depend on it."""
     import pathlib
@@ -105,6 +108,7 @@ def test_reproducible_across_processes(name: str, space: deploytune.Space) -> No
 
 
 @pytest.mark.parametrize("name", SAMPLERS)
+@pytest.mark.slow
 def test_all_crash_history(name: str, space: deploytune.Space) -> None:
     def always_oom(config: dict[str, Any]) -> dict[str, float]:
         raise MemoryError("out of memory")
@@ -119,6 +123,7 @@ def test_all_crash_history(name: str, space: deploytune.Space) -> None:
 
 
 @pytest.mark.parametrize("name", SAMPLERS)
+@pytest.mark.slow
 def test_resume_from_study_with_trials_behaves_like_one_run(
         name: str, space: deploytune.Space, tmp_path: Any) -> None:
     """Stopping after k trials and resuming (new process state, new sampler object) gives
@@ -144,6 +149,7 @@ def test_resume_from_study_with_trials_behaves_like_one_run(
 
 
 @pytest.mark.parametrize("name", SAMPLERS)
+@pytest.mark.slow
 def test_continues_a_study_started_by_another_sampler(name: str, space: deploytune.Space) -> None:
     storage = optuna.storages.InMemoryStorage()
     run("random", space, seed=0, budget=6, storage=storage)
@@ -153,6 +159,7 @@ def test_continues_a_study_started_by_another_sampler(name: str, space: deploytu
 
 
 @pytest.mark.parametrize("name", SAMPLERS)
+@pytest.mark.slow
 def test_plain_optuna_usage(name: str, space: deploytune.Space) -> None:
     """The sampler works inside a plain ``study.optimize`` loop with FAIL trials."""
     sampler = make_sampler(name, space=space, seed=0, budget=10)

@@ -65,6 +65,7 @@ def test_gate_refuses_likely_crashes() -> None:
     assert gate.rejected == 1
 
 
+@pytest.mark.slow
 def test_gated_hybrid_proposes_fewer_crashes_than_the_ungated_one() -> None:
     def evaluate(c: dict[str, object]) -> dict[str, float]:
         if _crashes(c):

@@ -97,6 +97,7 @@ def oom_above(c: dict[str, Any]) -> dict[str, float]:
             "latency_ms": 1.0 + 0.01 * c["batch"] * c["seqs"]}
 
 
+@pytest.mark.slow
 def test_cabo_starts_at_the_low_memory_end_and_never_repeats_a_dominated_oom() -> None:
     for seed in range(3):
         result = deploytune.optimize(oom_above, SPACE, objective="throughput",
@@ -111,6 +112,7 @@ def test_cabo_starts_at_the_low_memory_end_and_never_repeats_a_dominated_oom() -
                 ooms.append(t.config)
 
 
+@pytest.mark.slow
 def test_without_memory_rules_cabo_does_propose_dominated_configurations() -> None:
     """The same runs with ``memory_rules=False`` propose configurations an earlier OOM
     already ruled out (so the test above can fail), and start anywhere."""
@@ -153,6 +155,7 @@ def _low_until_first_run(sampler: CaboSampler) -> list[bool]:
     return out
 
 
+@pytest.mark.slow
 def test_cabo_holds_the_low_end_until_a_run_even_in_its_local_search() -> None:
     """Until some trial has run, while every crash ran out of memory, every proposal (the
     local search's too) holds the declared parameters at their low-memory end; without the
@@ -180,6 +183,7 @@ def test_dominance_lookup_is_by_undeclared_part() -> None:
         assert dom.rules_out(c) is brute
 
 
+@pytest.mark.slow
 def test_resumed_run_with_memory_rules_proposes_what_one_run_would(tmp_path: Any) -> None:
     """The dominance rule and the low-memory start come from the history alone: a run stopped
     halfway and resumed by a new sampler object proposes the trials of an uninterrupted one

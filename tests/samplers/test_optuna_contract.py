@@ -99,6 +99,7 @@ def test_a_pickled_sampler_proposes_what_the_original_would(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", [*SAMPLERS, "default"])
+@pytest.mark.slow
 def test_every_proposal_is_on_the_declared_grid(name: str) -> None:
     """Parameters with a ``step`` take only grid values, whatever the sampler (issue 17)."""
     space = Space.from_dict({

@@ -62,6 +62,7 @@ def ray_instance() -> Iterator[None]:
 
 
 @pytest.mark.parametrize("name", deploytune.available_samplers())
+@pytest.mark.slow
 def test_sampler_runs_in_ray_tune_optuna_search(name: str, ray_instance: None,
                                                 tmp_path: Path) -> None:
     sampler = make_sampler(name, space=SPACE, seed=0, budget=TRIALS)

@@ -83,6 +83,7 @@ def _onnx_fp16_after_two(sampler: CaboSampler) -> int:
     return later
 
 
+@pytest.mark.slow
 def test_default_never_proposes_a_combination_that_crashed_twice() -> None:
     """Issue 17's goal: with the default (``signature_rule=hard``) onnx/fp16 is not proposed
     after two crashes with the same deterministic error; without the rule it is (its

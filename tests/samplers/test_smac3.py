@@ -85,6 +85,7 @@ def test_missing_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> Non
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.slow
 def test_a_real_run_with_crashes_proposes_valid_configurations() -> None:
     sampler = Smac3Sampler(SMALL, seed=0, budget=12)
     result = run_small(sampler)
@@ -100,6 +101,7 @@ def test_a_real_run_with_crashes_proposes_valid_configurations() -> None:
     assert len(set(keys)) == len(keys)
 
 
+@pytest.mark.slow
 def test_history_is_told_as_smac_statuses() -> None:
     """Crashes and (by default) infeasible runs are CRASHED with the largest SUCCESS cost;
     feasible runs SUCCESS with cost = -throughput; SMAC's run history holds exactly that."""
@@ -123,6 +125,7 @@ def test_history_is_told_as_smac_statuses() -> None:
             assert (status, cost) == (StatusType.CRASHED, pytest.approx(best_cost)), t.status
 
 
+@pytest.mark.slow
 def test_the_loop_is_smacs_own_ask_and_tell_loop(tmp_path: Path) -> None:
     """Driven through the study, the sampler proposes exactly what a SMAC3 user's loop with
     the same facade, scenario and seed asks for: forest retrained every 8 proposals, etc."""
@@ -161,6 +164,7 @@ def test_the_loop_is_smacs_own_ask_and_tell_loop(tmp_path: Path) -> None:
     assert [t.config for t in result.trials] == asked
 
 
+@pytest.mark.slow
 def test_a_copy_replays_the_loop_and_proposes_the_same() -> None:
     """After the initial design and a forest batch, a fresh copy (resume, another process,
     pickling) rebuilds the loop from the study and proposes what the original proposes."""
@@ -266,6 +270,7 @@ def test_a_smac_failure_becomes_a_random_unseen_configuration(
     assert len({SMALL.key(t.config) for t in result.trials}) == 5
 
 
+@pytest.mark.slow
 def test_an_exhausted_space_falls_back_without_errors() -> None:
     """On a space of 4 configurations SMAC runs out of new ones; the tuner never sees it."""
     tiny = Space.from_dict({"a": {"type": "categorical", "choices": ["x", "y"]},

@@ -107,6 +107,7 @@ def test_same_seed_and_history_same_proposal(space: deploytune.Space) -> None:
     assert not any(space.key(c) in seen for c in proposals[0])
 
 
+@pytest.mark.slow
 def test_a_crashing_region_is_avoided_after_the_initial_design() -> None:
     """Batch sizes above 32 run out of memory, but the objective grows with the batch size, so
     the optimum lies on the crash boundary. After a random history of 15 trials, the forest
@@ -160,6 +161,7 @@ def test_no_duplicates_on_a_tiny_discrete_space_until_exhausted() -> None:
     assert all(space.is_valid(t.config) for t in result.trials)
 
 
+@pytest.mark.slow
 def test_beats_random_search_on_crashy_branin() -> None:
     def median_best(sampler: str) -> float:
         finals = []

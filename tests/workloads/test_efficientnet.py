@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import pytest
+
 from deploytune.evaluators.base import Monitor
 from deploytune.evaluators.isolated import IsolatedEvaluator
 from deploytune.execution import run_trial
@@ -30,6 +32,7 @@ def test_space_is_valid_and_crops_are_real_photos() -> None:
     assert -1.0 <= float(x.min()) < float(x.max()) <= 1.0 and float(x.std()) > 0.1
 
 
+@pytest.mark.slow
 def test_eager_fp32_batch1_one_thread_measures_everything() -> None:
     out = run({"backend": "eager", "precision": "fp32", "batch_size": 1, "threads": 1})
     assert out.status is Status.FEASIBLE, out.error
@@ -40,18 +43,21 @@ def test_eager_fp32_batch1_one_thread_measures_everything() -> None:
     assert m["p50_ms"] <= m["p95_ms"] <= m["p99_ms"]
 
 
+@pytest.mark.slow
 def test_onnxruntime_fp32_agrees_with_the_reference() -> None:
     out = run({"backend": "onnxruntime", "precision": "fp32", "batch_size": 1, "threads": 1})
     assert out.status is Status.FEASIBLE, out.error
     assert out.metrics["top1_agreement"] >= 0.9
 
 
+@pytest.mark.slow
 def test_onnxruntime_bf16_is_an_invalid_config() -> None:
     out = run({"backend": "onnxruntime", "precision": "bf16", "batch_size": 1, "threads": 1})
     assert out.status is Status.CRASHED and out.crash_kind is CrashKind.INVALID_CONFIG
     assert "onnxruntime" in (out.error or "")
 
 
+@pytest.mark.slow
 def test_large_batch_under_a_memory_cap_is_a_real_oom() -> None:
     """bs 1 fits in 1300 MB of address space; bs 32 makes torch's allocator fail."""
     small = run({"backend": "eager", "precision": "fp32", "batch_size": 1, "threads": 1},

@@ -35,6 +35,7 @@ def test_model_is_found_in_its_package_and_flags_are_translated() -> None:
         model_path("llama-70b")
 
 
+@pytest.mark.slow
 def test_load_generator_against_the_real_server() -> None:
     evaluation = llama_evaluator(TINY_LOAD).evaluate(dict(SMALL), Monitor())
     assert evaluation.error is None, evaluation.error
@@ -50,12 +51,14 @@ def test_load_generator_against_the_real_server() -> None:
     assert port_is_free(evaluation.info["port"])
 
 
+@pytest.mark.slow
 def test_context_shorter_than_the_prompt_fails_requests() -> None:
     evaluation = llama_evaluator(TINY_LOAD).evaluate({**SMALL, "n_ctx": 32}, Monitor())
     assert evaluation.crash_kind is CrashKind.RUNTIME_ERROR
     assert "every request of the load test failed" in (evaluation.error or "")
 
 
+@pytest.mark.slow
 def test_real_tuning_run_with_a_start_up_crash_and_an_early_abort() -> None:
     """Four configurations, each visited once (grid): a feasible one, two quantized KV caches
     without flash attention (the server dies: invalid_config), and a 32k context whose memory

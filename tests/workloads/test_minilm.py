@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import pytest
+
 from deploytune.evaluators.base import Monitor
 from deploytune.evaluators.isolated import IsolatedEvaluator
 from deploytune.execution import run_trial
@@ -28,6 +30,7 @@ def test_space_and_sentences() -> None:
     assert len(SENTENCES) == len(set(SENTENCES)) == 48
 
 
+@pytest.mark.slow
 def test_eager_fp32_is_the_reference() -> None:
     out = run({"backend": "eager", "precision": "fp32", "batch_size": 1, "threads": 1})
     assert out.status is Status.FEASIBLE, out.error
@@ -37,12 +40,14 @@ def test_eager_fp32_is_the_reference() -> None:
         assert math.isfinite(m[key]) and m[key] > 0
 
 
+@pytest.mark.slow
 def test_int8_dynamic_quantization_loses_real_fidelity() -> None:
     out = run({"backend": "eager", "precision": "int8", "batch_size": 2, "threads": 1})
     assert out.status is Status.FEASIBLE, out.error
     assert 0.5 < out.metrics["cosine_min"] < 0.99
 
 
+@pytest.mark.slow
 def test_onnxruntime_fp16_is_an_invalid_config() -> None:
     out = run({"backend": "onnxruntime", "precision": "fp16", "batch_size": 1, "threads": 1})
     assert out.status is Status.CRASHED and out.crash_kind is CrashKind.INVALID_CONFIG

@@ -8,6 +8,7 @@ import math
 from typing import Any
 
 import numpy as np
+import pytest
 
 from deploytune.evaluators.base import Monitor
 from deploytune.evaluators.isolated import IsolatedEvaluator
@@ -63,6 +64,7 @@ def test_space_utterances_and_word_error_rate() -> None:
     assert not _runs_as_requested("int8_float16", "int8_float32")
 
 
+@pytest.mark.slow
 def test_int8_greedy_sequential_one_thread_measures_everything() -> None:
     out, monitors = run({"compute_type": "int8", "beam_size": 1, "mode": "sequential",
                          "threads": 1})
@@ -84,6 +86,7 @@ def test_float16_is_an_invalid_config_from_ctranslate2() -> None:
     assert "Requested float16 compute type" in (out.error or "")
 
 
+@pytest.mark.slow
 def test_batched_mode_runs_and_measures_wer() -> None:
     out, monitors = run({"compute_type": "int8", "beam_size": 1, "mode": "batched",
                          "batch_size": 2, "threads": 1})
