@@ -112,3 +112,21 @@ def test_the_sampler_reads_the_studys_confidence() -> None:
     assert _confidence(study) == 0.99
     study.set_user_attr(ATTR_CONFIDENCE, "nonsense")
     assert _confidence(study) == 0.9
+
+
+def test_without_a_repeat_the_incumbent_is_the_best_feasible_run() -> None:
+    """No configuration ran twice: no evidence of noise, and the incumbent stays the best
+    feasible run's value (what it was before the chance incumbent; noise-free problems keep
+    their behaviour)."""
+    history = [_obs(0, "int8", 8, -0.01, 85.0), _obs(1, "fp32", 8, -0.10, 80.0),
+               _obs(2, "int8", 32, 0.3, 325.0), _obs(3, "fp32", 32, 0.2, 320.0)]
+    enc = ConfigEncoder(SPACE, ordinal=True)
+    on = Models(SPACE, history, 1.0, CaboSettings(), 0, enc, confidence=0.9)
+    off = Models(SPACE, history, 1.0, CaboSettings(chance_incumbent=False), 0, enc)
+    assert on.incumbent == off.incumbent
+    # the marginal int8 run re-run once (feasible again, just): now the bar is fp32's mean
+    rerun = [*history, _obs(4, "int8", 8, -0.005, 84.0)]
+    again = Models(SPACE, rerun, 1.0, CaboSettings(), 0, enc, confidence=0.9)
+    again_off = Models(SPACE, rerun, 1.0, CaboSettings(chance_incumbent=False), 0, enc)
+    assert again.incumbent is not None and again_off.incumbent is not None
+    assert again.incumbent < again_off.incumbent

@@ -321,6 +321,13 @@ class _CrashRules:
         return self.signatures.floor(configs) if self.signatures else None
 
 
+def _repeated(x: np.ndarray, history: Sequence[Observation]) -> bool:
+    """Whether some configuration ran (did not crash) more than once: evidence of how much
+    its measurements move between runs."""
+    ran = x[[i for i, o in enumerate(history) if not o.crashed]]
+    return len(np.unique(ran, axis=0)) < len(ran)
+
+
 def _confidence(study: Study) -> float:
     """The study's chance constraint (what the tuner stored; the default without one)."""
     value = study.user_attrs.get(ATTR_CONFIDENCE, DEFAULT_CONFIDENCE)
@@ -397,7 +404,7 @@ class Models:
                     if o.feasible and o.value is not None and math.isfinite(float(o.value))]
             z, self.incumbent = _standardised(y, max(feas) if feas else None)
             self._objective = _forest(x[rows], z, n, seed + 101)
-            if settings.chance_incumbent and feas:
+            if settings.chance_incumbent and feas and _repeated(x, history):
                 self.incumbent = chance_incumbent(
                     history, x, noises, dict(zip(rows, z.tolist(), strict=True)), confidence)
         # cost model over log seconds

@@ -405,7 +405,7 @@ def load(
     Exit status: 0 done, 1 server unreachable or every request failed, 2 bad options,
     130 stopped by Ctrl-C.
     """
-    from deploytune.loadgen.cli_support import load_command
+    from deploytune.cli.load import load_command
 
     load_command(url, json_out=json_out, requests=requests, duration_s=duration,
                  concurrency=concurrency, rate=rate, prompts=prompts, max_tokens=max_tokens,
@@ -472,7 +472,3 @@ def main() -> None:
         if reconfigure is not None:
             reconfigure(errors="backslashreplace")
     app()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

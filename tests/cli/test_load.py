@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from deploytune.cli import app
-from deploytune.loadgen.cli_support import format_interim
+from deploytune.cli.load import format_interim
 from tests.loadgen.conftest import StartServer
 from tests.loadgen.server_process import free_port
 
