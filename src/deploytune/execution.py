@@ -127,8 +127,8 @@ def run_trial(
     outcome.cost_s = total_cost
     outcome.attempts = attempts
     if evaluation.aborted is not None:
-        limit = getattr(evaluator, "timeout_s", None)
+        limit = evaluator.timeout_s
         outcome.seconds_saved = estimate_seconds_saved(
             evaluation.cost_s, numeric_metrics(evaluation.metrics), full_run_costs,
-            float(limit) if isinstance(limit, (int, float)) else None)
+            None if limit is None else float(limit))
     return outcome

@@ -149,6 +149,10 @@ class Evaluator(ABC):
     ``KeyboardInterrupt`` must propagate (after cleaning up any child process).
     """
 
+    timeout_s: float | None = None
+    """The wall-clock limit of one evaluation, in seconds (``None``: none). The evaluators
+    that enforce one set it; the tuner reads it to estimate the seconds an early abort saved."""
+
     @abstractmethod
     def evaluate(self, config: dict[str, Any], monitor: Monitor) -> Evaluation:
         """Run ``config``, streaming intermediate measurements to ``monitor``."""
