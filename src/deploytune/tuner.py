@@ -558,7 +558,7 @@ def optimize(
     checks = parse_validation(validation)
     evaluator = evaluate if isinstance(evaluate, Evaluator) else FunctionEvaluator(evaluate)
     sampler_obj = (sampler if isinstance(sampler, optuna.samplers.BaseSampler)
-                   else make_sampler(sampler, space=space_obj, seed=seed, budget=budget or 100))
+                   else make_sampler(sampler, space=space_obj, seed=seed, budget=budget))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         storage=storage, sampler=sampler_obj, direction=obj.direction,  # type: ignore[arg-type]

@@ -17,7 +17,16 @@ if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
     from optuna.trial import FrozenTrial
 
-__all__ = ["SpaceSampler", "trial_rng"]
+__all__ = ["ASSUMED_BUDGET", "SpaceSampler", "planned_budget", "trial_rng"]
+
+ASSUMED_BUDGET = 50
+"""The trials a sampler plans for (coverage deadlines, annealing schedules, hand-offs) when it
+is given no budget: a run limited by time only, or a sampler built by hand."""
+
+
+def planned_budget(budget: int | None) -> int:
+    """``budget``, or :data:`ASSUMED_BUDGET` without one (at least 1)."""
+    return ASSUMED_BUDGET if budget is None else max(1, int(budget))
 
 
 def _fresh_seed() -> int:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from deploytune.history import Observation, observations
-from deploytune.samplers._base import SpaceSampler, trial_rng
+from deploytune.samplers._base import SpaceSampler, planned_budget, trial_rng
 from deploytune.samplers._options import check_settings
 from deploytune.samplers.blacklist import BlacklistTracker
 from deploytune.space import Categorical, Config, Space
@@ -452,7 +452,7 @@ class TBASampler(SpaceSampler):
                  family_param: str | None = None, **settings: Any) -> None:
         super().__init__(space, seed)
         self.settings = replace(AnnealingSettings(), **settings)
-        self.budget = int(budget or 50)
+        self.budget = planned_budget(budget)
         self.annealer = Annealer(space, self.settings, self.seed, self.budget, family_param)
 
     def reseed_rng(self) -> None:

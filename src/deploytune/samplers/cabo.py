@@ -76,7 +76,7 @@ from scipy.special import log_ndtr, ndtr
 from deploytune.feasibility import DEFAULT_CONFIDENCE
 from deploytune.history import ATTR_CONFIDENCE, Observation
 from deploytune.outcome import CrashKind
-from deploytune.samplers._base import SpaceSampler, trial_rng
+from deploytune.samplers._base import SpaceSampler, planned_budget, trial_rng
 from deploytune.samplers._chance import ConstraintNoise, chance_incumbent
 from deploytune.samplers._encoding import INACTIVE, ConfigEncoder, same_value
 from deploytune.samplers._moves import draw_unseen, one_exchange_neighbours
@@ -553,7 +553,7 @@ class CaboSampler(SpaceSampler):
                  **settings: Any) -> None:
         super().__init__(space, seed)
         self.settings = settings_from(CaboSettings, settings, owner="cabo")
-        self.budget = int(budget or 50)
+        self.budget = planned_budget(budget)
         self.encoder = ConfigEncoder(space, ordinal=self.settings.ordinal)
         self._cover = [p for p in space.params if isinstance(p, Categorical)
                        and 1 < len(p.choices) <= self.settings.coverage_max_choices]

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from deploytune.samplers._base import SpaceSampler, trial_rng
+from deploytune.samplers._base import SpaceSampler, planned_budget, trial_rng
 from deploytune.samplers._options import check_optuna_options
 from deploytune.samplers._view import GradedTransform, HistoryView
 from deploytune.samplers.annealing import Annealer, AnnealingSettings, AnnealingState
@@ -88,7 +88,7 @@ class TBATPESampler(SpaceSampler):
             raise ValueError(f"crash_gate: must be a probability in (0, 1], got {crash_gate!r}")
         self.crash_gate = crash_gate
         self.crash_gate_phase1 = crash_gate_phase1
-        self.budget = int(budget or 50)
+        self.budget = planned_budget(budget)
         self.settings = replace(HYBRID_SETTINGS, dedup=dedup, **settings)
         self.min_phase1, self.max_phase1 = min_phase1, max_phase1
         self.min_feasible, self.min_bad, self.min_families = min_feasible, min_bad, min_families

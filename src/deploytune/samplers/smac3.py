@@ -103,7 +103,7 @@ from optuna.trial import TrialState
 
 from deploytune.history import Observation
 from deploytune.outcome import Status
-from deploytune.samplers._base import SpaceSampler, trial_rng
+from deploytune.samplers._base import SpaceSampler, planned_budget, trial_rng
 from deploytune.samplers._encoding import same_value
 from deploytune.samplers._moves import draw_unseen
 from deploytune.samplers._options import check_settings, settings_from
@@ -453,7 +453,7 @@ class Smac3Sampler(SpaceSampler):
         require_smac()
         super().__init__(space, seed)
         self.settings = settings_from(Smac3Settings, settings, owner="smac3")
-        self.budget = 50 if budget is None else max(1, int(budget))
+        self.budget = planned_budget(budget)
         self.fallbacks = 0
         """Asks answered by a random configuration because SMAC gave none usable."""
         self._loop: _Loop | None = None

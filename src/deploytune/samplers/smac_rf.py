@@ -75,7 +75,7 @@ from scipy.special import ndtr
 
 from deploytune.history import Observation
 from deploytune.outcome import Status
-from deploytune.samplers._base import SpaceSampler, trial_rng
+from deploytune.samplers._base import SpaceSampler, planned_budget, trial_rng
 from deploytune.samplers._encoding import ConfigEncoder
 from deploytune.samplers._moves import draw_unseen, one_exchange_neighbours
 from deploytune.space import Categorical, Config, Float, Int, Param, Space
@@ -240,7 +240,7 @@ class RandomForestSampler(SpaceSampler):
                  max_enumerate: int = 2000, log_y: bool = True,
                  log_percentile: float = 5.0) -> None:
         super().__init__(space, seed)
-        self.budget = int(budget or 50)
+        self.budget = planned_budget(budget)
         self.n_init = int(n_init) if n_init is not None else default_n_init(len(space),
                                                                             self.budget)
         self.n_trees = n_trees
