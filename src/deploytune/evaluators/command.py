@@ -42,15 +42,11 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import re
 import shutil
-import string
-import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from deploytune.evaluators._child import to_jsonable
@@ -62,6 +58,14 @@ from deploytune.evaluators.process import (
     launcher_argv,
     memory_limit_bytes,
     run_child,
+)
+from deploytune.evaluators.templates import (
+    CONFIG_JSON,
+    PYTHON,
+    SPECIAL_PLACEHOLDERS,
+    Template,
+    check_metrics_file,
+    check_placeholders,
 )
 from deploytune.outcome import CrashKind
 
@@ -78,16 +82,6 @@ __all__ = [
     "check_metrics_file",
 ]
 
-CONFIG_JSON = "config_json"
-"""The placeholder replaced by the whole configuration as JSON."""
-
-PYTHON = "python"
-"""The placeholder replaced by the tuner's Python interpreter (``sys.executable``)."""
-
-SPECIAL_PLACEHOLDERS = (CONFIG_JSON, PYTHON)
-"""Placeholders that are not parameters (:meth:`CommandEvaluator.check_space` refuses a
-parameter of the same name; unchecked, the parameter's value would be used)."""
-
 REPORT_PREFIX = "DEPLOYTUNE_REPORT"
 """Stdout lines starting with this word, then a JSON object, are streamed reports."""
 
@@ -95,107 +89,6 @@ MAX_METRICS_FILE_BYTES = 16 * 1024 * 1024
 """A metrics file larger than this is an error rather than read into memory."""
 
 _FIX_LAST_LINE = "print the metrics as one JSON object on the last line"
-_NAME_RE = re.compile(r"^[A-Za-z_][\w.\-]*$")
-
-
-def _format_value(value: Any, spec: str) -> str:
-    """The text of one parameter value in an argument (see the module docstring)."""
-    if spec:
-        return format(value, spec)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return float.__repr__(value)
-    if isinstance(value, int):
-        return int.__repr__(value)
-    if isinstance(value, str):
-        return value
-    item = getattr(value, "item", None)  # a numpy scalar
-    if callable(item):
-        with contextlib.suppress(Exception):
-            plain = item()
-            if isinstance(plain, (bool, int, float, str)):
-                return _format_value(plain, "")
-    return str(value)
-
-
-class _Template:
-    """One templated string: literal text and ``{name[:spec]}`` fields."""
-
-    def __init__(self, text: Any, where: str):
-        if not isinstance(text, str):
-            raise ValueError(f"evaluator.command: {where} must be a string, got "
-                             f"{type(text).__name__} {text!r}")
-        if "\x00" in text:
-            raise ValueError(f"evaluator.command: {where} {text!r} contains a NUL character, "
-                             f"which no argument can hold; remove it")
-        self.text = text
-        self.where = where
-        try:
-            parsed = list(string.Formatter().parse(text))
-        except ValueError as exc:
-            raise ValueError(f"evaluator.command: {where} {text!r}: {exc}; write {{{{ and }}}} "
-                             f"for literal braces") from None
-        pieces: list[tuple[str, str | None, str]] = []
-        for literal, name, spec, conversion in parsed:
-            if name is None:
-                pieces.append((literal, None, ""))
-                continue
-            if not name:
-                raise ValueError(f"evaluator.command: {where} {text!r} has an empty "
-                                 f"placeholder {{}}; put a parameter name inside the braces, "
-                                 f"or write {{{{}}}} for literal braces")
-            if not _NAME_RE.match(name):
-                fixed = text.replace("{", "{{").replace("}", "}}")
-                raise ValueError(f"evaluator.command: {where} {text!r}: {{{name}...}} is not a "
-                                 f"placeholder (placeholders name a parameter, e.g. "
-                                 f"{{batch_size}}); for literal braces write {{{{ and }}}}: "
-                                 f"{fixed!r}")
-            if conversion:
-                raise ValueError(f"evaluator.command: {where} {text!r}: the conversion "
-                                 f"!{conversion} is not supported; write {{{name}}}")
-            if spec and "{" in spec:
-                raise ValueError(f"evaluator.command: {where} {text!r}: nested placeholders "
-                                 f"in a format spec are not supported")
-            pieces.append((literal, name, spec or ""))
-        self.pieces = tuple(pieces)
-        self.names = tuple(dict.fromkeys(n for _, n, _ in pieces if n is not None))
-
-    def render(self, config: Mapping[str, Any], config_json: Callable[[], str]) -> str | None:
-        """The text for ``config``; ``None`` when a referenced parameter is inactive."""
-        out: list[str] = []
-        for literal, name, spec in self.pieces:
-            out.append(literal)
-            if name is None:
-                continue
-            if name == CONFIG_JSON and name not in config:
-                out.append(format(config_json(), spec) if spec else config_json())
-                continue
-            if name == PYTHON and name not in config:
-                out.append(format(sys.executable, spec) if spec else sys.executable)
-                continue
-            value = config.get(name)
-            if value is None:
-                return None
-            try:
-                out.append(_format_value(value, spec))
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"{self.where} {self.text!r}: cannot format {name} = "
-                                 f"{value!r} with {{{name}:{spec}}}: {exc}") from None
-        return "".join(out)
-
-
-def check_metrics_file(text: str) -> None:
-    """Refuse a ``metrics_file`` template that names a place outside ``cwd`` by itself.
-
-    Raises:
-        ValueError: ``text`` is absolute, starts with ``~`` or has a ``..`` component.
-    """
-    parts = text.replace("\\", "/").split("/")
-    if os.path.isabs(text) or text.startswith("~") or ".." in parts:
-        raise ValueError(f"{text!r} must be a path inside the working directory (no absolute "
-                         f"path, no '..'); write e.g. metrics.json or "
-                         f"out/metrics-{{batch_size}}.json")
 
 
 def _inside(base: str, relative: str) -> str:
@@ -321,12 +214,12 @@ class CommandEvaluator(Evaluator):
         if not isinstance(argv[0], str) or not argv[0]:
             raise ValueError("evaluator.command: argv[0] must be the program to run, a "
                              "non-empty string such as 'python' or './bench.sh'")
-        self._argv: list[_Template | tuple[_Template, ...]] = []
+        self._argv: list[Template | tuple[Template, ...]] = []
         for i, item in enumerate(argv):
             if isinstance(item, str):
-                self._argv.append(_Template(item, f"argv[{i}]"))
+                self._argv.append(Template(item, f"argv[{i}]"))
             elif isinstance(item, Sequence) and not isinstance(item, bytes) and item:
-                self._argv.append(tuple(_Template(x, f"argv[{i}][{j}]")
+                self._argv.append(tuple(Template(x, f"argv[{i}][{j}]")
                                         for j, x in enumerate(item)))
             else:
                 raise ValueError(f"evaluator.command: argv[{i}] must be a string or a "
@@ -334,17 +227,17 @@ class CommandEvaluator(Evaluator):
         if env is not None and not isinstance(env, Mapping):
             raise ValueError(f"evaluator.command: env must be a mapping of names to strings, "
                              f"got {type(env).__name__}")
-        self._env: dict[str, _Template] = {}
+        self._env: dict[str, Template] = {}
         for key, value in (env or {}).items():
             if not isinstance(key, str) or not key or "=" in key:
                 raise ValueError(f"evaluator.command: env name {key!r} is not a valid "
                                  f"environment variable name")
-            self._env[key] = _Template(value, f"env[{key!r}]")
+            self._env[key] = Template(value, f"env[{key!r}]")
         self.cwd = os.fspath(cwd) if cwd is not None else None
         self.timeout_s = _positive("timeout_s", timeout_s)
         self.memory_mb = _positive("memory_mb", memory_mb)
         self._metrics_file = (None if metrics_file is None
-                              else _Template(os.fspath(metrics_file), "metrics_file"))
+                              else Template(os.fspath(metrics_file), "metrics_file"))
         if self._metrics_file is not None:
             try:
                 check_metrics_file(self._metrics_file.text)
@@ -357,8 +250,8 @@ class CommandEvaluator(Evaluator):
         self.log_tail_bytes = log_tail_bytes
 
     # ----------------------------------------------------------------------------- templates
-    def _templates(self) -> list[_Template]:
-        out: list[_Template] = []
+    def _templates(self) -> list[Template]:
+        out: list[Template] = []
         for item in self._argv:
             out.extend(item if isinstance(item, tuple) else (item,))
         out.extend(self._env.values())
@@ -509,7 +402,7 @@ class CommandEvaluator(Evaluator):
         if not os.path.isdir(base):
             raise ValueError(f"evaluator.command: cwd {base!r} is not an existing directory")
         first = self._argv[0]
-        assert isinstance(first, _Template)
+        assert isinstance(first, Template)
         if first.names == (PYTHON,) and first.text == "{python}":
             return  # the tuner's own interpreter
         if first.names:
@@ -538,24 +431,12 @@ class CommandEvaluator(Evaluator):
     def check_space(self, space: Space, extra: Sequence[str] = ()) -> None:
         """Verify that every placeholder names a parameter of ``space`` (or is
         ``{config_json}``, ``{python}`` or one of ``extra``), and that no parameter is named
-        like one of those.
+        like one of those (:func:`~deploytune.evaluators.templates.check_placeholders`).
 
         Raises:
             ValueError: Naming the placeholder, where it is, and the space's parameters.
         """
-        names = list(space.names)
-        for name in (*SPECIAL_PLACEHOLDERS, *extra):
-            if name in names:
-                raise ValueError(f"evaluator.command: the parameter name {name!r} is reserved "
-                                 f"for the placeholder {{{name}}}; rename the parameter")
-        for tpl in self._templates():
-            for name in tpl.names:
-                if name not in SPECIAL_PLACEHOLDERS and name not in names and name not in extra:
-                    raise ValueError(
-                        f"evaluator.command: unknown placeholder {{{name}}} in {tpl.where} "
-                        f"{tpl.text!r}; placeholders must name a parameter of the space "
-                        f"({', '.join(names) or 'none'}) or be {{{CONFIG_JSON}}} or "
-                        f"{{{PYTHON}}}; write {{{{ and }}}} for literal braces")
+        check_placeholders(self._templates(), space, extra)
 
     def describe(self) -> str:
         """``command python bench.py --batch {batch_size} ... (60 s, 4096 MB)``."""

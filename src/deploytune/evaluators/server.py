@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import os
 import re
 import signal
@@ -48,6 +49,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from deploytune.evaluators._child import to_jsonable
 from deploytune.evaluators._supervisor import KILL_WAIT_S
 from deploytune.evaluators.base import AbortTrial, Evaluation, Evaluator, Monitor
 from deploytune.evaluators.classify import Rule
@@ -59,6 +61,7 @@ from deploytune.evaluators.process import (
     memory_limit_bytes,
     stop_supervised,
 )
+from deploytune.evaluators.templates import Template, check_placeholders
 from deploytune.outcome import CrashKind
 
 if TYPE_CHECKING:
@@ -322,6 +325,19 @@ class _Failure(Exception):
         self.kind = kind
 
 
+def _render_url(template: Template, values: Mapping[str, Any]) -> str:
+    """A URL template for one configuration (and its port).
+
+    Raises:
+        ValueError: A value cannot be formatted, or the URL refers to an inactive parameter.
+    """
+    text = template.render(values, lambda: json.dumps(dict(values), default=to_jsonable))
+    if text is None:
+        raise ValueError(f"{template.where} {template.text!r} refers to a parameter that is "
+                         f"inactive in this configuration")
+    return text
+
+
 class ServerEvaluator(Evaluator):
     """Start an OpenAI-compatible server per trial, load-test it, stop it (module docstring).
 
@@ -351,9 +367,9 @@ class ServerEvaluator(Evaluator):
         self.load = load
         self._command = CommandEvaluator(settings.argv, env=env, cwd=cwd, timeout_s=timeout_s,
                                          memory_mb=memory_mb)
-        # the URLs are templates too: rendered (and checked) by the same machinery, as the
-        # arguments 1 and 2 of a command that is never run
-        self._urls = CommandEvaluator(["url", settings.health_url, settings.base_url])
+        # the URLs are templates too, checked and rendered by the command's template engine
+        self._urls = (Template(settings.health_url, "argv[1]"),
+                      Template(settings.base_url, "argv[2]"))
         self.cwd = self._command.cwd
         self.timeout_s = self._command.timeout_s
         self.memory_mb = self._command.memory_mb
@@ -366,7 +382,7 @@ class ServerEvaluator(Evaluator):
     def check_space(self, space: Space) -> None:
         """Verify that every placeholder names a parameter of ``space`` or is ``{port}``."""
         self._command.check_space(space, extra=(PORT_PLACEHOLDER,))
-        self._urls.check_space(space, extra=(PORT_PLACEHOLDER,))
+        check_placeholders(self._urls, space, extra=(PORT_PLACEHOLDER,))
 
     def describe(self) -> str:
         """``server llama_cpp.server ... (start-up 120 s) + load 16 requests``."""
@@ -381,11 +397,10 @@ class ServerEvaluator(Evaluator):
         values = {**config, PORT_PLACEHOLDER: port}
         try:
             argv, env, _ = self._command.render(values)
-            urls, _, _ = self._urls.render(values)
+            health_url, base_url = (_render_url(t, values) for t in self._urls)
         except ValueError as exc:
             return Evaluation(error=f"cannot build the server's command: {exc}",
                               crash_kind=CrashKind.INVALID_CONFIG, cost_s=0.0)
-        health_url, base_url = urls[1], urls[2]
         if not self._wait_port(port):
             return Evaluation(error=f"port {port} is in use by another process (still in use "
                               f"after {self.settings.release_timeout_s:g} s)",
