@@ -64,6 +64,7 @@ def test_the_bench_command_comes_from_the_entry_point(monkeypatch: Any,
     from deploytune.cli import COMMANDS_GROUP, app, load_commands
 
     names = {c.name or getattr(c.callback, "__name__", "") for c in app.registered_commands}
+    names |= {g.name or "" for g in app.registered_groups}
     assert {"bench", "problems", "tune"} <= names
 
     fresh = typer.Typer()

@@ -61,7 +61,7 @@ def estimate_seconds_saved(elapsed_s: float, partial: dict[str, float],
 
     .. note:: A rough estimate: the pace includes the run's start-up (process, imports), and
        aborted configurations are usually slower than the median run.
-       ``deploytune bench --early-abort`` measures the real saving.
+       ``deploytune bench early-abort`` measures the real saving.
     """
     progress = partial.get("progress")
     if progress is not None and _MIN_PROGRESS <= progress < 1 and math.isfinite(progress):

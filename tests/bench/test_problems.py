@@ -81,7 +81,7 @@ def test_registry_names_and_aliases(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(recording, "_DATA", tmp_path)
     replay._load_table.cache_clear()
     for name in ("minilm-edge-replay", "whisper-server", "effnet-server-replay"):
-        with pytest.raises(ValueError, match=f"deploytune bench --record {name.split('-')[0]}"):
+        with pytest.raises(ValueError, match=f"deploytune bench record {name.split('-')[0]}"):
             get_problem(name)
 
 

@@ -1,4 +1,4 @@
-"""Tests of ``deploytune bench --record``: the toy workload of :mod:`tests.bench.toy_workload`
+"""Tests of ``deploytune bench record``: the toy workload of :mod:`tests.bench.toy_workload`
 recorded for real (every cell a fresh isolated child process under a real time limit and a
 real ``RLIMIT_AS`` cap), its table, resuming a killed recording, and the command line."""
 
@@ -102,7 +102,7 @@ def test_unflatten_windows_inverts_flatten_windows(windows: list[dict[str, float
 def test_header_describes_the_recording(table: dict[str, Any]) -> None:
     assert table["format"] == FORMAT
     assert table["workload"] == "toy"
-    assert table["command"] == "deploytune bench --record toy"
+    assert table["command"] == "deploytune bench record toy"
     for stamp in ("recorded_at", "finished_at"):
         dt.datetime.strptime(table[stamp], "%Y-%m-%dT%H:%M:%SZ")
     assert isinstance(table["machine"]["cpu"], str) and table["machine"]["cpu"]
@@ -321,9 +321,9 @@ def test_a_resume_killed_again_keeps_the_cells_it_had_not_reached(
 
 # ----------------------------------------------------------------------------- command line
 def test_cli_record_rejects_an_unknown_workload_naming_the_known_ones(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["bench", "--record", "nope", "--table",
+    result = CliRunner().invoke(app, ["bench", "record", "nope", "--table",
                                       str(tmp_path / "nope.json")])
     assert result.exit_code == 2
-    for word in ("nope", "effnet", "minilm", "whisper", "--record"):
+    for word in ("nope", "effnet", "minilm", "whisper", "WORKLOAD"):
         assert word in result.output
     assert not (tmp_path / "nope.json").exists()

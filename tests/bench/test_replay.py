@@ -89,7 +89,7 @@ def hand_table() -> dict[str, Any]:
         *(_crash("c", b, 3, "invalid_config", "InvalidConfig: mode c needs one worker", 0.1)
           for b in (1, 4, 16)),
     ]
-    return {"format": FORMAT, "workload": "hand", "command": "deploytune bench --record hand",
+    return {"format": FORMAT, "workload": "hand", "command": "deploytune bench record hand",
             "recorded_at": RECORDED_AT, "timeout_s": 30.0, "memory_mb": 1000.0, "windows": 2,
             "space": HAND_SPACE, "grid": {"batch_size": [1, 4, 16], "workers": [1, 3]},
             "monotone": ["batch_size"], "cells": cells, "finished_at": RECORDED_AT}
@@ -296,7 +296,7 @@ def test_a_missing_grid_cell_raises_naming_it(hand: RecordedTable) -> None:
             table.lookup(config)
         message = info.value.args[0]
         assert "partial.json" in message and "'batch_size': 4" in message
-        assert "deploytune bench --record hand" in message
+        assert "deploytune bench record hand" in message
     assert table.lookup(a(1), 0).metrics["y"] == 11.0
 
 
@@ -307,7 +307,7 @@ def test_a_table_of_another_format_is_refused(fmt: str | None) -> None:
         del data["format"]
     else:
         data["format"] = fmt
-    with pytest.raises(ValueError, match="--record") as info:
+    with pytest.raises(ValueError, match="bench record WORKLOAD") as info:
         RecordedTable(data, source="old.json")
     assert "old.json" in str(info.value) and FORMAT in str(info.value)
 
@@ -437,7 +437,7 @@ def test_recorded_cost_is_the_recorded_seconds(hand_problem: Problem, hand: Reco
 def test_a_missing_table_names_the_record_command(tables_dir: Path) -> None:
     (tables_dir / "toy.json").unlink()
     workload = toy_workload()
-    with pytest.raises(ValueError, match="deploytune bench --record toy"):
+    with pytest.raises(ValueError, match="deploytune bench record toy"):
         replay_problem(workload, workload.scenarios[0])
 
 

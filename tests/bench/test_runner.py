@@ -245,7 +245,6 @@ def test_run_path_layouts(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_cli_budgets_runs_every_budget_and_compares_per_cell(tmp_path: Path) -> None:
-    pytest.importorskip("deploybench.registry")
     out = tmp_path / "res"
     result = CliRunner().invoke(app, [
         "bench", "--no-progress", "--no-figures", "--problems", "crashy-branin",
@@ -297,7 +296,7 @@ def test_cli_budget_and_budgets_conflict(tmp_path: Path) -> None:
     result = runner.invoke(app, ["bench", "--no-progress", "--problems", TINY, "--samplers",
                                  "random", "--budgets", "5,x", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "budgets" in result.output
-    result = runner.invoke(app, ["bench", "--overhead", "--budgets", "5,8", "--out",
+    result = runner.invoke(app, ["bench", "overhead", "--budgets", "5,8", "--out",
                                  str(tmp_path)])
     assert result.exit_code == 2 and "--budgets" in result.output
     assert not list(tmp_path.rglob("*.jsonl"))
@@ -313,7 +312,6 @@ def test_jsonable_makes_standard_json() -> None:
 
 
 def test_smoke_registered_problem() -> None:
-    pytest.importorskip("deploybench.registry")
     run = run_one("crashy-branin", "random", 0, 5)
     assert len(run["rows"]) == 5
     dumps_strict(run)
@@ -334,7 +332,6 @@ def _rows(path: Path) -> list[dict[str, Any]]:
 
 @pytest.mark.slow
 def test_runs_per_process_does_not_change_results(tmp_path: Path) -> None:
-    pytest.importorskip("deploybench.registry")
     results = {}
     for n in (1, 3):
         console = _quiet(tmp_path / f"console{n}.txt")
@@ -508,7 +505,7 @@ def test_cli_runs_per_process_and_resume(tmp_path: Path) -> None:
     assert "resumed 2 of 2 runs" in result.output and _mtimes(files) == before
     result = runner.invoke(app, [*args, "--runs-per-process", "0"])
     assert result.exit_code == 2
-    result = runner.invoke(app, ["bench", "--overhead", "--resume", "--out", str(tmp_path)])
+    result = runner.invoke(app, ["bench", "overhead", "--resume", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "--resume" in result.output
 
 

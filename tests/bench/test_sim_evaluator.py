@@ -128,7 +128,6 @@ def test_optimize_records_simulated_costs_and_crash_kinds(
 
 
 def test_llm_sim_run_records_cost_model_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("deploybench.registry")
     from deploybench.registry import get_problem
 
     monkeypatch.setattr("deploytune.execution._RETRY_PAUSE_S", 0.0)

@@ -1,4 +1,4 @@
-"""``deploytune bench --trust``: the truth of a configuration and the recommendation policies."""
+"""``deploytune bench trust``: the truth of a configuration and the recommendation policies."""
 
 from __future__ import annotations
 

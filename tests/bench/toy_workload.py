@@ -1,4 +1,4 @@
-"""A tiny *real* workload for ``bench --record`` and replay tests.
+"""A tiny *real* workload for ``bench record`` and replay tests.
 
 :func:`evaluate_windows` runs in the recorder's isolated child processes (imported there as
 ``tests.bench.toy_workload:evaluate_windows``, from the working directory, which must be the

@@ -29,7 +29,7 @@ DEFAULT_OUT = Path("results/bench")
 
 def register(app: typer.Typer) -> None:
     """Add ``bench`` and ``problems`` to deploytune's typer ``app``."""
-    app.command("bench")(bench)
+    app.add_typer(bench_app, name="bench")
     app.command("problems")(problems_command)
 
 
@@ -92,29 +92,62 @@ def _check_sizes(text: str) -> list[int]:
     return sizes
 
 
+def _check_budgets(text: str) -> list[int]:
+    try:
+        budget_list = [int(b) for b in text.split(",") if b.strip()]
+    except ValueError:
+        budget_list = []
+    if not budget_list or min(budget_list) < 1:
+        raise typer.BadParameter(f"expected comma-separated budgets >= 1, got {text!r}",
+                                 param_hint="'--budgets'")
+    return budget_list
+
+
+def _budget_list(budget: int | None, budgets: str | None) -> list[int] | None:
+    """``--budgets`` parsed, or ``None`` for one ``--budget`` (refusing both at once)."""
+    if budgets is None:
+        return None
+    if budget is not None:
+        raise typer.BadParameter("give either --budget or --budgets, not both",
+                                 param_hint="'--budget / --budgets'")
+    return _check_budgets(budgets)
+
+
+Problems = Annotated[str | None, typer.Option(
+    "--problems", "-p",
+    help="Comma-separated problem names or groups (see `deploytune problems`); 'all' for every "
+         "shipped problem, 'gen-dev' / 'gen-test' for the generated development and test "
+         "sets, 'module:factory' for a custom one.", show_default=False)]
+Out = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
+Seeds = Annotated[int | None, typer.Option(
+    "--seeds", min=1, help="Number of seeds: runs seeds 0..N-1.", show_default=False)]
+Budget = Annotated[int | None, typer.Option(
+    "--budget", "-b", min=1, help="Trials per run.", show_default=False)]
+Budgets = Annotated[str | None, typer.Option(
+    "--budgets", help="Comma-separated budgets, e.g. 15,25,50, instead of --budget: every budget "
+                      "is run separately.", show_default=False)]
+Jobs = Annotated[int | None, typer.Option(
+    "--jobs", "-j", min=1, help="Runs at a time (default: the number of CPUs).")]
+
+bench_app = typer.Typer(
+    name="bench", no_args_is_help=False, add_completion=False,
+    help="Run DeployBench (every problem x sampler x seed), or, as a sub-command, one of the "
+         "experiments on the tool.")
+"""``deploytune bench``: the runs without a sub-command; the experiments as sub-commands."""
+
+
+@bench_app.callback(invoke_without_command=True)
 def bench(
-    problems: Annotated[str | None, typer.Option(
-        "--problems", "-p",
-        help="Comma-separated problem names or groups (see `deploytune problems`); 'all' "
-             "for every shipped problem, 'gen-dev' / 'gen-test' for the generated development "
-             "and test sets, 'module:factory' for a custom one. Default: all (with "
-             "--overhead: crashy-branin, whose random history is used).")] = None,
+    ctx: typer.Context,
+    problems: Problems = None,
     samplers: Annotated[str, typer.Option(
         "--samplers", "-s",
         help="Comma-separated sampler names (see `deploytune samplers`).")] = DEFAULT_SAMPLERS,
-    seeds: Annotated[int | None, typer.Option(
-        "--seeds", min=1, help="Number of seeds: runs seeds 0..N-1 (default 10; with "
-                               "--early-abort: 3).", show_default=False)] = None,
-    budget: Annotated[int | None, typer.Option(
-        "--budget", "-b", min=1, help="Trials per run (default 25; with --early-abort: 20).",
-        show_default=False)] = None,
-    budgets: Annotated[str | None, typer.Option(
-        "--budgets", help="Comma-separated budgets, e.g. 15,25,50, instead of --budget: every "
-                          "budget is run separately and samplers are compared per (problem, "
-                          "budget) cell; runs go to OUT/runs/{problem}/b{budget}/.",
-        show_default=False)] = None,
-    jobs: Annotated[int | None, typer.Option(
-        "--jobs", "-j", min=1, help="Runs at a time (default: the number of CPUs).")] = None,
+    seeds: Annotated[int, typer.Option("--seeds", min=1,
+                                       help="Number of seeds: runs seeds 0..N-1.")] = 10,
+    budget: Budget = None,
+    budgets: Budgets = None,
+    jobs: Jobs = None,
     runs_per_process: Annotated[int | None, typer.Option(
         "--runs-per-process", min=1,
         help="Seeds of one (problem, budget, sampler) run one after the other in each spawned "
@@ -124,165 +157,33 @@ def bench(
     resume: Annotated[bool, typer.Option(
         "--resume", help="Keep the runs already complete in OUT (their seed_{s}.json "
                          "summary exists) and run only the others.")] = False,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = DEFAULT_OUT,
+    out: Out = DEFAULT_OUT,
     figures: Annotated[bool, typer.Option(
         "--figures/--no-figures", help="Draw PNG figures.")] = True,
     progress: Annotated[bool, typer.Option(
         "--progress/--no-progress", help="Show a progress bar.")] = True,
-    overhead: Annotated[bool, typer.Option(
-        "--overhead",
-        help="Measure each sampler's milliseconds per ask instead of running the bench.")] = False,
-    sizes: Annotated[str, typer.Option(
-        "--sizes", help="With --overhead: comma-separated history sizes.")] = "25,100,300",
-    repeats: Annotated[int | None, typer.Option(
-        "--repeats", min=1, help="With --overhead: timed asks per sampler and size (default "
-                                 "5); with --isolation: timed trials per evaluator (default "
-                                 "50); with --record: timed windows per cell (default: the "
-                                 "workload's); with --probe: fresh-process runs per "
-                                 "configuration (default 10).", show_default=False)] = None,
-    isolation: Annotated[bool, typer.Option(
-        "--isolation",
-        help="Measure the per-trial overhead of isolated evaluators instead.")] = False,
-    early_abort: Annotated[bool, typer.Option(
-        "--early-abort",
-        help="Measure the seconds early abort saves (on vs off, and a counterfactual re-run "
-             "of every aborted trial) on a spec's problem instead.")] = False,
-    probe: Annotated[bool, typer.Option(
-        "--probe",
-        help="Probe real configurations (EfficientNet-Lite0 eager / ONNX Runtime, fp32 / "
-             "int8, 1 / 2 threads) near a latency limit instead: p95 mean, std, CV and flip "
-             "rate over fresh-process runs.")] = False,
-    limit: Annotated[float | None, typer.Option(
-        "--limit", min=0.001,
-        help="With --probe: one latency limit in ms for every configuration (default: each "
-             "configuration's own boundary, its median p95 sitting 1.5% below it).",
-        show_default=False)] = None,
-    spec_file: Annotated[Path | None, typer.Option(
-        "--spec", help="With --early-abort: the spec whose problem is used (default: "
-                       "examples/matmul_command/spec.yaml).", show_default=False)] = None,
-    timeout: Annotated[float | None, typer.Option(
-        "--timeout", min=0.001, help="With --early-abort: time limit per trial in seconds, "
-                                     "replacing the spec's.", show_default=False)] = None,
-    limit_counterfactual: Annotated[float | None, typer.Option(
-        "--limit-counterfactual", min=0.001,
-        help="With --early-abort: also re-run every timed-out trial under this longer time "
-             "limit (seconds), to measure what the time limit saved.",
-        show_default=False)] = None,
-    trust: Annotated[bool, typer.Option(
-        "--trust",
-        help="Score the recommended configuration by what deploying it gives (true "
-             "P(feasible) and mean objective over 400 fresh measurements): the default sampler "
-             "without re-runs, with finalists' re-runs, and with re-runs during the search too, "
-             "under six recommendation policies, on noisy problems (default gen-noisy-dev). "
-             "Writes OUT/trust.md and OUT/trust.json; resumes runs already in OUT.")] = False,
-    tables: Annotated[bool, typer.Option(
-        "--tables", help="Write the shipped recorded tables as markdown to OUT/tables.md "
-                         "instead.")] = False,
-    record: Annotated[str | None, typer.Option(
-        "--record", help="Measure the grid of a real workload (effnet, minilm, whisper, or one "
-                         "of their problems) and save its table for the *-replay problems "
-                         "(resumes a partial table).", show_default=False)] = None,
-    remeasure_contended: Annotated[float | None, typer.Option(
-        "--remeasure-contended", min=0.0,
-        help="With --record: measure again the recorded cells during which other processes "
-             "used more than this many CPU seconds.", show_default=False)] = None,
-    table: Annotated[Path | None, typer.Option(
-        "--table", help="With --record: the table file (default: the one shipped in the "
-                        "package, deploybench/data/WORKLOAD.json).",
-        show_default=False)] = None,
 ) -> None:
-    """Run DeployBench, or (with --overhead) time the samplers.
+    """Run DeployBench (default problems: all; budget 25 unless --budgets).
 
     Writes OUT/runs/{problem}/{sampler}/seed_{s}.jsonl (one line per trial; with --budgets,
     OUT/runs/{problem}/b{budget}/{sampler}/seed_{s}.jsonl) and, once the run is complete, its
-    summary seed_{s}.json next to it, OUT/summary.json, OUT/summary.md
-    (the table, then per (problem, budget) paired Wilcoxon tests and a scoreboard) and
-    OUT/figures/*.png (with --budgets, OUT/figures/b{budget}/*.png); with --overhead,
-    OUT/overhead.md and OUT/overhead.json; with --isolation, OUT/isolation.md and
-    OUT/isolation.json; with --early-abort, OUT/early_abort.md and OUT/early_abort.json;
-    with --trust, OUT/trust.md and OUT/trust.json; with --probe, OUT/probe.md and
-    OUT/probe.json;
-    with --record, the workload's table (see --table); with --tables, OUT/tables.md.
+    summary seed_{s}.json next to it, OUT/summary.json, OUT/summary.md (the table, then per
+    (problem, budget) paired Wilcoxon tests and a scoreboard) and OUT/figures/*.png. The
+    experiments are sub-commands: overhead, isolation, early-abort, probe, trust, record,
+    tables (`deploytune bench COMMAND --help`).
     """
+    if ctx.invoked_subcommand is not None:
+        return
     from rich.console import Console
 
-    if overhead + isolation + early_abort + probe + tables + trust + (record is not None) > 1:
-        raise typer.BadParameter(
-            "give at most one of --overhead, --isolation, --early-abort, --probe, --record, "
-            "--tables, --trust",
-            param_hint="'--overhead / --isolation / --early-abort / --probe / --record / "
-                       "--tables / --trust'")
-    if limit is not None and not probe:
-        raise typer.BadParameter("--limit is for --probe only", param_hint="'--limit'")
-    if (resume or runs_per_process is not None) and (overhead or isolation or early_abort or probe
-                                                     or tables or trust or record is not None):
-        raise typer.BadParameter("--resume and --runs-per-process are for the bench runs only",
-                                 param_hint="'--resume / --runs-per-process'")
-    budget_list: list[int] | None = None
-    if budgets is not None:
-        if budget is not None:
-            raise typer.BadParameter("give either --budget or --budgets, not both",
-                                     param_hint="'--budget / --budgets'")
-        if overhead or isolation or early_abort or probe or tables or record is not None:
-            raise typer.BadParameter("--budgets is for the bench runs only",
-                                     param_hint="'--budgets'")
-        try:
-            budget_list = [int(b) for b in budgets.split(",") if b.strip()]
-        except ValueError:
-            budget_list = []
-        if not budget_list or min(budget_list) < 1:
-            raise typer.BadParameter(f"expected comma-separated budgets >= 1, got {budgets!r}",
-                                     param_hint="'--budgets'")
-    console = Console()
-    if tables:
-        from deploybench.real import WORKLOADS
-        from deploybench.recording import default_table_path
-        from deploybench.runner import _write_text
-        from deploybench.table_report import tables_markdown
-
-        paths = [default_table_path(w) for w in WORKLOADS if default_table_path(w).exists()]
-        _write_text(out / "tables.md", tables_markdown(paths))
-        say(console, f"written {out / 'tables.md'} ({len(paths)} tables)")
-        return
-    if record is not None:
-        _bench_record(record, table, repeats, console, remeasure_contended)
-        return
-    if isolation:
-        _bench_isolation(repeats, out, console)
-        return
-    if early_abort:
-        _bench_early_abort(spec_file, seeds, budget, timeout, out, console,
-                           limit_counterfactual)
-        return
-    if probe:
-        _bench_probe(repeats, limit, out, console)
-        return
-    sampler_list = _check_samplers(samplers)
-    seeds = 10 if seeds is None else seeds
-    budget = 25 if budget is None else budget
-    if overhead:
-        size_list = _check_sizes(sizes)
-        problem_list = _check_problems(problems) if problems is not None else ["crashy-branin"]
-        if len(problem_list) != 1:
-            raise typer.BadParameter("with --overhead give exactly one problem (its random "
-                                     "history is used)", param_hint="'--problems'")
-        from deploybench.overhead import sampler_overhead
-
-        sampler_overhead(sampler_list, size_list, problem=problem_list[0],
-                         repeats=5 if repeats is None else repeats, out_dir=out,
-                         console=console)
-        say(console, f"written {out / 'overhead.md'} and {out / 'overhead.json'}")
-        return
-    if trust:
-        named = problems if problems is not None else "gen-noisy-dev"
-        _bench_trust(_check_problems(named), named, 10 if seeds is None else seeds,
-                     budget_list or [25 if budget is None else budget], jobs, out, console)
-        return
-    problem_list = _check_problems(problems if problems is not None else "all")
     from deploybench.runner import run_bench
 
+    budget_list = _budget_list(budget, budgets)
+    sampler_list = _check_samplers(samplers)
+    problem_list = _check_problems(problems if problems is not None else "all")
+    console = Console()
     result = run_bench(problem_list, sampler_list, list(range(seeds)),
-                       None if budget_list is not None else budget,
+                       None if budget_list is not None else (budget or 25),
                        jobs=jobs or os.cpu_count() or 1, out_dir=out, budgets=budget_list,
                        figures=figures, console=console, progress=progress,
                        runs_per_process=runs_per_process, resume=resume)
@@ -294,76 +195,76 @@ def bench(
         raise typer.Exit(code=1)
 
 
-def _bench_trust(problems: list[str], named: str, seeds: int, budgets: list[int],
-                 jobs: int | None, out: Path, console: Console) -> None:
-    """``deploytune bench --trust``: recommendation policies scored by the truth."""
-    import json
-    import shlex
+@bench_app.command("overhead")
+def overhead_command(
+    problems: Problems = None,
+    samplers: Annotated[str, typer.Option(
+        "--samplers", "-s", help="Comma-separated sampler names.")] = DEFAULT_SAMPLERS,
+    sizes: Annotated[str, typer.Option(
+        "--sizes", help="Comma-separated history sizes.")] = "25,100,300",
+    repeats: Annotated[int, typer.Option(
+        "--repeats", min=1, help="Timed asks per sampler and size.")] = 5,
+    out: Out = DEFAULT_OUT,
+) -> None:
+    """Time each sampler's ask (milliseconds) on a random history of one problem (default
+    crashy-branin); writes OUT/overhead.md and OUT/overhead.json."""
+    from rich.console import Console
 
-    from deploybench.trust import run_trust, trust_markdown
+    from deploybench.overhead import sampler_overhead
 
-    done = {"n": 0}
-
-    def report(_: Any) -> None:
-        done["n"] += 1
-        if done["n"] % 25 == 0:
-            say(console, f"{done['n']} runs done")
-
-    runs = run_trust(problems, seeds, budgets, out, jobs or os.cpu_count() or 1, report)
-    command = shlex.join(["deploytune", "bench", "--trust", "-p", named,
-                          "--seeds", str(seeds), "--budgets", ",".join(map(str, budgets)),
-                          "-o", str(out)])
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "trust.json").write_text(json.dumps(runs, default=str) + "\n")
-    (out / "trust.md").write_text(trust_markdown(runs, command) + "\n")
-    say(console, f"written {out / 'trust.md'} and {out / 'trust.json'} ({len(runs)} runs)")
-
-
-def _bench_record(name: str, table: Path | None, windows: int | None,
-                  console: Console, remeasure_contended: float | None = None) -> None:
-    """``deploytune bench --record WORKLOAD``: measure and save a real workload's grid."""
-    from collections.abc import Mapping
-
-    from deploybench.real import get_workload
-    from deploybench.recording import record_workload
-
-    try:
-        workload = get_workload(name)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="'--record'") from None
-
-    def on_cell(index: int, total: int, cell: Mapping[str, Any]) -> None:
-        what = cell["status"] if cell["status"] == "ok" else cell["crash_kind"]
-        if cell.get("declared"):
-            what += " (declared)"
-        elif cell["status"] == "ok":
-            p95 = sorted(r["p95_ms"] for r in cell["repeats"])
-            what += f" p95 {p95[len(p95) // 2]:.1f} ms"
-        say(console, f"[{index}/{total}] {cell['config']} -> {what} "
-                      f"({cell['seconds']:.1f} s)")
-
-    say(console, f"recording {workload.name}: every cell isolated, time limit "
-                  f"{workload.timeout_s:g} s, memory cap {workload.memory_mb:g} MB "
-                  f"(keep the machine otherwise idle: co-tenancy changes latency)")
-    path = record_workload(workload, out=table, windows=windows, on_cell=on_cell,
-                           max_foreign_cpu_s=remeasure_contended)
-    say(console, f"written {path}")
+    sampler_list = _check_samplers(samplers)
+    size_list = _check_sizes(sizes)
+    problem_list = _check_problems(problems) if problems is not None else ["crashy-branin"]
+    if len(problem_list) != 1:
+        raise typer.BadParameter("give exactly one problem (its random history is used)",
+                                 param_hint="'--problems'")
+    console = Console()
+    sampler_overhead(sampler_list, size_list, problem=problem_list[0], repeats=repeats,
+                     out_dir=out, console=console)
+    say(console, f"written {out / 'overhead.md'} and {out / 'overhead.json'}")
 
 
-def _bench_isolation(repeats: int | None, out: Path, console: Console) -> None:
-    """``deploytune bench --isolation``: time one trial of each kind of evaluator."""
+@bench_app.command("isolation")
+def isolation_command(
+    repeats: Annotated[int | None, typer.Option(
+        "--repeats", min=1, help="Timed trials per evaluator (default 50).",
+        show_default=False)] = None,
+    out: Out = DEFAULT_OUT,
+) -> None:
+    """Time one trial of each kind of evaluator (the isolation overhead); writes
+    OUT/isolation.md and OUT/isolation.json."""
+    from rich.console import Console
+
     from deploybench.isolation import DEFAULT_REPEATS, isolation_overhead
 
+    console = Console()
     n = DEFAULT_REPEATS if repeats is None else repeats
-    command = f"deploytune bench --isolation --repeats {n} --out {out}"
+    command = f"deploytune bench isolation --repeats {n} --out {out}"
     isolation_overhead(repeats=n, out_dir=out, console=console, command=command)
     say(console, f"written {out / 'isolation.md'} and {out / 'isolation.json'}")
 
 
-def _bench_early_abort(spec_file: Path | None, seeds: int | None, budget: int | None,
-                       timeout: float | None, out: Path, console: Console,
-                       limit_counterfactual: float | None = None) -> None:
-    """``deploytune bench --early-abort``: early abort on and off on a spec's problem."""
+@bench_app.command("early-abort")
+def early_abort_command(
+    spec_file: Annotated[Path | None, typer.Option(
+        "--spec", help="The spec whose problem is used (default: "
+                       "examples/matmul_command/spec.yaml).", show_default=False)] = None,
+    seeds: Seeds = None,
+    budget: Budget = None,
+    timeout: Annotated[float | None, typer.Option(
+        "--timeout", min=0.001, help="Time limit per trial in seconds, replacing the spec's.",
+        show_default=False)] = None,
+    limit_counterfactual: Annotated[float | None, typer.Option(
+        "--limit-counterfactual", min=0.001,
+        help="Also re-run every timed-out trial under this longer time limit (seconds), to "
+             "measure what the time limit saved.", show_default=False)] = None,
+    out: Out = DEFAULT_OUT,
+) -> None:
+    """Measure the seconds early abort saves on a spec's problem (on vs off, and a
+    counterfactual re-run of every aborted trial); writes OUT/early_abort.md and
+    OUT/early_abort.json."""
+    from rich.console import Console
+
     from deploybench.early_abort import (
         DEFAULT_BUDGET,
         DEFAULT_SEEDS,
@@ -371,12 +272,13 @@ def _bench_early_abort(spec_file: Path | None, seeds: int | None, budget: int | 
         default_spec_path,
         problem_from_spec,
     )
+    console = Console()
     path = spec_file if spec_file is not None else default_spec_path()
     spec = _load_spec(path)
     problem = problem_from_spec(spec, timeout_s=timeout)
     n_seeds = DEFAULT_SEEDS if seeds is None else seeds
     n_trials = DEFAULT_BUDGET if budget is None else budget
-    parts = ["deploytune bench --early-abort", f"--seeds {n_seeds}", f"--budget {n_trials}"]
+    parts = ["deploytune bench early-abort", f"--seeds {n_seeds}", f"--budget {n_trials}"]
     if spec_file is not None:
         parts.append(f"--spec {spec_file}")
     if timeout is not None:
@@ -396,13 +298,27 @@ def _bench_early_abort(spec_file: Path | None, seeds: int | None, budget: int | 
     say(console, f"written {out / 'early_abort.md'} and {out / 'early_abort.json'}")
 
 
-def _bench_probe(repeats: int | None, limit: float | None, out: Path,
-                 console: Console) -> None:
-    """``deploytune bench --probe``: fresh-process runs of real configurations near a limit."""
+@bench_app.command("probe")
+def probe_command(
+    repeats: Annotated[int | None, typer.Option(
+        "--repeats", min=1, help="Fresh-process runs per configuration (default 10).",
+        show_default=False)] = None,
+    limit: Annotated[float | None, typer.Option(
+        "--limit", min=0.001,
+        help="One latency limit in ms for every configuration (default: each configuration's "
+             "own boundary, its median p95 sitting 1.5% below it).", show_default=False)] = None,
+    out: Out = DEFAULT_OUT,
+) -> None:
+    """Probe real configurations (EfficientNet-Lite0 eager / ONNX Runtime, fp32 / int8, 1 / 2
+    threads) near a latency limit: p95 mean, std, CV and flip rate over fresh-process runs;
+    writes OUT/probe.md and OUT/probe.json."""
+    from rich.console import Console
+
     from deploybench.probe import DEFAULT_REPEATS, ProbeRun, run_probe
 
+    console = Console()
     n = DEFAULT_REPEATS if repeats is None else repeats
-    parts = ["deploytune bench --probe", f"--repeats {n}"]
+    parts = ["deploytune bench probe", f"--repeats {n}"]
     if limit is not None:
         parts.append(f"--limit {limit:g}")
     parts.append(f"--out {out}")
@@ -411,13 +327,117 @@ def _bench_probe(repeats: int | None, limit: float | None, out: Path,
         what = (f"p95 {run.p95_ms:.1f} ms" if run.error is None and run.p95_ms is not None
                 else f"failed: {run.error}")
         say(console, f"[{done}/{total}] {run.case} run {run.index + 1}: {what} "
-                      f"(pid {run.pid}, {run.seconds:.1f} s, load {run.load1_before:.2f}, "
-                      f"other processes {run.foreign_cores:.2f} cores)")
+                     f"(pid {run.pid}, {run.seconds:.1f} s, load {run.load1_before:.2f}, "
+                     f"other processes {run.foreign_cores:.2f} cores)")
 
-    say(console, f"probing {n} fresh-process runs per configuration (other processes on "
-                  f"this machine change latency; their load is recorded with every run)")
+    say(console, f"probing {n} fresh-process runs per configuration (other processes on this "
+                 f"machine change latency; their load is recorded with every run)")
     run_probe(repeats=n, limit_ms=limit, out_dir=out, command=" ".join(parts), on_run=on_run)
     say(console, f"written {out / 'probe.md'} and {out / 'probe.json'}")
+
+
+@bench_app.command("trust")
+def trust_command(
+    problems: Problems = None,
+    seeds: Annotated[int, typer.Option("--seeds", min=1,
+                                       help="Number of seeds: runs seeds 0..N-1.")] = 10,
+    budget: Budget = None,
+    budgets: Budgets = None,
+    jobs: Jobs = None,
+    out: Out = DEFAULT_OUT,
+) -> None:
+    """Score the recommended configuration by what deploying it gives (true P(feasible) and
+    mean objective over 400 fresh measurements): the default sampler without re-runs, with
+    finalists' re-runs, and with re-runs during the search too, under six recommendation
+    policies, on noisy problems (default gen-noisy-dev). Writes OUT/trust.md and
+    OUT/trust.json; resumes runs already in OUT."""
+    import json
+    import shlex
+
+    from rich.console import Console
+
+    from deploybench.trust import run_trust, trust_markdown
+
+    console = Console()
+    named = problems if problems is not None else "gen-noisy-dev"
+    problem_list = _check_problems(named)
+    budget_list = _budget_list(budget, budgets) or [25 if budget is None else budget]
+    done = {"n": 0}
+
+    def report(_: Any) -> None:
+        done["n"] += 1
+        if done["n"] % 25 == 0:
+            say(console, f"{done['n']} runs done")
+
+    runs = run_trust(problem_list, seeds, budget_list, out, jobs or os.cpu_count() or 1, report)
+    command = shlex.join(["deploytune", "bench", "trust", "-p", named, "--seeds", str(seeds),
+                          "--budgets", ",".join(map(str, budget_list)), "-o", str(out)])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "trust.json").write_text(json.dumps(runs, default=str) + "\n")
+    (out / "trust.md").write_text(trust_markdown(runs, command) + "\n")
+    say(console, f"written {out / 'trust.md'} and {out / 'trust.json'} ({len(runs)} runs)")
+
+
+@bench_app.command("record")
+def record_command(
+    workload: Annotated[str, typer.Argument(
+        help="The workload (effnet, minilm, whisper, or one of their problems).")],
+    table: Annotated[Path | None, typer.Option(
+        "--table", help="The table file (default: the one shipped in the package, "
+                        "deploybench/data/WORKLOAD.json).", show_default=False)] = None,
+    repeats: Annotated[int | None, typer.Option(
+        "--repeats", min=1, help="Timed windows per cell (default: the workload's).",
+        show_default=False)] = None,
+    remeasure_contended: Annotated[float | None, typer.Option(
+        "--remeasure-contended", min=0.0,
+        help="Measure again the recorded cells during which other processes used more than "
+             "this many CPU seconds.", show_default=False)] = None,
+) -> None:
+    """Measure the grid of a real workload and save its table for the *-replay problems
+    (resumes a partial table)."""
+    from collections.abc import Mapping
+
+    from rich.console import Console
+
+    from deploybench.real import get_workload
+    from deploybench.recording import record_workload
+
+    console = Console()
+    try:
+        chosen = get_workload(workload)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'WORKLOAD'") from None
+
+    def on_cell(index: int, total: int, cell: Mapping[str, Any]) -> None:
+        what = cell["status"] if cell["status"] == "ok" else cell["crash_kind"]
+        if cell.get("declared"):
+            what += " (declared)"
+        elif cell["status"] == "ok":
+            p95 = sorted(r["p95_ms"] for r in cell["repeats"])
+            what += f" p95 {p95[len(p95) // 2]:.1f} ms"
+        say(console, f"[{index}/{total}] {cell['config']} -> {what} ({cell['seconds']:.1f} s)")
+
+    say(console, f"recording {chosen.name}: every cell isolated, time limit "
+                 f"{chosen.timeout_s:g} s, memory cap {chosen.memory_mb:g} MB (keep the machine "
+                 f"otherwise idle: co-tenancy changes latency)")
+    path = record_workload(chosen, out=table, windows=repeats, on_cell=on_cell,
+                           max_foreign_cpu_s=remeasure_contended)
+    say(console, f"written {path}")
+
+
+@bench_app.command("tables")
+def tables_command(out: Out = DEFAULT_OUT) -> None:
+    """Write the shipped recorded tables as markdown to OUT/tables.md."""
+    from rich.console import Console
+
+    from deploybench.real import WORKLOADS
+    from deploybench.recording import default_table_path
+    from deploybench.runner import write_text
+    from deploybench.table_report import tables_markdown
+
+    paths = [default_table_path(w) for w in WORKLOADS if default_table_path(w).exists()]
+    write_text(out / "tables.md", tables_markdown(paths))
+    say(Console(), f"written {out / 'tables.md'} ({len(paths)} tables)")
 
 
 def _first_sentence(text: str) -> str:

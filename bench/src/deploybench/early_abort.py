@@ -316,7 +316,7 @@ def compare_early_abort(
         ValueError: For no seeds or a budget below 1.
     """
     from deploybench.isolation import machine_info
-    from deploybench.runner import _write_text, dumps_strict
+    from deploybench.runner import dumps_strict, write_text
 
     seed_list = list(dict.fromkeys(int(s) for s in seeds))
     if not seed_list:
@@ -372,8 +372,8 @@ def compare_early_abort(
     }
     if out_dir is not None:
         out = Path(out_dir)
-        _write_text(out / "early_abort.json", dumps_strict(report, indent=1) + "\n")
-        _write_text(out / "early_abort.md", early_abort_markdown(report))
+        write_text(out / "early_abort.json", dumps_strict(report, indent=1) + "\n")
+        write_text(out / "early_abort.md", early_abort_markdown(report))
     if console is not None:
         console.print(early_abort_table(report))
     return report

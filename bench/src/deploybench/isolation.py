@@ -225,7 +225,7 @@ def isolation_overhead(
     import statistics
     from pathlib import Path
 
-    from deploybench.runner import _write_text, dumps_strict
+    from deploybench.runner import dumps_strict, write_text
 
     if repeats < 1:
         raise ValueError(f"repeats: must be >= 1 (got {repeats!r})")
@@ -256,8 +256,8 @@ def isolation_overhead(
     report = {"repeats": repeats, "machine": machine_info(), "command": command, "rows": rows}
     if out_dir is not None:
         out = Path(out_dir)
-        _write_text(out / "isolation.json", dumps_strict(report, indent=1) + "\n")
-        _write_text(out / "isolation.md", isolation_markdown(report))
+        write_text(out / "isolation.json", dumps_strict(report, indent=1) + "\n")
+        write_text(out / "isolation.md", isolation_markdown(report))
     if console is not None:
         console.print(isolation_table(report))
     return report

@@ -90,7 +90,7 @@ def sampler_overhead(
     """
     import optuna
 
-    from deploybench.runner import _write_text, dumps_strict, resolve_problem
+    from deploybench.runner import dumps_strict, resolve_problem, write_text
 
     size_list = sorted({int(s) for s in sizes})
     if not size_list or size_list[0] < 0:
@@ -118,10 +118,10 @@ def sampler_overhead(
                 rows.append(row)
     if out_dir is not None:
         out = Path(out_dir)
-        _write_text(out / "overhead.json", dumps_strict(
+        write_text(out / "overhead.json", dumps_strict(
             {"problem": prob.name, "sizes": size_list, "repeats": repeats, "rows": rows},
             indent=1) + "\n")
-        _write_text(out / "overhead.md", overhead_markdown(rows, prob.name))
+        write_text(out / "overhead.md", overhead_markdown(rows, prob.name))
     if console is not None:
         console.print(overhead_table(rows, prob.name))
     return rows

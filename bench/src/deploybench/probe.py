@@ -1,4 +1,4 @@
-"""``deploytune bench --probe``: how stochastic is feasibility near a latency limit on this CPU?
+"""``deploytune bench probe``: how stochastic is feasibility near a latency limit on this CPU?
 
 The second paper of the seed ("Hidden Device Heterogeneity") reports that dynamic INT8
 quantization runs on the CPU and makes feasibility a coin flip near the limit: MobileNetV2 /
@@ -401,7 +401,7 @@ def run_probe(cases: Sequence[ProbeCase] | None = None, repeats: int = DEFAULT_R
         ValueError: For ``repeats < 1``, no cases or a limit that is not positive.
     """
     from deploybench.recording import _machine
-    from deploybench.runner import _write_text, dumps_strict
+    from deploybench.runner import dumps_strict, write_text
 
     if limit_ms is not None and not (math.isfinite(limit_ms) and limit_ms > 0):
         raise ValueError(f"limit_ms: must be a positive number of ms (got {limit_ms!r})")
@@ -419,6 +419,6 @@ def run_probe(cases: Sequence[ProbeCase] | None = None, repeats: int = DEFAULT_R
     }
     if out_dir is not None:
         out = Path(out_dir)
-        _write_text(out / "probe.md", probe_markdown(result))
-        _write_text(out / "probe.json", dumps_strict(result, indent=1) + "\n")
+        write_text(out / "probe.md", probe_markdown(result))
+        write_text(out / "probe.json", dumps_strict(result, indent=1) + "\n")
     return result

@@ -1,4 +1,4 @@
-"""Real DeployBench workloads: what ``deploytune bench --record`` measures and which problems
+"""Real DeployBench workloads: what ``deploytune bench record`` measures and which problems
 (``<workload>-<scenario>`` live, ``<workload>-<scenario>-replay`` from the recorded table) are
 built on it.
 

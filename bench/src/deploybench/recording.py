@@ -1,4 +1,4 @@
-"""``deploytune bench --record WORKLOAD``: measure a real workload's grid once and save it.
+"""``deploytune bench record WORKLOAD``: measure a real workload's grid once and save it.
 
 Every cell of the grid (every combination of the workload's categorical values and recorded
 integer values) is evaluated the way the tuner would evaluate it: in a fresh isolated process
@@ -139,7 +139,7 @@ def _header(workload: RealWorkload, windows: int) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "workload": workload.name,
-        "command": f"deploytune bench --record {workload.name}",
+        "command": f"deploytune bench record {workload.name}",
         "recorded_at": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": _machine(),
         "target": workload.target,

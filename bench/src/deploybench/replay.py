@@ -2,7 +2,7 @@
 run, from the table) and ``<workload>-<scenario>`` (live: every evaluation really runs).
 
 A replay evaluation of a configuration looks its cell up in the table recorded by
-``deploytune bench --record`` and returns one of the cell's recorded repeats, drawn from the
+``deploytune bench record`` and returns one of the cell's recorded repeats, drawn from the
 problem's seeded noise; a cell that crashed when recorded raises the same kind of crash
 (``MemoryError`` for ``oom``, ``TimeoutError``, :class:`~deploytune.outcome.InvalidConfig`,
 ``RuntimeError``) with the recorded message.
@@ -104,7 +104,7 @@ class RecordedTable:
         if data.get("format") != FORMAT:
             raise ValueError(f"{source}: not a recorded table (format {data.get('format')!r}, "
                              f"expected {FORMAT!r}); record one with `deploytune bench "
-                             f"--record WORKLOAD`")
+                             f"record WORKLOAD`")
         self.source = source
         self.header = {k: v for k, v in data.items() if k != "cells"}
         self.space = Space.from_dict(data["space"])
@@ -163,7 +163,7 @@ class RecordedTable:
         cell = self._cells.get(self._key(config))
         if cell is None:
             raise KeyError(f"{self.source}: no recorded cell for {dict(config)} (an "
-                           f"incomplete recording? run `deploytune bench --record "
+                           f"incomplete recording? run `deploytune bench record "
                            f"{self.header.get('workload')}` to complete it)")
         repeats = cell.get("repeats") or []
         if cell["status"] == "crashed":
@@ -308,7 +308,7 @@ def _table_for(workload: RealWorkload) -> RecordedTable:
     path = default_table_path(workload.name)
     if not path.exists():
         raise ValueError(f"no recorded table for workload {workload.name!r} at {path}; record "
-                         f"it with `deploytune bench --record {workload.name}`")
+                         f"it with `deploytune bench record {workload.name}`")
     return _load_table(str(path))
 
 

@@ -75,6 +75,7 @@ __all__ = [
     "summary_path",
     "summary_rows",
     "summary_table",
+    "write_text",
 ]
 
 
@@ -125,7 +126,7 @@ def dumps_strict(obj: Any, **kw: Any) -> str:
     return json.dumps(jsonable(obj), allow_nan=False, **kw)
 
 
-def _write_text(path: Path, text: str) -> None:
+def write_text(path: Path, text: str) -> None:
     """Write atomically: a reader never sees a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -405,9 +406,9 @@ def _run_task(task: _Task) -> dict[str, Any]:
     try:
         run = run_one(task.problem, task.sampler, task.seed, task.budget)
         rows = run.pop("rows")
-        _write_text(Path(task.path), "".join(dumps_strict(r) + "\n" for r in rows))
+        write_text(Path(task.path), "".join(dumps_strict(r) + "\n" for r in rows))
         run["path"] = task.path
-        _write_text(done, dumps_strict(run, indent=1) + "\n")
+        write_text(done, dumps_strict(run, indent=1) + "\n")
     except Exception:  # reported as a failed run, never fatal to the bench
         Path(task.path).unlink(missing_ok=True)  # no stale file from an earlier bench
         done.unlink(missing_ok=True)
@@ -549,7 +550,7 @@ def _rebuild_summary(task: _Task, problem: Problem) -> dict[str, Any] | None:
            "budget": task.budget,
            "wall_s": sum(float(r.get("wall_s") or 0.0) for r in rows),
            "metrics": jsonable(run_metrics(trials, problem).to_dict()), "path": task.path}
-    _write_text(summary_path(task.path), dumps_strict(run, indent=1) + "\n")
+    write_text(summary_path(task.path), dumps_strict(run, indent=1) + "\n")
     return run
 
 
@@ -977,8 +978,8 @@ def run_bench(
         "rows": rows, "stats": stats.to_dict(), "runs": runs, "failures": failures,
         "figures": [str(p) for p in result.figures],
     }
-    _write_text(out / "summary.json", dumps_strict(summary, indent=1) + "\n")
-    _write_text(out / "summary.md", summary_markdown(rows, failures, stats=stats))
+    write_text(out / "summary.json", dumps_strict(summary, indent=1) + "\n")
+    write_text(out / "summary.md", summary_markdown(rows, failures, stats=stats))
     console.print(summary_table(rows))
     if len(sampler_list) > 1 and stats.cells:
         console.print(scoreboard_table(stats))

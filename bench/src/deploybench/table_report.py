@@ -1,4 +1,4 @@
-"""``deploytune bench --tables``: the recorded tables as markdown (what each backend, precision
+"""``deploytune bench tables``: the recorded tables as markdown (what each backend, precision
 and batch size costs on the machine they were recorded on)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``deploytune bench --trust``: score what the user gets, the *recommended* configuration.
+"""``deploytune bench trust``: score what the user gets, the *recommended* configuration.
 
 The regular bench scores a run by its best observed feasible value, so a lucky noisy run
 counts as a win. Here every run ends with a recommendation, scored by what deploying it gives

@@ -64,7 +64,7 @@ def timed_batches(run: Callable[[], Any], report: Callable[..., None],
 
 
 RECORD_WINDOWS = 3
-"""Timed windows per evaluation when a grid is recorded (``deploytune bench --record``),
+"""Timed windows per evaluation when a grid is recorded (``deploytune bench record``),
 unless the environment variable :data:`WINDOWS_ENV` says otherwise."""
 WINDOWS_ENV = "DEPLOYTUNE_RECORD_WINDOWS"
 """Environment variable the recorder sets to choose the windows of a recorded cell."""

@@ -151,7 +151,7 @@ def evaluate(config: dict[str, Any], report: Callable[..., None]) -> dict[str, f
 def evaluate_windows(config: dict[str, Any], report: Callable[..., None]) -> dict[str, float]:
     """:func:`evaluate` with :func:`~deploytune.workloads._profile.record_windows` timed
     windows, flattened by :func:`~deploytune.workloads._profile.flatten_windows` (for
-    ``deploytune bench --record``)."""
+    ``deploytune bench record``)."""
     return _profile(config, report, windows=record_windows())
 
 

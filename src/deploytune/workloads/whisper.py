@@ -33,7 +33,7 @@ request gives the WER, on the concatenated transcripts).
 
 :func:`evaluate` is the tuner's entry point; :func:`evaluate_windows` measures
 :func:`~deploytune.workloads._profile.record_windows` timed windows for ``deploytune bench
---record``.
+record``.
 """
 
 from __future__ import annotations
@@ -316,5 +316,5 @@ def evaluate(config: dict[str, Any], report: Callable[..., None]) -> dict[str, f
 def evaluate_windows(config: dict[str, Any], report: Callable[..., None]) -> dict[str, float]:
     """:func:`evaluate` with :func:`~deploytune.workloads._profile.record_windows` timed
     windows, flattened by :func:`~deploytune.workloads._profile.flatten_windows` (for
-    ``deploytune bench --record``)."""
+    ``deploytune bench record``)."""
     return _profile(config, report, windows=record_windows())
