@@ -258,7 +258,7 @@ def test_estimated_noise_floor_is_small_for_a_constraint_that_repeats() -> None:
     (``violation_sd_floor``); a noisy one keeps the cap, as does a constraint with under 5
     runs. The models then trust a repeated small violation (P(met) near 0, not Phi(-1.5) as
     with the cap as the floor)."""
-    from deploytune.samplers.cabo import _noise_floor
+    from deploytune.samplers._cabo_models import _noise_floor
 
     rng = np.random.default_rng(0)
     x = rng.random((40, 3))
