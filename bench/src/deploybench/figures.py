@@ -15,7 +15,6 @@ relative to the problem's best sampler, against the budget.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,14 +27,11 @@ import matplotlib.pyplot as plt  # after matplotlib.use()
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
+from deploybench.runs import safe_name
+
 __all__ = ["make_figures", "overview_figure", "regret_figure", "waste_figure"]
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
 _WASTE_PARTS = (("crashed", "#d62728"), ("infeasible", "#ff7f0e"), ("aborted", "#7f7f7f"))
-
-
-def _safe(name: str) -> str:
-    return _UNSAFE.sub("_", name).strip("._") or "_"
 
 
 def _runs_of(runs: Sequence[Mapping[str, Any]], problem: str,
@@ -168,7 +164,7 @@ def make_figures(runs: Sequence[Mapping[str, Any]], out_dir: str | Path,
     written: list[Path] = []
     for p in problems:
         for draw, suffix in ((regret_figure, "regret"), (waste_figure, "waste")):
-            path = draw(runs, p, samplers, out / f"{_safe(p)}_{suffix}.png")
+            path = draw(runs, p, samplers, out / f"{safe_name(p)}_{suffix}.png")
             if path is not None:
                 written.append(path)
     return written

@@ -73,9 +73,9 @@ class TrustTask:
     def path(self, out: Path) -> Path:
         """Where its JSON result goes (the problem name made file-name safe, as the bench's
         runs: a ``module:factory`` name never leads outside ``out``)."""
-        from deploybench.runner import _safe
+        from deploybench.runs import safe_name
 
-        return (out / "runs" / _safe(self.problem) / f"b{self.budget}" / self.arm
+        return (out / "runs" / safe_name(self.problem) / f"b{self.budget}" / self.arm
                 / f"seed_{self.seed}.json")
 
 
