@@ -48,25 +48,25 @@ against the current code.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import json
 import multiprocessing
 import os
 import traceback
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from deploybench.metrics import RunMetrics, run_metrics
-from deploybench.problem import Problem
+from deploybench.resume import read_summary, resumable
 from deploybench.runs import (
+    RunTask,
     dumps_strict,
     expand_problems,
     jsonable,
     optimize_problem,
     resolve_problem,
+    run_key,
     run_one,
     run_path,
+    summary_path,
     write_text,
 )
 from deploybench.stats import bench_stats
@@ -83,7 +83,6 @@ if TYPE_CHECKING:
 
     from rich.console import Console
 
-    from deploytune.tuner import TrialRecord
 
 __all__ = [
     "BenchResult",
@@ -104,44 +103,12 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class _Task:
-    problem: str
-    sampler: str
-    seed: int
-    budget: int
-    path: str
-
-    @property
-    def key(self) -> tuple[str, str, int, int]:
-        return (self.problem, self.sampler, self.seed, self.budget)
-
-
-def _key(run: Mapping[str, Any]) -> tuple[str, str, int, int]:
-    return (run["problem"], run["sampler"], run["seed"], run["budget"])
-
-
-def summary_path(path: str | Path) -> Path:
-    """The run-summary file that goes with a run's JSON-lines file.
-
-    :func:`run_bench` writes it after the JSON-lines file, so its presence marks a complete
-    run (``run_bench(..., resume=True)`` reads it back instead of running again).
-
-    Args:
-        path: A run's JSON-lines file (:func:`run_path`).
-
-    Returns:
-        The same path with ``.json`` instead of ``.jsonl`` (``seed_{s}.json``).
-    """
-    return Path(path).with_suffix(".json")
-
-
-def _failure(task: _Task, error: str) -> dict[str, Any]:
+def _failure(task: RunTask, error: str) -> dict[str, Any]:
     return {"problem": task.problem, "sampler": task.sampler, "seed": task.seed,
             "budget": task.budget, "error": error}
 
 
-def _run_task(task: _Task) -> dict[str, Any]:
+def _run_task(task: RunTask) -> dict[str, Any]:
     """Run one task in this process, write its JSON-lines file and then its summary file,
     return its summary (a failure becomes an error record; no file is left behind)."""
     done = summary_path(task.path)
@@ -159,7 +126,7 @@ def _run_task(task: _Task) -> dict[str, Any]:
     return run
 
 
-def _chunk_worker(tasks: Sequence[_Task], conn: Connection) -> None:
+def _chunk_worker(tasks: Sequence[RunTask], conn: Connection) -> None:
     """Entry point of a spawned worker: run ``tasks`` one after the other, sending each
     run's summary (or error record) to the parent as soon as it is written."""
     try:
@@ -169,7 +136,7 @@ def _chunk_worker(tasks: Sequence[_Task], conn: Connection) -> None:
         conn.close()
 
 
-def _run_chunk(chunk: Sequence[_Task], report: Callable[[dict[str, Any]], None]) -> None:
+def _run_chunk(chunk: Sequence[RunTask], report: Callable[[dict[str, Any]], None]) -> None:
     """Run ``chunk`` in one freshly spawned process, calling ``report`` with each run's
     summary or error record as it arrives; never raises for a failed run.
 
@@ -195,7 +162,7 @@ def _run_chunk(chunk: Sequence[_Task], report: Callable[[dict[str, Any]], None])
                     run = reader.recv()
                 except (EOFError, OSError):  # the process died
                     break
-                if pending.pop(_key(run), None) is not None:
+                if pending.pop(run_key(run), None) is not None:
                     report(run)
             proc.join()
             note = f"exit code {proc.exitcode}"
@@ -208,7 +175,7 @@ def _run_chunk(chunk: Sequence[_Task], report: Callable[[dict[str, Any]], None])
         note = f"{type(exc).__name__}: {exc}"
     finally:
         for task in pending.values():
-            run = _read_summary(task)
+            run = read_summary(task)
             if run is None:
                 Path(task.path).unlink(missing_ok=True)
                 run = _failure(task, f"the worker process failed ({note}) before this run "
@@ -216,13 +183,13 @@ def _run_chunk(chunk: Sequence[_Task], report: Callable[[dict[str, Any]], None])
             report(run)
 
 
-def _chunks(tasks: Sequence[_Task], size: int) -> list[list[_Task]]:
+def _chunks(tasks: Sequence[RunTask], size: int) -> list[list[RunTask]]:
     """Split ``tasks`` into chunks of at most ``size`` runs of one (problem, budget, sampler),
     the chunks of a group as even as possible (7 seeds by 3: 3, 2, 2)."""
-    groups: dict[tuple[str, int, str], list[_Task]] = {}
+    groups: dict[tuple[str, int, str], list[RunTask]] = {}
     for t in tasks:
         groups.setdefault((t.problem, t.budget, t.sampler), []).append(t)
-    out: list[list[_Task]] = []
+    out: list[list[RunTask]] = []
     for group in groups.values():
         k = -(-len(group) // size)
         base, extra = divmod(len(group), k)
@@ -232,92 +199,6 @@ def _chunks(tasks: Sequence[_Task], size: int) -> list[list[_Task]]:
             out.append(group[start:stop])
             start = stop
     return out
-
-
-# ------------------------------------------------------------------------------------- resume
-def _read_summary(task: _Task) -> dict[str, Any] | None:
-    """The summary file of a complete run of ``task``, or ``None`` (missing, unreadable, of
-    another run, or without its JSON-lines file)."""
-    try:
-        run = json.loads(summary_path(task.path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(run, dict) or not Path(task.path).is_file():
-        return None
-    if any(run.get(k) != v for k, v in zip(("problem", "sampler", "seed", "budget"), task.key,
-                                            strict=True)):
-        return None
-    try:
-        RunMetrics.from_dict(run["metrics"])
-    except (KeyError, TypeError):
-        return None
-    run["path"] = task.path
-    return run
-
-
-def _trial_of_row(row: Mapping[str, Any], live: bool) -> TrialRecord:
-    """Rebuild the :class:`TrialRecord` of one JSON-lines row (what :func:`run_metrics`
-    needs: non-finite numbers were written as ``null`` and come back as missing)."""
-    from deploytune.outcome import CrashKind, Status
-    from deploytune.tuner import TrialRecord
-
-    cost = row.get("eval_s")
-    if cost is None and live:  # a live problem's seconds are the measured ones
-        raise KeyError("eval_s")
-
-    def numbers(d: Any) -> dict[str, float]:
-        return {str(k): float(v) for k, v in (d or {}).items() if v is not None}
-
-    return TrialRecord(
-        number=int(row["number"]), config=dict(row["config"]), status=Status(row["status"]),
-        crash_kind=CrashKind(row["crash_kind"]) if row.get("crash_kind") else None,
-        metrics=numbers(row.get("metrics")),
-        value=None if row.get("value") is None else float(row["value"]),
-        violations=numbers(row.get("violations")), error=row.get("error"),
-        cost_s=float(cost or 0.0))
-
-
-def _rebuild_summary(task: _Task, problem: Problem) -> dict[str, Any] | None:
-    """The summary of a complete run recomputed from its JSON-lines file alone (output of a
-    bench from before summary files), written to its summary file; ``None`` when the file is
-    missing, unreadable or does not hold ``budget`` trials."""
-    try:
-        rows = [json.loads(line) for line in
-                Path(task.path).read_text(encoding="utf-8").splitlines() if line.strip()]
-        trials = [_trial_of_row(r, problem.live is not None) for r in rows]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
-    if len(trials) != task.budget:
-        return None
-    run = {"problem": task.problem, "sampler": task.sampler, "seed": task.seed,
-           "budget": task.budget,
-           "wall_s": sum(float(r.get("wall_s") or 0.0) for r in rows),
-           "metrics": jsonable(run_metrics(trials, problem).to_dict()), "path": task.path}
-    write_text(summary_path(task.path), dumps_strict(run, indent=1) + "\n")
-    return run
-
-
-def _resumable(tasks: Sequence[_Task], out: Path) -> dict[tuple[str, str, int, int],
-                                                            dict[str, Any]]:
-    """The complete runs among ``tasks``, by key: read from their summary files or, in an
-    output folder without any summary file (written before they existed), recomputed from
-    their JSON-lines files."""
-    done: dict[tuple[str, str, int, int], dict[str, Any]] = {}
-    legacy = not any((out / "runs").rglob("seed_*.json"))
-    problems: dict[str, Problem | None] = {}
-    for task in tasks:
-        run = _read_summary(task)
-        if run is None and legacy and Path(task.path).is_file():
-            if task.problem not in problems:
-                try:
-                    problems[task.problem] = resolve_problem(task.problem)
-                except Exception:  # then it is run again, and fails there if it must
-                    problems[task.problem] = None
-            problem = problems[task.problem]
-            run = _rebuild_summary(task, problem) if problem is not None else None
-        if run is not None:
-            done[task.key] = run
-    return done
 
 
 # -------------------------------------------------------------------------------------- bench
@@ -377,12 +258,12 @@ def run_bench(
     multi = budgets is not None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tasks = [_Task(p, s, seed, b, str(run_path(out, p, s, seed, b if multi else None)))
+    tasks = [RunTask(p, s, seed, b, str(run_path(out, p, s, seed, b if multi else None)))
              for p in problem_list for b in budget_list for s in sampler_list
              for seed in seed_list]
     console = console or Console()
     results = _resumed(tasks, out, console) if resume else []
-    loaded = {_key(r) for r in results}
+    loaded = {run_key(r) for r in results}
     todo = [t for t in tasks if t.key not in loaded]
     max_jobs = max(1, jobs or os.cpu_count() or 1)
     chunks = _chunks(todo, runs_per_process or max(1, -(-len(todo) // (2 * max_jobs))))
@@ -408,11 +289,11 @@ def run_bench(
     return result
 
 
-def _resumed(tasks: Sequence[_Task], out: Path, console: Console) -> list[dict[str, Any]]:
+def _resumed(tasks: Sequence[RunTask], out: Path, console: Console) -> list[dict[str, Any]]:
     """The runs of ``tasks`` already complete in ``out``, read back (and said so)."""
     from rich.text import Text
 
-    done = _resumable(tasks, out)
+    done = resumable(tasks, out)
     if done:
         console.print(Text(f"resumed {len(done)} of {len(tasks)} runs from {out}"),
                       highlight=False)
@@ -450,7 +331,7 @@ def _checked_grid(problems: Sequence[str], samplers: Sequence[str], seeds: Seque
     return problem_list, sampler_list, seed_list, budget_list
 
 
-def _run_chunks(chunks: Sequence[Sequence[_Task]], n_jobs: int, total: int,
+def _run_chunks(chunks: Sequence[Sequence[RunTask]], n_jobs: int, total: int,
                 results: list[dict[str, Any]], console: Console, progress: bool,
                 multi: bool) -> None:
     """Run ``chunks`` on ``n_jobs`` threads (each chunk in a spawned process), appending every

@@ -20,6 +20,7 @@ import re
 import time
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,8 +32,20 @@ if TYPE_CHECKING:
 
     from deploytune.tuner import Result, TrialRecord
 
-__all__ = ["dumps_strict", "expand_problems", "jsonable", "optimize_problem", "resolve_problem",
-           "run_one", "run_path", "safe_name", "write_text"]
+__all__ = [
+    "RunTask",
+    "dumps_strict",
+    "expand_problems",
+    "jsonable",
+    "optimize_problem",
+    "resolve_problem",
+    "run_key",
+    "run_one",
+    "run_path",
+    "safe_name",
+    "summary_path",
+    "write_text",
+]
 
 
 # ------------------------------------------------------------------------------- JSON helpers
@@ -315,3 +328,39 @@ def run_one(problem_name: str, sampler_name: str, seed: int, budget: int) -> dic
         "metrics": jsonable(metrics.to_dict()),
         "rows": _trial_rows(result.trials, metrics, problem, wall),
     }
+
+
+@dataclass(frozen=True)
+class RunTask:
+    """One run of the grid: where its JSON-lines file goes (``path``)."""
+
+    problem: str
+    sampler: str
+    seed: int
+    budget: int
+    path: str
+
+    @property
+    def key(self) -> tuple[str, str, int, int]:
+        """(problem, sampler, seed, budget)."""
+        return (self.problem, self.sampler, self.seed, self.budget)
+
+
+def run_key(run: Mapping[str, Any]) -> tuple[str, str, int, int]:
+    """(problem, sampler, seed, budget) of a run's result."""
+    return (run["problem"], run["sampler"], run["seed"], run["budget"])
+
+
+def summary_path(path: str | Path) -> Path:
+    """The run-summary file that goes with a run's JSON-lines file.
+
+    :func:`run_bench` writes it after the JSON-lines file, so its presence marks a complete
+    run (``run_bench(..., resume=True)`` reads it back instead of running again).
+
+    Args:
+        path: A run's JSON-lines file (:func:`run_path`).
+
+    Returns:
+        The same path with ``.json`` instead of ``.jsonl`` (``seed_{s}.json``).
+    """
+    return Path(path).with_suffix(".json")
