@@ -134,7 +134,6 @@ def test_samplers_command_describes_each_sampler() -> None:
     assert all(text and text != "(no description)" for text in lines.values())
     # experimental samplers are not in the default list, and nothing is marked experimental
     assert "cabo-no-crash" not in names
-    assert "tba-tpe-gate" not in names
     assert not any("experimental" in text for text in lines.values())
     hint = runner.invoke(app, ["samplers"]).stderr
     assert "--all" in hint
@@ -144,7 +143,7 @@ def test_samplers_all_lists_the_experimental_ones_marked() -> None:
     lines = _sampler_lines("--all")
     assert next(iter(lines)) == "cabo"
     assert lines["cabo-no-crash"].startswith("(experimental) ablation of cabo")
-    assert lines["tba-tpe-gate2"].startswith("(experimental)")
+    assert lines["cabo-no-memory"].startswith("(experimental)")
     assert not lines["cabo"].startswith("(experimental)")
     assert set(_sampler_lines()) < set(lines)
     assert runner.invoke(app, ["samplers", "--all"]).stderr == ""
@@ -163,8 +162,8 @@ def test_samplers_command_prints_text_as_is(monkeypatch: pytest.MonkeyPatch) -> 
 def test_bench_accepts_experimental_samplers() -> None:
     from deploybench.cli import _check_samplers
 
-    assert _check_samplers("cabo,cabo-no-crash,tba-tpe-gate") == ["cabo", "cabo-no-crash",
-                                                                 "tba-tpe-gate"]
+    assert _check_samplers("cabo,cabo-no-crash,cabo[coverage=false]") == [
+        "cabo", "cabo-no-crash", "cabo[coverage=false]"]
 
 
 @pytest.mark.slow

@@ -21,8 +21,7 @@ SPACE = Space.from_dict({"x": {"type": "float", "low": 0, "high": 1},
                          "y": {"type": "int", "low": 1, "high": 8},
                          "c": {"type": "categorical", "choices": ["a", "b"]}})
 SAMPLERS = [s for s in deploytune.available_samplers()
-            if s not in ("default", "cabo-no-memory") and not s.startswith("cabo-")
-            and not s.startswith("tba-tpe-gate")]
+            if s != "default" and not s.startswith("cabo-")]
 TRIALS = {"gp": 5}
 
 

@@ -276,16 +276,11 @@ class Annealer:
             state.current = self.space.sample(trial_rng(self.seed, number, "init"))
             state.current_v = math.inf
 
-    def propose(self, state: AnnealingState, number: int,
-                accept: Callable[[Config], bool] | None = None) -> Config:
-        """The configuration to evaluate as trial ``number`` (after :meth:`pre_ask`).
-
-        ``accept`` (e.g. a crash model's gate) refuses candidates like a blacklist does: a
-        refused neighbour is redrawn, within the same number of tries.
-        """
+    def propose(self, state: AnnealingState, number: int) -> Config:
+        """The configuration to evaluate as trial ``number`` (after :meth:`pre_ask`)."""
         rng = trial_rng(self.seed, number, "propose")
         if state.n_told < self.s.n_initial_random or state.current is None or state.force_random:
-            return self.random_unseen(state, rng, accept)
+            return self.random_unseen(state, rng)
         t = state.n_told
         allowed = state.tracker.allowed_values(t) if self.s.value_blacklist else None
         p_s = self.s.p_structural(t, self.budget)
@@ -304,27 +299,20 @@ class Annealer:
             last = cand
             if self.s.dedup and self.space.key(cand) in state.evaluated:
                 continue
-            if accept is not None and not accept(cand):
-                continue
             return cand
-        if self.s.dedup or last is None or accept is not None:
-            return self.random_unseen(state, rng, accept)
+        if self.s.dedup or last is None:
+            return self.random_unseen(state, rng)
         return last
 
-    def random_unseen(self, state: AnnealingState, rng: np.random.Generator,
-                      accept: Callable[[Config], bool] | None = None) -> Config:
-        """A random configuration, not yet evaluated when ``dedup`` is on and passing
-        ``accept`` (if one is found in 50 draws; else the first unseen one drawn)."""
+    def random_unseen(self, state: AnnealingState, rng: np.random.Generator) -> Config:
+        """A random configuration, not yet evaluated when ``dedup`` is on (if one is found in
+        50 draws; else the last one drawn)."""
         config = self.space.sample(rng)
-        first_unseen: Config | None = None
         for _ in range(50):
-            unseen = not self.s.dedup or self.space.key(config) not in state.evaluated
-            if unseen and first_unseen is None:
-                first_unseen = config
-            if unseen and (accept is None or accept(config)):
+            if not self.s.dedup or self.space.key(config) not in state.evaluated:
                 return config
             config = self.space.sample(rng)
-        return first_unseen if first_unseen is not None else config
+        return config
 
     # ----------------------------------------------------------------------------- tell side
     def tell(self, state: AnnealingState, obs: Observation, sign: float) -> None:

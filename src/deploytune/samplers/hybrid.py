@@ -28,7 +28,6 @@ from deploytune.samplers._base import SpaceSampler, planned_budget, trial_rng
 from deploytune.samplers._options import check_optuna_options
 from deploytune.samplers._view import GradedTransform, HistoryView
 from deploytune.samplers.annealing import Annealer, AnnealingSettings, AnnealingState
-from deploytune.samplers.crash_model import CrashGate, CrashModel
 from deploytune.space import Config, Space
 
 if TYPE_CHECKING:
@@ -68,12 +67,6 @@ class TBATPESampler(SpaceSampler):
         handoff: Enable the handoff (off: pure Phase-1 annealing forever).
         dedup: Redraw proposals that were already evaluated, in both phases.
         tpe_options: Keyword arguments for Optuna's ``TPESampler`` in Phase 2.
-        crash_gate: With a threshold in (0, 1], proposals of both phases whose crash
-            probability under the history's crash model
-            (:class:`~deploytune.samplers.crash_model.CrashModel`) exceeds it are redrawn;
-            ``None`` (default) switches the gate off.
-        crash_gate_phase1: Apply the gate to Phase-1 (annealing) moves too, not only to
-            Phase 2.
         **settings: Fields of :class:`AnnealingSettings` overriding :data:`HYBRID_SETTINGS`.
     """
 
@@ -81,13 +74,8 @@ class TBATPESampler(SpaceSampler):
                  min_phase1: int = 5, max_phase1: int = 15, min_feasible: int = 5,
                  min_bad: int = 3, min_families: int = 1, family_param: str | None = None,
                  handoff: bool = True, dedup: bool = True,
-                 tpe_options: dict[str, Any] | None = None, crash_gate: float | None = None,
-                 crash_gate_phase1: bool = True, **settings: Any) -> None:
+                 tpe_options: dict[str, Any] | None = None, **settings: Any) -> None:
         super().__init__(space, seed)
-        if crash_gate is not None and not 0 < crash_gate <= 1:
-            raise ValueError(f"crash_gate: must be a probability in (0, 1], got {crash_gate!r}")
-        self.crash_gate = crash_gate
-        self.crash_gate_phase1 = crash_gate_phase1
         self.budget = planned_budget(budget)
         self.settings = replace(HYBRID_SETTINGS, dedup=dedup, **settings)
         self.min_phase1, self.max_phase1 = min_phase1, max_phase1
@@ -124,50 +112,30 @@ class TBATPESampler(SpaceSampler):
     def propose(self, study: Study, trial: FrozenTrial) -> Config:
         """Phase 1: an annealing move. Phase 2: TPE on the graded mirror of the history."""
         state = self.annealer.state_for(study, trial.number)
-        gate = self._gate(study, trial.number)
         if not state.handed_off:
-            return self.annealer.propose(state, trial.number,
-                                         accept=gate if self.crash_gate_phase1 else None)
+            return self.annealer.propose(state, trial.number)
         import optuna
 
         inner_seed = int(trial_rng(self.seed, trial.number, "tpe").integers(2**31))
         inner = optuna.samplers.TPESampler(seed=inner_seed, **self.tpe_options)
         fallback = trial_rng(self.seed, trial.number, "fallback")
-        if not self.dedup and gate is None:
+        if not self.dedup:
             return self._view.draw(study, inner, fallback=fallback)
 
         def accept(c: Config) -> bool:
-            if self.dedup and self.space.key(c) in state.evaluated:
-                return False
-            return gate is None or gate(c)
+            return self.space.key(c) not in state.evaluated
 
         return self._view.draw(study, inner, accept=accept, tries=self.settings.dedup_tries,
                                fallback=fallback)
 
-    def _gate(self, study: Study, number: int) -> CrashGate | None:
-        """The crash gate of this ask (``None`` when switched off)."""
-        if self.crash_gate is None:
-            return None
-        model = CrashModel(self.space, int(trial_rng(self.seed, number, "crash-model")
-                                           .integers(2**31)), self.history(study))
-        return CrashGate(model, self.crash_gate)
-
 
 def register_all(register: Callable[..., None]) -> None:
-    """Register ``tba-tpe``, ``tba-tpe-paper`` (the original code's exact configuration) and
-    two experimental crash-gated variants: ``tba-tpe-gate`` (gate 0.5, both phases) and
-    ``tba-tpe-gate2`` (gate 0.7, Phase 2 only); see docs/benchmarks.md for their A/B."""
+    """Register ``tba-tpe`` and ``tba-tpe-paper`` (the original code's exact configuration).
+    The crash-gated variants ``tba-tpe-gate`` / ``tba-tpe-gate2`` lost their A/B and were
+    removed on 2026-12-07 (docs/benchmarks.md keeps their numbers)."""
     register("tba-tpe", lambda space, seed=None, budget=None, **kw: TBATPESampler(
         space, seed=seed, budget=budget, **kw),
         "TBA's feasible-first annealing, then the whole history handed to Optuna's TPE")
     register("tba-tpe-paper", lambda space, seed=None, budget=None, **kw: TBATPESampler(
         space, seed=seed, budget=budget, **{"dedup": False, **kw}),
         "tba-tpe with the original research code's settings (re-evaluations allowed)")
-    register("tba-tpe-gate", lambda space, seed=None, budget=None, **kw: TBATPESampler(
-        space, seed=seed, budget=budget, **{"crash_gate": 0.5, **kw}),
-        "tba-tpe whose proposals must pass a crash-model gate (crash probability at most 0.5) "
-        "in both phases", experimental=True)
-    register("tba-tpe-gate2", lambda space, seed=None, budget=None, **kw: TBATPESampler(
-        space, seed=seed, budget=budget, **{"crash_gate": 0.7, "crash_gate_phase1": False,
-                                             **kw}),
-        "tba-tpe with the crash-model gate at 0.7, in the TPE phase only", experimental=True)
