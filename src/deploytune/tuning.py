@@ -449,14 +449,9 @@ def tune_spec(spec: Spec, *, console: Console, live: bool = True, report: bool =
         assert previous is not None
         budget = sum(not t.validation for t in previous.trials)
         validation = validate
-    if previous is not None and previous.trials:
-        console.print(Text.assemble("resuming study ", (name, "bold"),
-                                    f": {_evaluations_text(previous)} recorded"),
-                      soft_wrap=True)
-    elif name != spec.study_name and not fresh:
-        console.print(Text(f"study {name} (started with --fresh)"), soft_wrap=True)
+    _say_which_study(console, name, previous, spec.study_name != name and not fresh)
     sampler = make_sampler(spec.sampler, space=spec.space, seed=spec.seed,
-                           budget=spec.budget_trials or 100, **spec.sampler_options)
+                           budget=spec.budget_trials, **spec.sampler_options)
     evaluator = spec.build_evaluator()
     console.print(Text(f"evaluator: {evaluator.describe()}"), soft_wrap=True)
     progress = TuneProgress(spec.objective, spec.budget_trials, previous, console, live)
@@ -486,6 +481,18 @@ def tune_spec(spec: Spec, *, console: Console, live: bool = True, report: bool =
                               console, spec=spec.to_dict(),
                               again=f"deploytune show {spec.source} --report")
     return result
+
+
+def _say_which_study(console: Console, name: str, previous: Result | None,
+                     fresh_before: bool) -> None:
+    """Say that the run resumes ``name`` (with what it holds), or that ``name`` is a study a
+    ``--fresh`` run started earlier."""
+    if previous is not None and previous.trials:
+        console.print(Text.assemble("resuming study ", (name, "bold"),
+                                    f": {_evaluations_text(previous)} recorded"),
+                      soft_wrap=True)
+    elif fresh_before:
+        console.print(Text(f"study {name} (started with --fresh)"), soft_wrap=True)
 
 
 def _write_report_or_warn(study: optuna.Study, folder: Path, console: Console, *,

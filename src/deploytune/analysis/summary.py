@@ -39,6 +39,7 @@ from deploytune.tuner import Result, TrialRecord
 if TYPE_CHECKING:
     import optuna
     from rich.console import Console
+    from rich.text import Text
 
 __all__ = [
     "Closest",
@@ -554,6 +555,28 @@ _STATUS_STYLE = {Status.FEASIBLE: "green", Status.INFEASIBLE: "dark_orange",
                  Status.CRASHED: "red", Status.ABORTED: "grey50"}
 
 
+def _counts_text(f: _Facts, result: Result) -> Text:
+    """``N trials: a feasible, b infeasible, c crashed (kinds), d aborted; ...`` in colour."""
+    from rich.text import Text
+
+    counts = Text(f"{f.total} trials: ")
+    parts: list[tuple[str, str]] = [
+        (f"{f.counts[Status.FEASIBLE]} feasible", _STATUS_STYLE[Status.FEASIBLE]),
+        (f"{f.counts[Status.INFEASIBLE]} infeasible", _STATUS_STYLE[Status.INFEASIBLE]),
+        (f"{f.counts[Status.CRASHED]} crashed", _STATUS_STYLE[Status.CRASHED]),
+        (f"{f.counts[Status.ABORTED]} aborted", _STATUS_STYLE[Status.ABORTED]),
+    ]
+    for i, (text, style) in enumerate(parts):
+        counts.append(text, style=style)
+        if i == 2 and f.crash_kinds:
+            counts.append(" (" + ", ".join(f"{k} {n}" for k, n in f.crash_kinds.items()) + ")")
+        counts.append(", " if i < len(parts) - 1 else "")
+    if f.interrupted:
+        counts.append(f"; {f.interrupted} interrupted (not counted)", style="yellow")
+    counts.append(_rerun_text(result))
+    return counts
+
+
 def render_summary(result: Result, console: Console, *, title: str | None = None) -> None:
     """Print a rich summary of ``result`` on ``console``.
 
@@ -575,22 +598,7 @@ def render_summary(result: Result, console: Console, *, title: str | None = None
     f = _facts(result, title)
     console.rule(Text(f.title))
     console.print(Text(f.problem, style="bold"))
-    counts = Text(f"{f.total} trials: ")
-    parts: list[tuple[str, str]] = [
-        (f"{f.counts[Status.FEASIBLE]} feasible", _STATUS_STYLE[Status.FEASIBLE]),
-        (f"{f.counts[Status.INFEASIBLE]} infeasible", _STATUS_STYLE[Status.INFEASIBLE]),
-        (f"{f.counts[Status.CRASHED]} crashed", _STATUS_STYLE[Status.CRASHED]),
-        (f"{f.counts[Status.ABORTED]} aborted", _STATUS_STYLE[Status.ABORTED]),
-    ]
-    for i, (text, style) in enumerate(parts):
-        counts.append(text, style=style)
-        if i == 2 and f.crash_kinds:
-            counts.append(" (" + ", ".join(f"{k} {n}" for k, n in f.crash_kinds.items()) + ")")
-        counts.append(", " if i < len(parts) - 1 else "")
-    if f.interrupted:
-        counts.append(f"; {f.interrupted} interrupted (not counted)", style="yellow")
-    counts.append(_rerun_text(result))
-    console.print(counts)
+    console.print(_counts_text(f, result))
     console.print(Text(f.cost_line))
     if f.best is not None:
         console.print(Text.assemble("best ", (f.objective.metric, "bold"), " = ",
