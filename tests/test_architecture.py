@@ -104,3 +104,18 @@ def test_history_owns_every_storage_key() -> None:
 
     keys = [v for k, v in vars(history).items() if k.startswith("ATTR_")]
     assert len(keys) == len(set(keys)) >= 15
+
+
+def test_the_bench_commands_load_whichever_package_is_imported_first() -> None:
+    """Importing the benchmark's commands before deploytune's app (a test, a script) still
+    leaves ``bench`` on the app: the plug-in does not import the core at its top."""
+    import subprocess
+    import sys
+
+    code = ("import deploybench.cli\nfrom deploytune.cli import app\n"
+            "print(sorted(g.name for g in app.registered_groups))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['bench']", done.stdout + done.stderr
+    assert "not loaded" not in done.stderr

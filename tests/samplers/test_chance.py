@@ -30,8 +30,7 @@ def _noise(history: list[Observation],
     enc = ConfigEncoder(SPACE, ordinal=True)
     x = enc.encode([o.config for o in history])
     y = np.array([o.violations["p95_ms_max"] for o in history])
-    nominal = [j for j in range(enc.width) if j not in enc.ordered_columns]
-    return enc, ConstraintNoise(x, y, nominal, prior)
+    return enc, ConstraintNoise(x, y, enc.nominal_columns, prior)
 
 
 def _repeated_history() -> list[Observation]:

@@ -3,6 +3,11 @@
 They are registered on deploytune's command line through the ``deploytune.commands`` entry
 point (:func:`register`), so the core package never imports the benchmark: without
 ``deploybench`` installed, ``deploytune`` has no ``bench`` command.
+
+The core's printing and spec-loading helpers (``deploytune.cli.say``,
+``deploytune.cli.load_spec_or_exit``) are imported inside each command: ``deploytune.cli``
+imports this module while it registers plug-ins, so a top-level import of it here would be a
+cycle.
 """
 
 from __future__ import annotations
@@ -15,9 +20,7 @@ import typer
 from rich.text import Text
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
-    from deploytune.spec import Spec
+    pass
 
 __all__ = ["DEFAULT_OUT", "DEFAULT_SAMPLERS", "bench", "problems_command", "register"]
 
@@ -31,22 +34,6 @@ def register(app: typer.Typer) -> None:
     """Add ``bench`` and ``problems`` to deploytune's typer ``app``."""
     app.add_typer(bench_app, name="bench")
     app.command("problems")(problems_command)
-
-
-def say(console: Console, text: str) -> None:
-    """Print ``text`` as it is (never read as rich markup or emoji codes), unwrapped."""
-    console.print(Text(text), soft_wrap=True)
-
-
-def _load_spec(path: Path) -> Spec:
-    """The validated spec, or exit 2 with the SpecError's one-line message."""
-    from deploytune.spec import SpecError, load_spec
-
-    try:
-        return load_spec(path)
-    except SpecError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(code=2) from None
 
 
 def _split(text: str) -> list[str]:
@@ -69,7 +56,7 @@ def _check_samplers(text: str) -> list[str]:
 
 
 def _check_problems(text: str) -> list[str]:
-    from deploybench.runner import expand_problems
+    from deploybench.runs import expand_problems
 
     names = _split(text)
     if not names:
@@ -211,6 +198,7 @@ def overhead_command(
     from rich.console import Console
 
     from deploybench.overhead import sampler_overhead
+    from deploytune.cli import say
 
     sampler_list = _check_samplers(samplers)
     size_list = _check_sizes(sizes)
@@ -236,6 +224,7 @@ def isolation_command(
     from rich.console import Console
 
     from deploybench.isolation import DEFAULT_REPEATS, isolation_overhead
+    from deploytune.cli import say
 
     console = Console()
     n = DEFAULT_REPEATS if repeats is None else repeats
@@ -272,9 +261,11 @@ def early_abort_command(
         default_spec_path,
         problem_from_spec,
     )
+    from deploytune.cli import load_spec_or_exit, say
+
     console = Console()
     path = spec_file if spec_file is not None else default_spec_path()
-    spec = _load_spec(path)
+    spec = load_spec_or_exit(path)
     problem = problem_from_spec(spec, timeout_s=timeout)
     n_seeds = DEFAULT_SEEDS if seeds is None else seeds
     n_trials = DEFAULT_BUDGET if budget is None else budget
@@ -315,6 +306,7 @@ def probe_command(
     from rich.console import Console
 
     from deploybench.probe import DEFAULT_REPEATS, ProbeRun, run_probe
+    from deploytune.cli import say
 
     console = Console()
     n = DEFAULT_REPEATS if repeats is None else repeats
@@ -357,6 +349,7 @@ def trust_command(
     from rich.console import Console
 
     from deploybench.trust import run_trust, trust_markdown
+    from deploytune.cli import say
 
     console = Console()
     named = problems if problems is not None else "gen-noisy-dev"
@@ -401,6 +394,7 @@ def record_command(
 
     from deploybench.real import get_workload
     from deploybench.recording import record_workload
+    from deploytune.cli import say
 
     console = Console()
     try:
@@ -432,8 +426,9 @@ def tables_command(out: Out = DEFAULT_OUT) -> None:
 
     from deploybench.real import WORKLOADS
     from deploybench.recording import default_table_path
-    from deploybench.runner import write_text
+    from deploybench.runs import write_text
     from deploybench.table_report import tables_markdown
+    from deploytune.cli import say
 
     paths = [default_table_path(w) for w in WORKLOADS if default_table_path(w).exists()]
     write_text(out / "tables.md", tables_markdown(paths))

@@ -316,7 +316,7 @@ def compare_early_abort(
         ValueError: For no seeds or a budget below 1.
     """
     from deploybench.isolation import machine_info
-    from deploybench.runner import dumps_strict, write_text
+    from deploybench.runs import dumps_strict, write_text
 
     seed_list = list(dict.fromkeys(int(s) for s in seeds))
     if not seed_list:

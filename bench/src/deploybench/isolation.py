@@ -225,7 +225,7 @@ def isolation_overhead(
     import statistics
     from pathlib import Path
 
-    from deploybench.runner import dumps_strict, write_text
+    from deploybench.runs import dumps_strict, write_text
 
     if repeats < 1:
         raise ValueError(f"repeats: must be >= 1 (got {repeats!r})")

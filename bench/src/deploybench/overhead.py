@@ -90,7 +90,7 @@ def sampler_overhead(
     """
     import optuna
 
-    from deploybench.runner import dumps_strict, resolve_problem, write_text
+    from deploybench.runs import dumps_strict, resolve_problem, write_text
 
     size_list = sorted({int(s) for s in sizes})
     if not size_list or size_list[0] < 0:

@@ -401,7 +401,7 @@ def run_probe(cases: Sequence[ProbeCase] | None = None, repeats: int = DEFAULT_R
         ValueError: For ``repeats < 1``, no cases or a limit that is not positive.
     """
     from deploybench.recording import _machine
-    from deploybench.runner import dumps_strict, write_text
+    from deploybench.runs import dumps_strict, write_text
 
     if limit_ms is not None and not (math.isfinite(limit_ms) and limit_ms > 0):
         raise ValueError(f"limit_ms: must be a positive number of ms (got {limit_ms!r})")

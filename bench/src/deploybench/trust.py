@@ -121,7 +121,7 @@ def run_task(task: TrustTask) -> dict[str, Any]:
         ``config``, ``p_feasible``, ``value``, ``regret``, ``false_feasible``, and ``reliable``
         for the chance policies).
     """
-    from deploybench.runner import optimize_problem, resolve_problem
+    from deploybench.runs import optimize_problem, resolve_problem
 
     problem = resolve_problem(task.problem)
     result = optimize_problem(problem, task.seed, task.budget, validation=ARMS[task.arm])

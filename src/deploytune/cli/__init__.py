@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from deploytune.spec import Spec
     from deploytune.validation import Validation
 
-__all__ = ["COMMANDS_GROUP", "app", "load_commands", "main"]
+__all__ = ["COMMANDS_GROUP", "app", "load_commands", "load_spec_or_exit", "main", "say"]
 
 COMMANDS_GROUP = "deploytune.commands"
 """Entry point group of the packages that add commands (``deploybench``: ``bench``,
@@ -51,8 +51,9 @@ app = typer.Typer(
 """The typer application behind the ``deploytune`` command."""
 
 
-def _say(console: Console, text: str) -> None:
-    """Print ``text`` as it is (never read as rich markup or emoji codes), unwrapped."""
+def say(console: Console, text: str) -> None:
+    """Print ``text`` as it is (never read as rich markup or emoji codes), unwrapped: how every
+    command, a plug-in's too, prints what may hold a user's text."""
     console.print(Text(text), soft_wrap=True)
 
 
@@ -98,7 +99,7 @@ def tune(
     problem (nothing was counted), 130 stopped by Ctrl-C (the running trial is recorded as
     interrupted and re-queued: run the same command to resume).
     """
-    spec = _load_spec(spec_file)
+    spec = load_spec_or_exit(spec_file)
     _tune(spec_file, spec, _make_console(), live=live, report=report,
           resume=f"deploytune tune {spec_file}", fresh=fresh)
 
@@ -134,14 +135,15 @@ def validate(
                     f"which only a spec has; give the spec the study was tuned with "
                     f"(deploytune validate SPEC.yaml, with --study NAME for another study in "
                     f"the spec's storage); nothing was changed")
-    spec = _load_spec(spec_file)
+    spec = load_spec_or_exit(spec_file)
     _tune(spec_file, spec, _make_console(), live=None, report=report,
           resume=f"deploytune validate {spec_file}",
           validate=Validation(finalists, repeats, during_search=False), study_name=study_name)
 
 
-def _load_spec(path: Path) -> Spec:
-    """The validated spec, or exit 2 with the SpecError's one-line message."""
+def load_spec_or_exit(path: Path) -> Spec:
+    """The validated spec of a command's argument, or exit 2 with the SpecError's one-line
+    message (no traceback)."""
     from deploytune.spec import SpecError, load_spec
 
     try:
@@ -166,7 +168,7 @@ def _tune(spec_path: Path, spec: Spec, console: Console, *, live: bool | None, r
         result = tune_spec(spec, console=console, live=live, report=report, fresh=fresh,
                            validate=validate, study_name=study_name)
     except KeyboardInterrupt:
-        _say(console, f"\nstopped: the running trial was recorded as interrupted and "
+        say(console, f"\nstopped: the running trial was recorded as interrupted and "
                       f"will be evaluated again; run `{resume}` to resume")
         raise typer.Exit(code=130) from None
     except (StudyMismatch, StudyNotFound) as exc:
@@ -222,7 +224,7 @@ def demo(
         ("deploytune demo", "bold"),
         f": tuning EfficientNet-Lite0 on this CPU ({spec_path}); each trial is a fresh process "
         f"with a time limit and a memory cap, so crashes are expected and recorded"))
-    _tune(spec_path, _load_spec(spec_path), console, live=live, report=True,
+    _tune(spec_path, load_spec_or_exit(spec_path), console, live=live, report=True,
           resume="deploytune demo")
 
 
@@ -270,7 +272,7 @@ def show(
         except Exception as exc:  # the summary above is already out
             raise _fail(f"cannot write the report to {folder}: {report_failure(exc)}",
                         code=1) from None
-        _say(console, f"report: {path}")
+        say(console, f"report: {path}")
 
 
 @app.command()
@@ -297,7 +299,7 @@ def dashboard(
     if importlib.util.find_spec("optuna_dashboard") is None:
         raise _fail("deploytune dashboard needs optuna-dashboard; install it with "
                     "pip install optuna-dashboard", code=1)
-    _say(_make_console(), f"study {study_obj.study_name}: http://{host}:{port}/dashboard/ "
+    say(_make_console(), f"study {study_obj.study_name}: http://{host}:{port}/dashboard/ "
                           f"(Ctrl-C stops)")
     try:
         serve(study_obj._storage, host, port)
@@ -350,7 +352,7 @@ def importance(
     except Exception as exc:  # the rankings above are already out
         raise _fail(f"cannot write the figure {target}: {report_failure(exc)}",
                     code=1) from None
-    _say(console, f"figure: {path}")
+    say(console, f"figure: {path}")
 
 
 @app.command()

@@ -184,8 +184,7 @@ class Models:
         self._constraints: list[Any] = []
         self._trends: list[_Trend | None] = []
         self._floors: list[float] = []
-        noises: dict[str, ConstraintNoise] = {}
-        nominal = [j for j in range(encoder.width) if j not in set(encoder.ordered_columns)]
+        violations: dict[str, tuple[list[int], np.ndarray, float]] = {}
         if settings.constraint_models and len(ran) >= 2:
             labels = sorted({k for i in ran for k in history[i].violations})
             for k, label in enumerate(labels):
@@ -203,7 +202,7 @@ class Models:
                 self._trends.append(trend)
                 floor = _noise_floor(x[rows], y, settings.violation_sd_floor)
                 self._floors.append(floor)
-                noises[label] = ConstraintNoise(x[rows], y, nominal, floor)
+                violations[label] = (rows, y, floor)
         # objective model over runs with a finite value
         rows = [i for i in ran if history[i].value is not None
                 and math.isfinite(float(history[i].value or 0.0))]
@@ -216,6 +215,8 @@ class Models:
             z, self.incumbent = _standardised(y, max(feas) if feas else None)
             self._objective = _forest(x[rows], z, n, seed + 101)
             if settings.chance_incumbent and feas and _repeated(x, history):
+                noises = {label: ConstraintNoise(x[r], v, encoder.nominal_columns, floor)
+                          for label, (r, v, floor) in violations.items()}
                 self.incumbent = chance_incumbent(
                     history, x, noises, dict(zip(rows, z.tolist(), strict=True)), confidence)
         # cost model over log seconds

@@ -85,6 +85,10 @@ class ConfigEncoder:
             if not isinstance(p, Categorical) or (ordinal and is_ordinal(p))]
         """Columns of the ordered parameters (numbers, and numeric choice lists when
         ``ordinal``): one column each, where a larger value is further along the parameter."""
+        ordered_set = set(self.ordered_columns)
+        self.nominal_columns: list[int] = [j for j in range(width) if j not in ordered_set]
+        """The other columns: the one-hot blocks of unordered categorical values (what makes a
+        configuration's *region*, :mod:`deploytune.samplers._chance`)."""
         # value -> one-hot column (or rank) per categorical, keyed so that True is not 1
         self._lookup: list[dict[tuple[bool, Any], int]] = []
         for p in space.params:

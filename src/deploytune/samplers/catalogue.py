@@ -43,7 +43,12 @@ def listed(include_experimental: bool = False) -> list[str]:
     ``default``, then the others in their order of registration (experimental ones last and
     only with ``include_experimental``); names :func:`available` knows but that were not
     registered (none, unless a test adds one) at the end."""
-    order = [DEFAULT_SAMPLER, "default", *[n for n in registered() if n != DEFAULT_SAMPLER]]
+    entries = registered()
+    order = [DEFAULT_SAMPLER, "default", *[n for n in entries if n != DEFAULT_SAMPLER]]
     rank = {n: i for i, n in enumerate(order)}
-    names = sorted(available(), key=lambda n: (is_experimental(n), rank.get(n, len(rank)), n))
-    return [n for n in names if include_experimental or not is_experimental(n)]
+
+    def experimental(name: str) -> bool:
+        return name in entries and entries[name].experimental
+
+    names = sorted(available(), key=lambda n: (experimental(n), rank.get(n, len(rank)), n))
+    return [n for n in names if include_experimental or not experimental(n)]
