@@ -248,7 +248,7 @@ def test_noisy_region_draws() -> None:
         region = gen.noisy_region
         assert isinstance(region, NoisyRegion)
         assert 0.02 <= gen.noise <= 0.08 and 2.0 <= region.factor <= 5.0
-        knob = gen._by_name[region.param]
+        knob = gen.knobs_by_name[region.param]
         unordered = [k for k in gen.knobs if k.kind == "unordered"]
         if unordered:
             assert knob.kind == "unordered" and not knob.param.when
@@ -269,7 +269,7 @@ def _pair(gen: GeneratedInstance, rng: np.random.Generator) -> tuple[Config, Con
     """A non-crashing configuration in the noisy region and the same one outside it."""
     region = gen.noisy_region
     assert region is not None
-    param = gen._by_name[region.param].param
+    param = gen.knobs_by_name[region.param].param
     if region.choice is not None:
         assert isinstance(param, Categorical)
         inside, outside = region.choice, next(c for c in param.choices if c != region.choice)

@@ -12,7 +12,8 @@ sum of :attr:`~deploytune.tuner.TrialRecord.seconds_saved`) is reported next to 
 best feasible value each run found shows whether aborting cost quality.
 
 The problem comes from a spec file (:func:`problem_from_spec`; by default the NumPy matmul
-command of ``examples/matmul_command``) or is built directly as an :class:`AbortProblem`.
+command of ``examples/matmul_command``) or is built directly as an :class:`AbortProblem`. The
+report is rendered by :mod:`deploybench.early_abort_report`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from deploybench._markdown import markdown_table
+from deploybench.early_abort_report import (
+    early_abort_markdown,
+    early_abort_table,
+    format_value,
+)
 from deploytune.early_abort import EarlyAbort
 from deploytune.evaluators.base import Evaluator
 from deploytune.evaluators.classify import Rule
@@ -33,7 +38,6 @@ from deploytune.space import Space
 
 if TYPE_CHECKING:
     from rich.console import Console
-    from rich.table import Table
 
     from deploytune.spec import Spec
     from deploytune.tuner import Result, TrialRecord
@@ -328,38 +332,9 @@ def compare_early_abort(
         described = probe.describe()
     finally:
         probe.close()
-
-    from rich.text import Text
-
-    def say(text: str) -> None:
-        if console is not None:
-            console.print(Text(text), highlight=False)  # holds user text: never markup
-
-    per_seed: list[dict[str, Any]] = []
-    for seed in seed_list:
-        on_result, on = run_once(problem, seed, budget, early=True)
-        say(f"seed {seed}, early abort on:  {on['wall_s']:.1f} s, {on['aborted']} aborted, "
-            f"{on['timeouts']} timed out, best {_num(on['best_value'])}")
-        _, off = run_once(problem, seed, budget, early=False)
-        say(f"seed {seed}, early abort off: {off['wall_s']:.1f} s, {off['timeouts']} timed "
-            f"out, best {_num(off['best_value'])}")
-        aborted = [t for t in on_result.trials if t.status is Status.ABORTED]
-        rows = counterfactual(problem, aborted)
-        measured = sum(r["measured_saved_s"] for r in rows)
-        say(f"seed {seed}, counterfactual: {len(rows)} aborted trials re-run in "
-            f"{sum(r['full_cost_s'] for r in rows):.1f} s, measured saving {measured:.1f} s")
-        limit_rows: list[dict[str, Any]] = []
-        if limit_counterfactual_s is not None:
-            timed_out = [t for t in on_result.trials if t.crash_kind is CrashKind.TIMEOUT]
-            limit_rows = limit_counterfactual(problem, timed_out, limit_counterfactual_s)
-            say(f"seed {seed}, time limit counterfactual: {len(limit_rows)} timed-out trials "
-                f"re-run under {limit_counterfactual_s:g} s, measured saving "
-                f"{sum(r['measured_saved_s'] for r in limit_rows):.1f} s")
-        per_seed.append({"seed": seed, "on": on, "off": off, "counterfactual": rows,
-                         "limit_counterfactual": limit_rows,
-                         "measured_saved_s": measured,
-                         "aborted_would_be_feasible": sum(r["full_status"] == "feasible"
-                                                          for r in rows)})
+    say = _printer(console)
+    per_seed = [_compare_seed(problem, seed, budget, limit_counterfactual_s, say)
+                for seed in seed_list]
     rule = problem.early_abort
     report: dict[str, Any] = {
         "problem": problem.name, "source": source, "command": command,
@@ -377,6 +352,46 @@ def compare_early_abort(
     if console is not None:
         console.print(early_abort_table(report))
     return report
+
+
+def _printer(console: Console | None) -> Callable[[str], None]:
+    """Prints a progress line on ``console`` as plain text (nothing without a console)."""
+    from rich.text import Text
+
+    def say(text: str) -> None:
+        if console is not None:
+            console.print(Text(text), highlight=False)  # holds user text: never markup
+
+    return say
+
+
+def _compare_seed(problem: AbortProblem, seed: int, budget: int,
+                  limit_counterfactual_s: float | None,
+                  say: Callable[[str], None]) -> dict[str, Any]:
+    """One seed of :func:`compare_early_abort`: the "on" and "off" runs, the counterfactual of
+    the aborted trials and, with ``limit_counterfactual_s``, that of the timed-out ones."""
+    on_result, on = run_once(problem, seed, budget, early=True)
+    say(f"seed {seed}, early abort on:  {on['wall_s']:.1f} s, {on['aborted']} aborted, "
+        f"{on['timeouts']} timed out, best {format_value(on['best_value'])}")
+    _, off = run_once(problem, seed, budget, early=False)
+    say(f"seed {seed}, early abort off: {off['wall_s']:.1f} s, {off['timeouts']} timed "
+        f"out, best {format_value(off['best_value'])}")
+    aborted = [t for t in on_result.trials if t.status is Status.ABORTED]
+    rows = counterfactual(problem, aborted)
+    measured = sum(r["measured_saved_s"] for r in rows)
+    say(f"seed {seed}, counterfactual: {len(rows)} aborted trials re-run in "
+        f"{sum(r['full_cost_s'] for r in rows):.1f} s, measured saving {measured:.1f} s")
+    limit_rows: list[dict[str, Any]] = []
+    if limit_counterfactual_s is not None:
+        timed_out = [t for t in on_result.trials if t.crash_kind is CrashKind.TIMEOUT]
+        limit_rows = limit_counterfactual(problem, timed_out, limit_counterfactual_s)
+        say(f"seed {seed}, time limit counterfactual: {len(limit_rows)} timed-out trials "
+            f"re-run under {limit_counterfactual_s:g} s, measured saving "
+            f"{sum(r['measured_saved_s'] for r in limit_rows):.1f} s")
+    return {"seed": seed, "on": on, "off": off, "counterfactual": rows,
+            "limit_counterfactual": limit_rows,
+            "measured_saved_s": measured,
+            "aborted_would_be_feasible": sum(r["full_status"] == "feasible" for r in rows)}
 
 
 def _total(per_seed: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -398,134 +413,3 @@ def _total(per_seed: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "crash_kinds_on": {k: sum(s["on"]["crash_kinds"].get(k, 0) for s in per_seed)
                            for k in sorted({k for s in per_seed for k in s["on"]["crash_kinds"]})},
     }
-
-
-def _num(value: float | None, fmt: str = ".4g") -> str:
-    return "none" if value is None else format(value, fmt)
-
-
-_HEAD = ["seed", "wall s (on)", "wall s (off)", "aborted (on)", "timeouts (on / off)",
-         "estimated saved s", "measured saved s", "best (on)", "best (off)"]
-
-
-_SHORT_HEAD = ["seed", "wall\non", "wall\noff", "aborted", "timeouts\non / off", "est.\nsaved",
-               "meas.\nsaved", "best\non", "best\noff"]
-
-
-def _rows(report: dict[str, Any]) -> list[list[str]]:
-    rows = []
-    for s in report["per_seed"]:
-        on, off = s["on"], s["off"]
-        rows.append([str(s["seed"]), f"{on['wall_s']:.1f}", f"{off['wall_s']:.1f}",
-                     str(on["aborted"]), f"{on['timeouts']} / {off['timeouts']}",
-                     f"{on['estimated_saved_s']:.1f}", f"{s['measured_saved_s']:.1f}",
-                     _num(on["best_value"]), _num(off["best_value"])])
-    t = report["total"]
-    rows.append(["total", f"{t['wall_on_s']:.1f}", f"{t['wall_off_s']:.1f}", str(t["aborted"]),
-                 f"{t['timeouts_on']} / {t['timeouts_off']}", f"{t['estimated_saved_s']:.1f}",
-                 f"{t['measured_saved_s']:.1f}", "", ""])
-    return rows
-
-
-def _short(config: Mapping[str, Any]) -> str:
-    return " ".join(f"{k}={v}" for k, v in config.items())
-
-
-def _counterfactual_cells(seed: int, r: Mapping[str, Any]) -> list[str]:
-    outcome = r["full_status"] + (f" ({r['full_crash_kind']})" if r["full_crash_kind"] else "")
-    est = "" if r["estimated_saved_s"] is None else f"{r['estimated_saved_s']:.1f}"
-    return [str(seed), str(r["number"]), f"`{_short(r['config'])}`", f"{r['aborted_cost_s']:.2f}",
-            est, f"{r['full_cost_s']:.2f}", outcome, f"{r['measured_saved_s']:.2f}"]
-
-
-def early_abort_markdown(report: dict[str, Any]) -> str:
-    """The comparison as markdown: setup, per-seed table, aborted trials, notes.
-
-    Args:
-        report: The dict returned by :func:`compare_early_abort`.
-
-    Returns:
-        Markdown text.
-    """
-    m = report["machine"]
-    rule = report["early_abort"]
-    timeout = (f"{report['timeout_s']:g} s" if report["timeout_s"] is not None
-               else "no time limit")
-    lines = [f"# Early abort on {report['problem']}: seconds saved", ""]
-    if report.get("command"):
-        lines += ["```bash", report["command"], "```", ""]
-    lines += [
-        f"Problem `{report['problem']}`" + (f" ({report['source']})" if report["source"]
-                                            else "") + f": `{report['evaluator']}`. Sampler "
-        f"`{report['sampler']}`, {report['budget']} trials per run, seeds "
-        f"{', '.join(map(str, report['seeds']))}, time limit per trial {timeout}. Early abort "
-        f"on: k = {rule['before_feasible']:g} x the limit before the first feasible trial, "
-        f"{rule['after_feasible']:g} x after; off: switched off. Measured on {m['cpus']} CPUs, "
-        f"{m['platform']}, Python {m['python']}, {m['date']}.", "",
-        *markdown_table(_HEAD, _rows(report))]
-    t = report["total"]
-    lines += [
-        "",
-        "- *wall s*: wall-clock seconds of the whole `optimize` run (sampler included).",
-        "- *estimated saved s*: the tuner's own estimate, the sum of `seconds_saved` of the "
-        "aborted trials (remaining time at the streamed `progress` pace, else the median full "
-        "run minus the time spent).",
-        f"- *measured saved s*: the counterfactual. Each aborted trial's configuration was run "
-        f"again with early abort off and the same time limit ({t['counterfactual_s']:.1f} s "
-        f"in all); saved = full run - aborted run, summed. A full run that hit the time limit "
-        f"counts the time limit, as it would have in the tuner.",
-        "- The two runs of a seed start identically but diverge at the first trial that ends "
-        "differently (an aborted trial and a finished one teach the sampler different "
-        "things), so *wall s (off) - wall s (on)* compares different sets of configurations; "
-        "the counterfactual is the clean measure of what aborting saved.",
-        f"- Aborted configurations that would have been feasible had they run to the end: "
-        f"{t['aborted_would_be_feasible']} of {t['aborted']}.",
-    ]
-    cf = [(s["seed"], r) for s in report["per_seed"] for r in s["counterfactual"]]
-    if cf:
-        head = ["seed", "trial", "configuration", "aborted after s", "estimated saved s",
-                "full run s", "full run outcome", "measured saved s"]
-        lines += ["", "Aborted trials and their counterfactual full runs:", "",
-                  *markdown_table(head, (_counterfactual_cells(seed, r) for seed, r in cf))]
-    crashes = ", ".join(f"{n} {k}" for k, n in t["crash_kinds_on"].items()) or "none"
-    lines += ["", f"Crashes contained by isolation in the early-abort-on runs: {crashes} "
-                  f"(each in its own process; the tuner went on)."]
-    lc = [(s["seed"], r) for s in report["per_seed"] for r in s.get("limit_counterfactual", [])]
-    if report.get("limit_counterfactual_s") is not None:
-        lines += ["", f"Time limit counterfactual: every trial that hit the "
-                      f"{timeout} limit was run again under "
-                      f"{report['limit_counterfactual_s']:g} s ({t['limit_rerun_s']:.1f} s in "
-                      f"all); the limit saved {t['limit_saved_s']:.1f} s (a lower bound where "
-                      f"the re-run timed out again)."]
-        if lc:
-            head = ["seed", "trial", "configuration", "limited run s", "longer run s",
-                    "longer run outcome", "measured saved s"]
-            lines += ["", *markdown_table(head, (
-                [str(seed), str(r["number"]), f"`{_short(r['config'])}`",
-                 f"{r['limited_cost_s']:.2f}", f"{r['long_cost_s']:.2f}",
-                 r["long_status"] + (f" ({r['long_crash_kind']})" if r["long_crash_kind"]
-                                     else ""), f"{r['measured_saved_s']:.2f}"]
-                for seed, r in lc))]
-    return "\n".join(lines) + "\n"
-
-
-def early_abort_table(report: dict[str, Any]) -> Table:
-    """The per-seed comparison as a rich table.
-
-    Args:
-        report: The dict returned by :func:`compare_early_abort`.
-
-    Returns:
-        A :class:`rich.table.Table`.
-    """
-    from rich import box
-    from rich.table import Table
-
-    t = Table(title=f"Early abort on {report['problem']} ({report['budget']} trials per run)",
-              caption="seconds; est. = the tuner's estimate, meas. = the counterfactual",
-              box=box.SIMPLE_HEAD)
-    for i, name in enumerate(_SHORT_HEAD):  # two-line headers: fits 80 columns
-        t.add_column(name, justify="left" if i == 0 else "right")
-    for cells in _rows(report):
-        t.add_row(*cells)
-    return t

@@ -47,6 +47,14 @@ from typing import Any
 
 import numpy as np
 
+from deploybench.pipeline_service import (
+    CPU_CORES,
+    GOODPUT_SLO_MS,
+    MAX_LEN,
+    ServiceModel,
+    TextModel,
+    padded_length,
+)
 from deploybench.problem import CostModel, Problem
 from deploytune.outcome import CrashKind, InvalidConfig
 from deploytune.space import Categorical, Config, Float, Int, Space
@@ -67,37 +75,6 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class TextModel:
-    """One transformer encoder of the simulated model zoo.
-
-    Attributes:
-        params_m: Parameters, millions.
-        layers: Transformer layers.
-        hidden: Hidden size.
-        accuracy: Task accuracy in fp32.
-        int8_drop: Accuracy lost by int8 quantisation (dynamic, or static with ample
-            calibration data).
-        trt_workspace_mb: TensorRT workspace the fastest tactics need at batch 32.
-    """
-
-    params_m: float
-    layers: int
-    hidden: int
-    accuracy: float
-    int8_drop: float
-    trt_workspace_mb: float
-
-    @property
-    def gflop_per_token(self) -> float:
-        """Dense GFLOPs per token (2 x non-embedding parameters)."""
-        return 2.0 * 12.0 * self.layers * self.hidden**2 / 1e9
-
-    def attention_gflop_per_token(self, length: float) -> float:
-        """Attention-score GFLOPs per token at sequence length ``length``."""
-        return 4.0 * self.layers * length * self.hidden / 1e9
-
-
 MODELS: dict[str, TextModel] = {
     "minilm_l12": TextModel(33.4, 12, 384, 0.902, 0.012, 128.0),
     "distilbert": TextModel(66.4, 6, 768, 0.911, 0.009, 192.0),
@@ -113,15 +90,11 @@ PADDINGS = ("dynamic", "bucketed", "max_length")
 
 NOMINAL_RPS = 150.0
 """Production load at which ``latency_p99_ms`` is measured (requests/s)."""
-GOODPUT_SLO_MS = 250.0
-"""p99 latency bound of the goodput ramp that defines ``throughput_rps``."""
 TIME_LIMIT_S = 600.0
 """Wall-clock limit of one evaluation (setup plus load ramp)."""
 _RAMP_S = 150.0
 _GPU_USABLE_MB = 23000.0
 _HOST_USABLE_MB = 60000.0
-_CPU_CORES = 16
-_MAX_LEN = 512
 _CACHE_HIT_MAX = 0.35  # share of repeated requests in the traffic
 
 _GPU_PEAK = {"fp32": 15.0, "fp16": 55.0, "int8_static": 95.0}  # GFLOP per ms
@@ -160,16 +133,6 @@ def _lognormal(rng: np.random.Generator | None, sigma: float) -> float:
     return float(math.exp(rng.normal(0.0, sigma))) if rng is not None else 1.0
 
 
-def _padded_length(padding: str, batch: float) -> float:
-    """Average padded sequence length of a batch of ``batch`` requests."""
-    dynamic = min(float(_MAX_LEN), 80.0 * (1.0 + 0.45 * math.log(max(batch, 1.0))))
-    if padding == "dynamic":
-        return dynamic
-    if padding == "bucketed":
-        return min(float(_MAX_LEN), 1.35 * dynamic)
-    return float(_MAX_LEN)
-
-
 def _accuracy(m: TextModel, quant: str, calibration: int | None) -> float:
     if quant == "fp16":
         return m.accuracy - 0.0003
@@ -179,95 +142,6 @@ def _accuracy(m: TextModel, quant: str, calibration: int | None) -> float:
         cal = float(calibration or 16)
         return m.accuracy - 0.8 * m.int8_drop * (1.0 + 4.0 * math.exp(-cal / 100.0))
     return m.accuracy
-
-
-@dataclass(frozen=True)
-class _Pipeline:
-    """Noise-applied service model of one configuration (times in ms)."""
-
-    model: TextModel
-    on_cpu: bool
-    peak: float
-    overhead_ms: float
-    padding: str
-    batch: int
-    max_wait: float
-    workers: int
-    tok_threads: int
-    hit_rate: float
-    gpu_noise: float
-    cpu_noise: float
-    tail: float
-
-    def service_ms(self, b: float) -> float:
-        """Model execution time of one batch of ``b`` requests (one worker alone)."""
-        length = _padded_length(self.padding, b)
-        tokens = b * length
-        gflop = self.model.gflop_per_token + self.model.attention_gflop_per_token(length)
-        half = 0.0 if self.on_cpu else 256.0  # tokens at which the GPU is half busy
-        return (self.overhead_ms + gflop * (tokens + half) / self.peak) * self.gpu_noise
-
-    def contended_ms(self, b: float) -> float:
-        """Batch execution time with every worker competing for the device."""
-        if self.on_cpu:  # workers split the cores and fight the tokenisers for them
-            return self.service_ms(b) * (1.0 + self.workers * self.tok_threads / _CPU_CORES)
-        return self.service_ms(b) * (1.0 + 0.08 * (self.workers - 1))
-
-    def tokenize_ms(self, b: float) -> float:
-        """Tokenisation and Python overhead of one batch."""
-        oversub = max(1.0, self.workers * self.tok_threads / _CPU_CORES)
-        speedup = self.tok_threads / (1.0 + 0.15 * (self.tok_threads - 1))
-        return (0.4 + b * 0.12 / speedup) * oversub * self.cpu_noise
-
-    def capacity_rps(self, b: float) -> float:
-        """Model requests per second the workers sustain with batches of ``b``."""
-        s, c = self.contended_ms(b), self.tokenize_ms(b)
-        per_worker_cycle = (s + c) / self.workers
-        device_limit = s if not self.on_cpu else s / self.workers
-        return 1000.0 * b / max(per_worker_cycle, device_limit)
-
-    def batch_at(self, per_worker: float) -> float:
-        """Typical batch size when each worker receives ``per_worker`` requests per second.
-
-        A batch collects what arrives while the previous one runs plus up to ``max_wait_ms``
-        (the least fixed point of ``b = 1 + rate * (wait + cycle(b))``, capped at the maximum).
-        """
-        b = 1.0
-        for _ in range(8):
-            cycle = self.contended_ms(b) + self.tokenize_ms(b)
-            new = min(float(self.batch), 1.0 + per_worker * (self.max_wait + cycle) / 1000.0)
-            if new - b < 0.01:
-                return new
-            b = new
-        return b
-
-    def p99_ms(self, rate: float) -> float:
-        """p99 latency at an offered Poisson load of ``rate`` requests per second."""
-        model_rate = rate * (1.0 - self.hit_rate)
-        per_worker = model_rate / self.workers
-        b = self.batch_at(per_worker)
-        rho = model_rate / self.capacity_rps(b)
-        if rho >= 1.0:
-            return math.inf
-        fill = self.max_wait
-        if per_worker > 0:
-            fill = min(fill, 1000.0 * (self.batch - 1) / per_worker)
-        work = self.contended_ms(b) + self.tokenize_ms(b)
-        queue = 2.3 * work * rho / (1.0 - rho)
-        return (fill + work + queue) * self.tail
-
-    def goodput_rps(self) -> float:
-        """Highest offered rate whose p99 latency meets :data:`GOODPUT_SLO_MS`."""
-        top = self.capacity_rps(float(self.batch)) / (1.0 - self.hit_rate)
-        grid = [top * 10.0 ** (-3.0 * k / 29.0) for k in range(30)]  # descending
-        for i, rate in enumerate(grid):
-            if self.p99_ms(rate) <= GOODPUT_SLO_MS:
-                lo, hi = rate, grid[i - 1] if i > 0 else top
-                for _ in range(14):
-                    mid = 0.5 * (lo + hi)
-                    lo, hi = (mid, hi) if self.p99_ms(mid) <= GOODPUT_SLO_MS else (lo, mid)
-                return lo
-        return 0.0
 
 
 def _check_compatible(runtime: str, quant: str) -> None:
@@ -299,6 +173,102 @@ def _build_s(m: TextModel, config: Mapping[str, Any], quant: str, workspace: int
     return load + build
 
 
+@dataclass(frozen=True)
+class _Setup:
+    """The structural choices of one configuration, parsed and checked for compatibility."""
+
+    model: TextModel
+    runtime: str
+    quant: str
+    padding: str
+    batch: int
+    workers: int
+    tok_threads: int
+    on_cpu: bool
+    workspace: int | None
+    calibration: int | None
+
+
+def _setup(config: Mapping[str, Any]) -> _Setup:
+    """Parse ``config``; raises :class:`~deploytune.InvalidConfig` for an unsupported
+    runtime / quantisation combination."""
+    m = MODELS[str(config["model"])]
+    runtime, quant = str(config["runtime"]), str(config["quantization"])
+    padding = str(config["padding"])
+    batch, workers = int(config["max_batch_size"]), int(config["num_workers"])
+    tok_threads = int(config["tokenizer_threads"])
+    _check_compatible(runtime, quant)
+    on_cpu = quant == "int8_dynamic"
+    workspace = int(config["trt_workspace_mb"]) if runtime == "tensorrt" else None
+    calibration = int(config["calibration_samples"]) if quant == "int8_static" else None
+    return _Setup(m, runtime, quant, padding, batch, workers, tok_threads, on_cpu, workspace,
+                  calibration)
+
+
+def _kernels(s: _Setup, config: Mapping[str, Any]) -> tuple[float, float]:
+    """Peak GFLOP per ms and per-batch overhead (ms) of the model's kernels; a TensorRT
+    workspace too small for any tactic raises ``RuntimeError``."""
+    m, runtime, quant, workspace = s.model, s.runtime, s.quant, s.workspace
+    speed = _RUNTIME_SPEED[runtime]
+    if runtime == "torch_compile":
+        speed *= _COMPILE_SPEED[str(config["compile_mode"])]
+        speed *= 0.9 if s.padding == "dynamic" else 1.0  # dynamic-shape kernels
+    if runtime == "onnxruntime" and quant == "int8_static":
+        speed *= 0.7  # QDQ through the CUDA provider is less efficient than TensorRT
+    if workspace is not None:
+        need = m.trt_workspace_mb * (1.0 + s.batch / 32.0)
+        if workspace < 0.5 * need:
+            raise RuntimeError(f"TensorRT: could not find any implementation for the attention "
+                               f"layers within a workspace of {workspace} MB")
+        speed *= 0.75 + 0.25 * min(1.0, workspace / need)
+    if s.on_cpu:
+        cores_each = max(1.0, CPU_CORES / s.workers)
+        peak = 0.05 * 1.8 * cores_each / (1.0 + 0.05 * (cores_each - 1.0))
+        overhead = 0.5 + 0.05 * m.layers
+    else:
+        peak = _GPU_PEAK[quant] * speed
+        cuda_graphs = runtime == "torch_compile" and config["compile_mode"] != "default"
+        overhead = {"pytorch_eager": 0.6 + 0.12 * m.layers,
+                    "torch_compile": 0.1 if cuda_graphs else 0.3 + 0.04 * m.layers,
+                    "onnxruntime": 0.5 + 0.03 * m.layers,
+                    "tensorrt": 0.2 + 0.01 * m.layers}[runtime]
+    return peak, overhead
+
+
+def _memory_mb(s: _Setup, config: Mapping[str, Any],
+               r: np.random.Generator | None) -> tuple[float, float, float]:
+    """Peak GPU and host memory of all workers (with noise from ``r``) and the response cache
+    per worker; GPU or host out of memory raises ``MemoryError``."""
+    m, runtime, quant, batch, workers = s.model, s.runtime, s.quant, s.batch, s.workers
+    act_per_token = 20.0 * m.hidden * _BYTES[quant if not s.on_cpu else "fp32"] / 1e6
+    attention = 1.5 * (m.hidden / 64.0) * MAX_LEN * 2.0 / 1e6  # one layer's scores, per token
+    act_peak = batch * MAX_LEN * (act_per_token + attention)  # a long request pads the batch
+    weights = m.params_m * _BYTES[quant]
+    if s.on_cpu:
+        gpu_worker = 0.0
+        host_model = weights + act_peak
+    else:
+        gpu_worker = 500.0 + weights  # CUDA context + weights
+        if runtime == "torch_compile" and config["compile_mode"] != "default":
+            typical = batch * padded_length(s.padding, batch) * act_per_token
+            gpu_worker += act_peak + 0.25 * _SHAPES[s.padding] * typical  # CUDA-graph pools
+        elif runtime == "onnxruntime":
+            gpu_worker += 1.3 * act_peak
+        elif runtime == "tensorrt":
+            gpu_worker += 0.6 * act_peak + float(s.workspace or 0)
+        else:
+            gpu_worker += act_peak
+        host_model = m.params_m * 4.0  # fp32 copy kept while loading
+    gpu_memory = workers * gpu_worker * _lognormal(r, 0.01)
+    if gpu_memory > _GPU_USABLE_MB:
+        raise MemoryError(f"CUDA out of memory: {workers} workers need {gpu_memory:.0f} MB")
+    cache_mb = float(config["cache_size_mb"]) if config["cache"] == "lru" else 0.0
+    host_memory = workers * (_WORKER_RSS_MB[runtime] + host_model + cache_mb) * _lognormal(r, 0.02)
+    if host_memory > _HOST_USABLE_MB:
+        raise MemoryError(f"host out of memory: {workers} workers need {host_memory:.0f} MB")
+    return gpu_memory, host_memory, cache_mb
+
+
 def simulate_pipeline(config: Mapping[str, Any], rng: np.random.Generator | None = None,
                       noise: bool = True) -> dict[str, float]:
     """Simulate deploying the serving pipeline of ``config`` and load-testing it.
@@ -319,79 +289,21 @@ def simulate_pipeline(config: Mapping[str, Any], rng: np.random.Generator | None
         TimeoutError: Setup and the load ramp exceed :data:`TIME_LIMIT_S`.
     """
     r = rng if noise else None
-    m = MODELS[str(config["model"])]
-    runtime, quant = str(config["runtime"]), str(config["quantization"])
-    padding = str(config["padding"])
-    batch, workers = int(config["max_batch_size"]), int(config["num_workers"])
-    tok_threads = int(config["tokenizer_threads"])
-    _check_compatible(runtime, quant)
-    on_cpu = quant == "int8_dynamic"
-    workspace = int(config["trt_workspace_mb"]) if runtime == "tensorrt" else None
-    calibration = int(config["calibration_samples"]) if quant == "int8_static" else None
+    s = _setup(config)
+    m, on_cpu = s.model, s.on_cpu
+    peak, overhead = _kernels(s, config)
+    gpu_memory, host_memory, cache_mb = _memory_mb(s, config, r)
 
-    # Speed of the model's kernels.
-    speed = _RUNTIME_SPEED[runtime]
-    if runtime == "torch_compile":
-        speed *= _COMPILE_SPEED[str(config["compile_mode"])]
-        speed *= 0.9 if padding == "dynamic" else 1.0  # dynamic-shape kernels
-    if runtime == "onnxruntime" and quant == "int8_static":
-        speed *= 0.7  # QDQ through the CUDA provider is less efficient than TensorRT
-    if workspace is not None:
-        need = m.trt_workspace_mb * (1.0 + batch / 32.0)
-        if workspace < 0.5 * need:
-            raise RuntimeError(f"TensorRT: could not find any implementation for the attention "
-                               f"layers within a workspace of {workspace} MB")
-        speed *= 0.75 + 0.25 * min(1.0, workspace / need)
-    if on_cpu:
-        cores_each = max(1.0, _CPU_CORES / workers)
-        peak = 0.05 * 1.8 * cores_each / (1.0 + 0.05 * (cores_each - 1.0))
-        overhead = 0.5 + 0.05 * m.layers
-    else:
-        peak = _GPU_PEAK[quant] * speed
-        cuda_graphs = runtime == "torch_compile" and config["compile_mode"] != "default"
-        overhead = {"pytorch_eager": 0.6 + 0.12 * m.layers,
-                    "torch_compile": 0.1 if cuda_graphs else 0.3 + 0.04 * m.layers,
-                    "onnxruntime": 0.5 + 0.03 * m.layers,
-                    "tensorrt": 0.2 + 0.01 * m.layers}[runtime]
-
-    # Memory.
-    act_per_token = 20.0 * m.hidden * _BYTES[quant if not on_cpu else "fp32"] / 1e6
-    attention = 1.5 * (m.hidden / 64.0) * _MAX_LEN * 2.0 / 1e6  # one layer's scores, per token
-    act_peak = batch * _MAX_LEN * (act_per_token + attention)  # a long request pads the batch
-    weights = m.params_m * _BYTES[quant]
-    if on_cpu:
-        gpu_worker = 0.0
-        host_model = weights + act_peak
-    else:
-        gpu_worker = 500.0 + weights  # CUDA context + weights
-        if runtime == "torch_compile" and config["compile_mode"] != "default":
-            typical = batch * _padded_length(padding, batch) * act_per_token
-            gpu_worker += act_peak + 0.25 * _SHAPES[padding] * typical  # CUDA-graph pools
-        elif runtime == "onnxruntime":
-            gpu_worker += 1.3 * act_peak
-        elif runtime == "tensorrt":
-            gpu_worker += 0.6 * act_peak + float(workspace or 0)
-        else:
-            gpu_worker += act_peak
-        host_model = m.params_m * 4.0  # fp32 copy kept while loading
-    gpu_memory = workers * gpu_worker * _lognormal(r, 0.01)
-    if gpu_memory > _GPU_USABLE_MB:
-        raise MemoryError(f"CUDA out of memory: {workers} workers need {gpu_memory:.0f} MB")
-    cache_mb = float(config["cache_size_mb"]) if config["cache"] == "lru" else 0.0
-    host_memory = workers * (_WORKER_RSS_MB[runtime] + host_model + cache_mb) * _lognormal(r, 0.02)
-    if host_memory > _HOST_USABLE_MB:
-        raise MemoryError(f"host out of memory: {workers} workers need {host_memory:.0f} MB")
-
-    build_s = _build_s(m, config, quant, workspace) * _lognormal(r, 0.08)
+    build_s = _build_s(m, config, s.quant, s.workspace) * _lognormal(r, 0.08)
     if build_s + _RAMP_S > TIME_LIMIT_S:
         raise TimeoutError(f"setup took {build_s:.0f} s; with the {_RAMP_S:.0f} s load ramp "
                            f"the evaluation exceeds {TIME_LIMIT_S:.0f} s")
 
     hit_rate = _CACHE_HIT_MAX * (1.0 - math.exp(-cache_mb / 800.0))
-    pipe = _Pipeline(
+    pipe = ServiceModel(
         model=m, on_cpu=on_cpu, peak=peak, overhead_ms=overhead,
-        padding=padding, batch=batch, max_wait=float(config["max_wait_ms"]), workers=workers,
-        tok_threads=tok_threads, hit_rate=hit_rate,
+        padding=s.padding, batch=s.batch, max_wait=float(config["max_wait_ms"]),
+        workers=s.workers, tok_threads=s.tok_threads, hit_rate=hit_rate,
         gpu_noise=_lognormal(r, 0.08 if on_cpu else 0.03), cpu_noise=_lognormal(r, 0.05),
         tail=(1.35 if on_cpu else 1.12) * _lognormal(r, 0.05))
     p99 = pipe.p99_ms(NOMINAL_RPS)
@@ -400,7 +312,7 @@ def simulate_pipeline(config: Mapping[str, Any], rng: np.random.Generator | None
         "latency_p99_ms": p99 if math.isfinite(p99) else 60000.0,  # client timeout
         "gpu_memory_mb": gpu_memory,
         "host_memory_mb": host_memory,
-        "accuracy": _accuracy(m, quant, calibration),
+        "accuracy": _accuracy(m, s.quant, s.calibration),
         "cache_hit_rate": hit_rate,
         "on_cpu": 1.0 if on_cpu else 0.0,
         "build_s": build_s,

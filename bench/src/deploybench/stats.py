@@ -21,21 +21,29 @@ over all its runs (:attr:`~deploybench.metrics.RunMetrics.discovered_all`).
 
 Runs are the run summaries of :func:`deploybench.runner.run_bench` (``problem``,
 ``sampler``, ``seed``, ``budget``, ``metrics``).
+
+The building blocks (the test, ties, ranks, ratios) are in :mod:`deploybench.stats_blocks`, the
+markdown rendering in :mod:`deploybench.stats_report`; their public names are importable from
+here.
 """
 
 from __future__ import annotations
 
-import math
 import statistics
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
-from deploybench._markdown import markdown_table
 from deploybench.metrics import Aggregate, RunMetrics, aggregate
+from deploybench.stats_blocks import (
+    TIE,
+    discovery_fraction,
+    lowest_samplers,
+    rank,
+    ratio,
+    wilcoxon_p,
+)
+from deploybench.stats_report import matrix_markdown, stats_markdown
 
 __all__ = [
     "ALPHA",
@@ -55,91 +63,6 @@ __all__ = [
 
 ALPHA = 0.05
 """Significance level of the "significantly worse" flag."""
-
-_ZERO = 1e-12  # differences this small count as ties (floating-point noise)
-
-
-# ------------------------------------------------------------------------------ building blocks
-def wilcoxon_p(x: Sequence[float], y: Sequence[float]) -> float | None:
-    """Two-sided p-value of a paired Wilcoxon signed-rank test of ``x`` against ``y``.
-
-    Zero differences (``|x - y| <= 1e-12``) are split evenly between the positive and the
-    negative ranks (``zero_method="zsplit"``), ties share ranks.
-
-    Args:
-        x: Per-seed values of one sampler.
-        y: The other sampler's values for the same seeds, in the same order.
-
-    Returns:
-        The p-value; ``1.0`` when every difference is zero; ``None`` without pairs.
-
-    Raises:
-        ValueError: When ``x`` and ``y`` differ in length.
-    """
-    if len(x) != len(y):
-        raise ValueError(f"wilcoxon_p: {len(x)} values paired with {len(y)}")
-    if not x:
-        return None
-    d = np.asarray(x, dtype=float) - np.asarray(y, dtype=float)
-    d[np.abs(d) <= _ZERO] = 0.0
-    if not np.any(d):
-        return 1.0
-    from scipy.stats import wilcoxon
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # small-sample and ties notes
-        p = float(wilcoxon(d, zero_method="zsplit", alternative="two-sided").pvalue)
-    return min(1.0, p) if math.isfinite(p) else 1.0
-
-
-def lowest_samplers(means: Mapping[str, float | None]) -> list[str]:
-    """The samplers tied at the lowest mean (within ``1e-12``), in the mapping's order.
-
-    Args:
-        means: Sampler -> mean regret (``None``: no runs, never lowest).
-
-    Returns:
-        Every sampler whose mean equals the lowest; empty when no mean is known.
-    """
-    known = {s: m for s, m in means.items() if m is not None}
-    if not known:
-        return []
-    low = min(known.values())
-    return [s for s, m in known.items() if m - low <= _ZERO]
-
-
-def discovery_fraction(runs: Sequence[RunMetrics]) -> float | None:
-    """Fraction of runs that evaluated every family value that can be feasible.
-
-    Args:
-        runs: Runs of one sampler (on one or several problems).
-
-    Returns:
-        The fraction, over the runs whose problem has families; ``None`` when none has.
-    """
-    known = [r.discovered_all for r in runs if r.discovered_all is not None]
-    return float(sum(known)) / len(known) if known else None
-
-
-def ratio(a: float | None, b: float | None) -> float | None:
-    """``a / b`` for waste ratios: ``1.0`` when both are zero, ``None`` when ``b`` is zero
-    alone or either is unknown."""
-    if a is None or b is None:
-        return None
-    if b == 0:
-        return 1.0 if a == 0 else None
-    return a / b
-
-
-def _rank(values: Mapping[str, float | None]) -> dict[str, float]:
-    """Rank 1 = lowest, ties averaged; unknown values are left out."""
-    from scipy.stats import rankdata
-
-    known = [(s, v) for s, v in values.items() if v is not None]
-    if not known:
-        return {}
-    ranks = rankdata([v for _, v in known], method="average")
-    return {s: float(r) for (s, _), r in zip(known, ranks, strict=True)}
 
 
 # ----------------------------------------------------------------------------------- one cell
@@ -263,8 +186,8 @@ def cell_stats(runs: Sequence[Mapping[str, Any]], problem: str, budget: int,
                            [by_sampler[ref][seed].regret for seed in seeds])
             mean_s, mean_ref = means[s], means[ref]
             if p is not None and p < alpha and mean_s is not None and mean_ref is not None:
-                worse = mean_s - mean_ref > _ZERO
-                better = mean_ref - mean_s > _ZERO
+                worse = mean_s - mean_ref > TIE
+                better = mean_ref - mean_s > TIE
         cells.append(SamplerCell(s, list(ms), [m.regret for m in ms.values()], aggs[s],
                                  lowest=s in lowest, reference=ref, n_pairs=n_pairs,
                                  p_value=p, significantly_worse=worse,
@@ -378,9 +301,9 @@ def bench_stats(runs: Sequence[Mapping[str, Any]], problems: Sequence[str] | Non
     budgets = list(budgets) if budgets is not None else sorted({int(r["budget"]) for r in runs})
     cells = [c for p in problems for b in budgets
              if (c := cell_stats(runs, p, b, samplers, alpha)).samplers]
-    regret_ranks = [_rank({e.sampler: e.aggregate.regret_mean for e in c.samplers})
+    regret_ranks = [rank({e.sampler: e.aggregate.regret_mean for e in c.samplers})
                     for c in cells]
-    seconds_ranks = [_rank({e.sampler: e.aggregate.wasted_seconds_mean for e in c.samplers})
+    seconds_ranks = [rank({e.sampler: e.aggregate.wasted_seconds_mean for e in c.samplers})
                      for c in cells]
     board: list[SamplerScore] = []
     for s in samplers:
@@ -417,173 +340,3 @@ def bench_stats(runs: Sequence[Mapping[str, Any]], problems: Sequence[str] | Non
             discovery_rate=discovery_fraction(mine),
             waste_ratio=waste, seconds_ratio=seconds))
     return BenchStats(cells, board, alpha)
-
-
-# ------------------------------------------------------------------------------------ markdown
-def _num(x: float | None, fmt: str) -> str:
-    return "—" if x is None else f"{x:{fmt}}"
-
-
-def _p(p: float | None) -> str:
-    if p is None:
-        return "—"
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
-
-
-def _ttff(x: float | None, budget: int | None = None) -> str:
-    if x is None:
-        return "—"
-    if budget is not None and x > budget:
-        return f">{budget}"
-    return f"{x:.1f}".removesuffix(".0")
-
-
-_CELL_COLUMNS = ("sampler", "regret", "median regret", "waste % (trials)", "wasted sim. s",
-                 "median TTFF", "discovery", "vs best other", "p", "sig. worse")
-
-
-def _cell_rows(cell: CellStats) -> list[list[str]]:
-    rows = []
-    for e in cell.samplers:
-        a = e.aggregate
-        name = f"**{e.sampler}**" if e.lowest else e.sampler
-        mean = "—" if a.regret_mean is None else f"{a.regret_mean:.3f} ± {a.regret_std or 0:.3f}"
-        worse = "yes" if e.significantly_worse else ("better" if e.significantly_better else "")
-        rows.append([
-            name, mean, _num(a.regret_median, ".3f"),
-            "—" if a.waste_mean is None else f"{100 * a.waste_mean:.0f}",
-            _num(a.wasted_seconds_mean, ".0f"), _ttff(a.ttff_median, cell.budget),
-            _num(a.discovery_rate, ".2f"), e.reference or "—",
-            _p(e.p_value) + (f" (n={e.n_pairs})" if e.p_value is not None else ""), worse,
-        ])
-    return rows
-
-
-_BOARD_COLUMNS = ("sampler", "cells", "cells won", "cells sig. worse", "mean regret rank",
-                  "mean wasted-s rank", "median TTFF", "discovery")
-
-
-def _won(score: SamplerScore) -> str:
-    share = score.cells_won_share
-    return f"{score.cells_won}" + ("" if share is None else f" ({100 * share:.0f} %)")
-
-
-def _ratio_cell(score: SamplerScore, other: str) -> str:
-    if other == score.sampler:
-        return "—"
-    t, s = score.waste_ratio.get(other), score.seconds_ratio.get(other)
-    return f"{_num(t, '.2f')} / {_num(s, '.2f')}"
-
-
-def matrix_markdown(stats: BenchStats, metric: str = "regret") -> list[str]:
-    """One table row per (problem, budget) cell and one column per sampler: the cell's mean
-    regret (``metric="regret"``; bold: lowest; ``*``: significantly worse and ``+``:
-    significantly better than the cell's best other sampler), mean wasted simulated seconds
-    (``"wasted_seconds"``; bold: lowest), median trials to first feasible (``"ttff"``) or
-    discovery rate (``"discovery"``).
-
-    Args:
-        stats: From :func:`bench_stats`.
-        metric: ``"regret"``, ``"wasted_seconds"``, ``"ttff"`` or ``"discovery"``.
-
-    Returns:
-        Markdown table lines.
-
-    Raises:
-        ValueError: for an unknown ``metric``.
-    """
-    getters = {
-        "regret": lambda c: c.aggregate.regret_mean,
-        "wasted_seconds": lambda c: c.aggregate.wasted_seconds_mean,
-        "ttff": lambda c: c.aggregate.ttff_median,
-        "discovery": lambda c: c.aggregate.discovery_rate,
-    }
-    if metric not in getters:
-        raise ValueError(f"metric: unknown {metric!r}; choose one of {', '.join(getters)}")
-    get = getters[metric]
-    names = [s.sampler for s in stats.scoreboard]
-    rows = []
-    for cell in stats.cells:
-        values = {c.sampler: get(c) for c in cell.samplers}
-        known = [v for v in values.values() if v is not None]
-        best = min(known) if known and metric in ("regret", "wasted_seconds") else None
-        row = [cell.problem, str(cell.budget)]
-        for n in names:
-            c = cell.get(n)
-            v = values.get(n)
-            if c is None or v is None:
-                row.append("—")
-                continue
-            text = (_ttff(v, cell.budget) if metric == "ttff"
-                    else f"{v:.0f}" if metric == "wasted_seconds" else f"{v:.2f}" if
-                    metric == "discovery" else f"{v:.3f}")
-            if metric == "regret":
-                text += "*" if c.significantly_worse else "+" if c.significantly_better else ""
-            if best is not None and v <= best + 1e-12:
-                text = f"**{text}**"
-            row.append(text)
-        rows.append(row)
-    return markdown_table(("problem", "budget", *names), rows)
-
-
-def stats_markdown(stats: BenchStats, level: int = 2) -> str:
-    """The statistics as markdown: one table per (problem, budget) cell, then the scoreboard
-    and the waste-ratio matrix.
-
-    Args:
-        stats: From :func:`bench_stats`.
-        level: Heading level of the sections (``2`` -> ``##``).
-
-    Returns:
-        Markdown text.
-    """
-    h = "#" * level
-    alpha = f"{stats.alpha:g}"
-    lines = [
-        f"{h} Regret by cell", "",
-        "Mean normalised regret per (problem, budget) cell. Bold: lowest; `*`: significantly "
-        f"worse, `+`: significantly better than the cell's best other sampler (paired "
-        f"Wilcoxon, p < {alpha}; details per cell below).", "",
-        *matrix_markdown(stats, "regret"), "",
-        f"{h} Wasted simulated seconds by cell", "",
-        "Mean seconds spent on trials that were not feasible (crashed, infeasible, aborted). "
-        "Bold: lowest.", "",
-        *matrix_markdown(stats, "wasted_seconds"), "",
-        f"{h} Trials to the first feasible configuration by cell", "",
-        "Median over runs (a run that found nothing counts as budget + 1; `>B`: most runs "
-        "found nothing).", "",
-        *matrix_markdown(stats, "ttff"), "",
-        f"{h} Per (problem, budget) cell", "",
-        "Bold: lowest mean regret (ties: every tied sampler). Regret: mean ± population std "
-        "over seeds. Waste % = trials not feasible; wasted sim. s = mean simulated seconds on "
-        "them. Median TTFF: median trials to first feasible over all runs (a run without one "
-        "counts as budget + 1; `>B`: most runs found nothing). Discovery: fraction of runs "
-        "that evaluated every family value that can be feasible. p: paired two-sided Wilcoxon "
-        "signed-rank test (zero differences split) of the per-seed regrets against the best "
-        f"other sampler (n = paired seeds); sig. worse: p < {alpha} and a higher mean regret "
-        "(better: p < {alpha} and lower).".replace("{alpha}", alpha), ""]
-    for cell in stats.cells:
-        lines += [f"{h}# {cell.problem}, budget {cell.budget}", "",
-                  *markdown_table(_CELL_COLUMNS, _cell_rows(cell)), ""]
-    board = stats.scoreboard
-    lines += [f"{h} Scoreboard", "",
-              f"Over {len(stats.cells)} cells. Cells won: lowest mean regret (ties count for "
-              f"every tied sampler). Cells sig. worse: significantly worse (p < {alpha}) than "
-              "the cell's best other sampler. Ranks: 1 = best, ties averaged. Median TTFF and "
-              "discovery: over all the sampler's runs.", "",
-              *markdown_table(_BOARD_COLUMNS, ([
-                  s.sampler, str(s.n_cells),
-                  _won(s),
-                  str(s.cells_significantly_worse), _num(s.regret_rank_mean, ".2f"),
-                  _num(s.wasted_seconds_rank_mean, ".2f"), _ttff(s.ttff_median),
-                  _num(s.discovery_rate, ".2f")] for s in board)), ""]
-    if len(board) > 1:
-        names = [s.sampler for s in board]
-        lines += [f"{h} Waste relative to each other sampler", "",
-                  "Row sampler's mean wasted trials / column sampler's, then the same for "
-                  "wasted simulated seconds (ratios of means over the cells both ran; below 1 "
-                  "= the row sampler wastes less).", "",
-                  *markdown_table(("sampler", *(f"vs {n}" for n in names)),
-                                  ([s.sampler, *(_ratio_cell(s, n) for n in names)]
-                                   for s in board)), ""]
-    return "\n".join(lines).rstrip("\n") + "\n"
