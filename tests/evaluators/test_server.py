@@ -402,3 +402,37 @@ def test_a_stream_without_newlines_is_an_error_and_the_tuner_does_not_hold_it() 
     assert "stream line longer than 1048576 bytes" in (evaluation.error or "")
     assert growth[0] < 150, f"the tuner grew by {growth[0]:.0f} MiB"
     _assert_released(evaluation)
+
+
+# ------------------------------------------------------------------------------- the stop
+
+IGNORING_TERM = ("import runpy, signal, sys; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                 "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')")
+
+
+def test_server_ignoring_sigterm_is_killed_after_the_stop_grace() -> None:
+    argv = (sys.executable, "-c", IGNORING_TERM, FAKE, "--port", "{port}", "--mode", "ok")
+    ev = ServerEvaluator(ServerSettings(argv, startup_timeout_s=20.0, release_timeout_s=10.0,
+                                        stop_timeout_s=1.0),
+                         LoadSpec(requests=2, concurrency=1, max_tokens=4))
+    evaluation = ev.evaluate({}, Monitor())
+    assert evaluation.error is None, evaluation.error
+    assert evaluation.info["stop"] == "SIGKILL after SIGTERM was ignored"
+    assert 1.0 <= evaluation.info["release_s"] < 8.0
+    _assert_released(evaluation)
+
+
+def test_release_check_must_pass_before_the_trial_ends() -> None:
+    passing = _evaluator("--mode", "ok", release_check=(sys.executable, "-c", "pass"))
+    evaluation = passing.evaluate({}, Monitor())
+    assert evaluation.error is None, evaluation.error
+    _assert_released(evaluation)
+    failing = _evaluator("--mode", "ok", release_timeout_s=1.0,
+                         release_check=(sys.executable, "-c", "raise SystemExit(1)"))
+    evaluation = failing.evaluate({}, Monitor())
+    assert evaluation.error is None, evaluation.error
+    assert evaluation.info["release"] == "not released in time"
+    assert 1.0 <= evaluation.info["release_s"] < 8.0
+    missing = _evaluator("--mode", "ok", release_timeout_s=0.5,
+                         release_check=("/nonexistent/release-check",))
+    assert missing.evaluate({}, Monitor()).info["release"] == "not released in time"

@@ -1,6 +1,6 @@
 """The per-trial supervisor: runs one command and leaves no process of it behind.
 
-The tuner starts it as (see :func:`deploytune.evaluators.process.launcher_argv`)::
+The tuner starts it as (see :func:`deploytune.evaluators.launcher.launcher_argv`)::
 
     python -I -S -c LAUNCHER_SRC LIMIT_BYTES PARENT_PID GRACE_S -- ARGV...
 

@@ -51,14 +51,10 @@ from typing import TYPE_CHECKING, Any
 
 from deploytune.evaluators._child import to_jsonable
 from deploytune.evaluators.base import Evaluation, Evaluator, Monitor
-from deploytune.evaluators.process import (
-    DEFAULT_LOG_TAIL_BYTES,
-    ChildRun,
-    ChildStartError,
-    launcher_argv,
-    memory_limit_bytes,
-    run_child,
-)
+from deploytune.evaluators.child_run import ChildRun
+from deploytune.evaluators.launcher import launcher_argv, memory_limit_bytes
+from deploytune.evaluators.pipe_stream import DEFAULT_LOG_TAIL_BYTES
+from deploytune.evaluators.process import ChildStartError, run_child
 from deploytune.evaluators.templates import (
     CONFIG_JSON,
     PYTHON,

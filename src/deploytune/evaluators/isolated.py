@@ -27,14 +27,11 @@ from typing import Any
 import deploytune
 from deploytune.evaluators._child import BOOTSTRAP, to_jsonable
 from deploytune.evaluators.base import Evaluation, Evaluator, Monitor
-from deploytune.evaluators.process import (
-    DEFAULT_LOG_TAIL_BYTES,
-    TERM_GRACE_S,
-    ChildRun,
-    ChildStartError,
-    memory_limit_bytes,
-    run_child,
-)
+from deploytune.evaluators.child_run import ChildRun
+from deploytune.evaluators.launcher import memory_limit_bytes
+from deploytune.evaluators.pipe_stream import DEFAULT_LOG_TAIL_BYTES
+from deploytune.evaluators.process import ChildStartError, run_child
+from deploytune.evaluators.process_group import TERM_GRACE_S
 from deploytune.outcome import CrashKind
 
 __all__ = ["CHECK_TIMEOUT_S", "RESULT_LINGER_S", "IsolatedEvaluator"]

@@ -1,7 +1,7 @@
 """Which processes belong to a trial, and ending those a killed tuner left behind.
 
 Every command of a trial runs under its supervisor (:mod:`deploytune.evaluators._supervisor`,
-started by :func:`~deploytune.evaluators.process.launcher_argv`), a child subreaper: the
+started by :func:`~deploytune.evaluators.launcher.launcher_argv`), a child subreaper: the
 trial's processes are the supervisor's descendants (:func:`trial_processes`), and it ends them
 all when the trial ends or the tuner dies. As a fallback for a supervisor that was itself
 killed (a ``SIGKILL`` to it, the OOM killer), every command carries the environment variable
