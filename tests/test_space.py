@@ -101,7 +101,7 @@ def test_declaration_order_follows_dict_order() -> None:
 
 INVALID_DEFINITIONS = [
     pytest.param({"precision": {"type": "categorical", "choices": []}},
-                 r"'precision'.*'choices' is empty", id="empty-choices"),
+                 r"'precision', choices: expected a non-empty list", id="empty-choices"),
     pytest.param({"bs": {"type": "int", "low": 8, "high": 1}},
                  r"'bs'.*low \(8\) > high \(1\)", id="int-low-gt-high"),
     pytest.param({"frac": {"type": "float", "low": 0.9, "high": 0.1}},
@@ -125,27 +125,27 @@ INVALID_DEFINITIONS = [
     pytest.param({"backend": {"type": "categorical", "choices": ["a"], "low": 1}},
                  r"'backend'.*unknown key.*'low'", id="unknown-key-categorical"),
     pytest.param({"bs": {"type": "integer", "low": 1, "high": 8}},
-                 r"'bs'.*'type' must be one of", id="unknown-type"),
+                 r"'bs', type: must be categorical, int or float", id="unknown-type"),
     pytest.param({"bs": {"low": 1, "high": 8}},
-                 r"'bs'.*'type' must be one of", id="missing-type"),
+                 r"'bs', type: missing; add type", id="missing-type"),
     pytest.param({"bs": {"type": "int", "low": 1}},
-                 r"'bs'.*missing 'high'", id="missing-high"),
+                 r"'bs', high: missing", id="missing-high"),
     pytest.param({"bs": {"type": "int", "low": 1.5, "high": 8}},
-                 r"'bs'.*'low' must be an integer", id="int-float-bound"),
+                 r"'bs', low: expected a whole number", id="int-float-bound"),
     pytest.param({"bs": {"type": "int", "low": True, "high": 8}},
-                 r"'bs'.*'low' must be an integer", id="int-bool-bound"),
+                 r"'bs', low: expected a whole number", id="int-bool-bound"),
     pytest.param({"lr": {"type": "float", "low": "0.1", "high": 1.0}},
-                 r"'lr'.*'low' must be a number", id="float-string-bound"),
+                 r"'lr', low: expected a number", id="float-string-bound"),
     pytest.param({"lr": {"type": "float", "low": 0.0, "high": math.inf}},
                  r"'lr'.*finite", id="float-infinite-bound"),
     pytest.param({"lr": {"type": "float", "low": math.nan, "high": 1.0}},
                  r"'lr'.*finite", id="float-nan-bound"),
     pytest.param({"bs": {"type": "int", "low": 1, "high": 8, "log": "yes"}},
-                 r"'bs'.*'log' must be true or false", id="log-not-bool"),
+                 r"'bs', log: expected true or false", id="log-not-bool"),
     pytest.param({"backend": {"type": "categorical", "choices": ["a", "b", "a"]}},
                  r"'backend'.*'a' is listed twice", id="duplicate-choice"),
     pytest.param({"backend": {"type": "categorical", "choices": "eager"}},
-                 r"'backend'.*'choices' must be a list", id="choices-not-list"),
+                 r"'backend', choices: expected a non-empty list", id="choices-not-list"),
     pytest.param({"backend": {"type": "categorical", "choices": [["eager"]]}},
                  r"'backend'.*choices must be str, int, (finite )?float, bool or None",
                  id="choice-type"),
@@ -156,9 +156,10 @@ INVALID_DEFINITIONS = [
                   "threads": {"type": "int", "low": 1, "high": 8, "when": {"backend": []}}},
                  r"'threads'.*no allowed values for parent 'backend'", id="when-empty-values"),
     pytest.param({"threads": {"type": "int", "low": 1, "high": 8, "when": ["backend"]}},
-                 r"'threads'.*'when' must map parent names", id="when-not-mapping"),
+                 r"'threads', when: expected a mapping", id="when-not-mapping"),
     pytest.param({"threads": {"type": "int", "low": 1, "high": 8, "when": {"threads": [1]}}},
-                 r"'threads'.*names the parameter itself", id="when-self"),
+                 r"'threads', when.threads: a parameter cannot depend on itself",
+                 id="when-self"),
     pytest.param({"bs": 8}, r"'bs'.*expected a mapping", id="definition-not-mapping"),
     pytest.param({"": {"type": "int", "low": 1, "high": 8}},
                  r"names must be non-empty strings", id="empty-name"),
@@ -181,7 +182,7 @@ def test_duplicate_names_rejected() -> None:
 def test_param_objects_are_checked_like_dicts() -> None:
     with pytest.raises(ValueError, match=r"'bs'.*low \(9\) > high \(2\)"):
         Space([Int("bs", low=9, high=2)])
-    with pytest.raises(ValueError, match=r"'precision'.*'choices' is empty"):
+    with pytest.raises(ValueError, match=r"'precision', choices: expected a non-empty list"):
         Space([Categorical("precision", choices=())])
     with pytest.raises(ValueError, match=r"'threads'.*declared after it"):
         Space([Int("threads", when={"backend": ("eager",)}, low=1, high=2),
@@ -203,7 +204,7 @@ INVALID_FORBIDDEN = [
     pytest.param([{}], r"forbidden combination #0.*non-empty mapping", id="empty-rule"),
     pytest.param(["backend"], r"forbidden combination #0.*non-empty mapping",
                  id="rule-not-mapping"),
-    pytest.param([{"backend": []}], r"forbidden combination #0.*domain of 'backend'",
+    pytest.param([{"backend": []}], r"forbidden combination #0: gives no values",
                  id="no-values"),
 ]
 
@@ -851,10 +852,51 @@ def test_step_puts_ints_and_floats_on_a_grid() -> None:
 @pytest.mark.parametrize(("d", "match"), [
     ({"type": "int", "low": 1, "high": 10, "step": 4}, "not a multiple of step"),
     ({"type": "int", "low": 1, "high": 64, "step": 2, "log": True}, "cannot be combined"),
-    ({"type": "int", "low": 1, "high": 9, "step": 0}, "positive"),
+    ({"type": "int", "low": 1, "high": 9, "step": 0}, "expected a whole number >= 1"),
     ({"type": "float", "low": 0.0, "high": 1.0, "step": 0.3}, "set high to 0.9"),
-    ({"type": "int", "low": 1, "high": 9, "step": 2.0}, "'step' must be an integer"),
+    ({"type": "int", "low": 1, "high": 9, "step": 2.0}, "step: expected a whole number"),
 ])
 def test_bad_steps_are_refused(d: dict[str, Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         Space.from_dict({"p": d})
+
+
+def test_definition_errors_are_setting_errors_with_a_path() -> None:
+    """Issue 19: one structured error, a ValueError whose path is the spec file's."""
+    import pickle
+
+    from deploytune.setting_error import SettingError, format_path
+
+    with pytest.raises(SettingError) as info:
+        Space.from_dict({"bs": {"type": "int", "low": "1", "high": 8}})
+    err = info.value
+    assert isinstance(err, ValueError)
+    assert err.path == ("space", "bs", "low") and format_path(err.path) == "space.bs.low"
+    assert err.message.startswith("expected a whole number") and "'bs'" not in err.message
+    assert str(err) == f"parameter 'bs', low: {err.message}"
+    back = pickle.loads(pickle.dumps(err))
+    assert (back.path, back.message, str(back)) == (err.path, err.message, str(err))
+    with pytest.raises(SettingError) as info:
+        Space.from_dict(EXAMPLE, forbidden=[{"backend": ["eager"]}, {"backnd": ["x"]}])
+    assert info.value.path == ("forbidden", 1, "backnd")
+    assert str(info.value).startswith("forbidden combination #1: unknown parameter 'backnd' "
+                                      "(did you mean 'backend'?)")
+
+
+def test_dict_keys_are_the_fields_of_the_parameter_classes() -> None:
+    from deploytune.parameters import dict_keys
+
+    assert dict_keys(Categorical) == ("type", "choices", "when", "memory")
+    assert dict_keys(Int) == dict_keys(Float) == ("type", "low", "high", "log", "step", "when",
+                                                  "memory")
+
+
+def test_space_neighbor_is_the_moves_module_neighbor(plain_space: Space) -> None:
+    """Issue 19: one module of moves; ``Space.neighbor`` only delegates to it."""
+    from deploytune.moves import neighbor
+
+    for seed in range(50):
+        c = plain_space.sample(np.random.default_rng(seed))
+        a = plain_space.neighbor(c, np.random.default_rng(seed), 0.5, 0.3)
+        b = neighbor(plain_space, c, np.random.default_rng(seed), 0.5, 0.3)
+        assert a == b

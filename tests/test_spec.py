@@ -600,6 +600,22 @@ def test_keys_that_are_not_strings_and_weird_yaml_values() -> None:
         parse_spec_text(text, base_dir=ROOT)
 
 
+def test_a_setting_error_of_a_sections_class_is_shown_at_its_field(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 19: a class given a section's settings names the mistake by its own path; the
+    spec puts the section's path in front."""
+    from deploytune.setting_error import SettingError
+    from deploytune.spec import run_section
+
+    def refuse(settings: Any) -> EarlyAbort:
+        raise SettingError(("after_feasible",), "must be at most before_feasible")
+
+    monkeypatch.setattr(run_section, "build_early_abort", refuse)
+    err = error_of(base_dict())
+    assert (err.field_path, err.message) == ("early_abort.after_feasible",
+                                             "must be at most before_feasible")
+
+
 def test_check_evaluator_false_skips_the_import(tmp_path: Path) -> None:
     text = MINIMAL_SPEC.replace("tests.toy:toy_evaluate", "not_there_at_all:evaluate")
     path = write(tmp_path, text)

@@ -123,3 +123,18 @@ def test_a_parameter_named_port_is_refused() -> None:
     d["space"]["port"] = {"type": "int", "low": 8000, "high": 8010}
     err = _error(d)
     assert err.field_path == "space.port" and "the name 'port' is reserved" in err.message
+
+
+def test_a_setting_error_of_server_settings_is_shown_at_its_field(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 19: ServerSettings' own path goes after evaluator.server."""
+    from deploytune.evaluators import server
+    from deploytune.setting_error import SettingError
+
+    def refuse(**settings: Any) -> None:
+        raise SettingError(("metric_patterns", "kv_mib"), "needs one (group)")
+
+    monkeypatch.setattr(server, "ServerSettings", refuse)
+    err = _error(copy.deepcopy(BASE))
+    assert (err.field_path, err.message) == ("evaluator.server.metric_patterns.kv_mib",
+                                             "needs one (group)")

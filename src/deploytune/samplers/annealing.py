@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from deploytune.history import Observation, observations
+from deploytune.moves import neighbor
 from deploytune.samplers._base import SpaceSampler, planned_budget, trial_rng
 from deploytune.samplers._options import check_settings
 from deploytune.samplers.blacklist import BlacklistTracker
@@ -288,7 +289,7 @@ class Annealer:
         last: Config | None = None
         combo_tries = 0
         for _ in range(1 + self.s.combo_retries + (self.s.dedup_tries if self.s.dedup else 0)):
-            cand = self.space.neighbor(state.current, rng, state.temperature, p_s, allowed)
+            cand = neighbor(self.space, state.current, rng, state.temperature, p_s, allowed)
             if self.space.is_forbidden(cand):
                 continue
             if check_combos and combo_tries < self.s.combo_retries and \

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from deploytune.setting_error import SettingError, format_path
+
 STRING_SOURCE = "<string>"
 """The ``source`` of a spec that was not read from a file."""
 
@@ -43,3 +45,9 @@ class Invalid(Exception):
         super().__init__(path, message)
         self.path = path
         self.message = message
+
+
+def invalid_at(prefix: str, error: SettingError) -> Invalid:
+    """The parser's error for ``error``, raised by a class given the settings found at the
+    field path ``prefix`` (``""`` for the top level): the error's own path goes after it."""
+    return Invalid(format_path(error.path, prefix), error.message)

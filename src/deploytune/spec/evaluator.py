@@ -7,15 +7,15 @@ looks up its executable and checks its ``{placeholders}`` against the space.
 from __future__ import annotations
 
 import importlib
-import re
 import string
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from deploytune.setting_error import SettingError
 from deploytune.space import Space
-from deploytune.spec.errors import Invalid
+from deploytune.spec.errors import Invalid, invalid_at
 from deploytune.spec.messages import join, one_line, show, suggest
 from deploytune.spec.schema import CONFIG_JSON, PYTHON
 
@@ -54,10 +54,22 @@ def probe_evaluator(spec: EvaluatorSpec, base_dir: Path, space: Space) -> None:
         command.close()
 
 
-def _evaluator_message(exc: BaseException) -> str:
-    """The evaluator's message without its own ``evaluator.python:`` style prefix."""
+_LEGACY_PREFIXES = ("evaluator.python: ", "evaluator.command: ")
+"""What the python and command evaluators still put in front of their ``ValueError``
+messages; a :class:`~deploytune.setting_error.SettingError` carries its path instead."""
+
+
+def _evaluator_error(exc: ValueError | TypeError, at: str) -> Invalid:
+    """The parser's error for an evaluator's ``exc`` about the settings at ``at``: a
+    :class:`~deploytune.setting_error.SettingError`'s path goes after ``at``; another error's
+    message is shown at ``at``, without a prefix of :data:`_LEGACY_PREFIXES`."""
+    if isinstance(exc, SettingError):
+        return invalid_at(at, exc)
     text = one_line(str(exc))
-    return re.sub(r"^evaluator\.(python|command): ", "", text)
+    for prefix in _LEGACY_PREFIXES:
+        if text.startswith(prefix):
+            return Invalid(at, text[len(prefix):])
+    return Invalid(at, text)
 
 
 def _run_check(check: Callable[[], object], at: str) -> None:
@@ -65,7 +77,7 @@ def _run_check(check: Callable[[], object], at: str) -> None:
     try:
         check()
     except ValueError as exc:
-        raise Invalid(at, _evaluator_message(exc)) from None
+        raise _evaluator_error(exc, at) from None
     except Exception as exc:
         raise Invalid(at, f"cannot be checked ({type(exc).__name__}: "
                       f"{one_line(str(exc))})") from None
@@ -176,7 +188,7 @@ def _isolated(spec: EvaluatorSpec, base_dir: Path) -> IsolatedEvaluator:
                                  memory_mb=spec.memory_mb, env=spec.env, cwd=spec.cwd,
                                  sys_path=(str(base_dir),))
     except (TypeError, ValueError) as exc:
-        raise Invalid("evaluator.python", _evaluator_message(exc)) from None
+        raise _evaluator_error(exc, "evaluator.python") from None
 
 
 def _command_evaluator(spec: EvaluatorSpec) -> CommandEvaluator:
@@ -188,7 +200,7 @@ def _command_evaluator(spec: EvaluatorSpec) -> CommandEvaluator:
         return CommandEvaluator(argv, env=spec.env, cwd=spec.cwd, timeout_s=spec.timeout_s,
                                 memory_mb=spec.memory_mb, metrics_file=spec.metrics_file)
     except (TypeError, ValueError) as exc:
-        raise Invalid("evaluator.command", _evaluator_message(exc)) from None
+        raise _evaluator_error(exc, "evaluator.command") from None
 
 
 def _server_evaluator(spec: EvaluatorSpec) -> ServerEvaluator:
@@ -204,7 +216,7 @@ def _server_evaluator(spec: EvaluatorSpec) -> ServerEvaluator:
         return ServerEvaluator(settings, load, env=spec.env, cwd=spec.cwd,
                                timeout_s=spec.timeout_s, memory_mb=spec.memory_mb)
     except (TypeError, ValueError) as exc:
-        raise Invalid("evaluator.server", _evaluator_message(exc)) from None
+        raise _evaluator_error(exc, "evaluator.server") from None
 
 
 def build_evaluator(spec: EvaluatorSpec, base_dir: Path) -> Evaluator:

@@ -10,6 +10,7 @@ from typing import Any
 from deploytune.early_abort import EarlyAbort
 from deploytune.early_abort import parse_early_abort as build_early_abort
 from deploytune.feasibility import DEFAULT_CONFIDENCE, check_confidence
+from deploytune.setting_error import SettingError
 from deploytune.space import Space
 from deploytune.spec.checks import (
     as_mapping,
@@ -21,7 +22,7 @@ from deploytune.spec.checks import (
     positive_number,
     safe_float,
 )
-from deploytune.spec.errors import Invalid
+from deploytune.spec.errors import Invalid, invalid_at
 from deploytune.spec.messages import kind_of, one_line, suggest
 from deploytune.spec.schema import (
     BUDGET_KEYS,
@@ -136,6 +137,8 @@ def parse_early_abort(raw: Any) -> EarlyAbort:
         settings[key] = v
     try:
         return build_early_abort(settings)
+    except SettingError as exc:
+        raise invalid_at("early_abort", exc) from None
     except (TypeError, ValueError) as exc:
         raise Invalid("early_abort", one_line(str(exc))) from None
 

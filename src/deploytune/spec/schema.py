@@ -1,8 +1,17 @@
-"""The spec's schema as data: the keys of each section, limits and patterns of values."""
+"""The spec's schema as data: the keys of each section, limits and patterns of values.
+
+The keys of a section that a class takes as its settings are that class's fields
+(:func:`dataclasses.fields`), never a copy of them.
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import fields
+
+from deploytune.early_abort import EarlyAbort
+from deploytune.evaluators.classify import Rule
+from deploytune.validation import Validation
 
 DEFAULT_STUDY_NAME = "deploytune"
 """The study name (and storage file stem) of a spec not read from a file."""
@@ -22,17 +31,12 @@ REQUIRED_EXAMPLES = {
 EVALUATOR_KEYS = ("python", "command", "server", "load", "isolate", "cwd", "env", "timeout_s",
                   "memory_mb", "retries", "rules")
 COMMAND_KEYS = ("argv", "env", "metrics_file")
-RULE_KEYS = ("pattern", "kind", "ignore_case")
+RULE_KEYS = tuple(f.name for f in fields(Rule))
 BUDGET_KEYS = ("trials", "seconds")
 SAMPLER_KEYS = ("name", "options")
 OBJECTIVE_KEYS = ("metric", "direction", "maximize", "minimize")
-EARLY_ABORT_KEYS = ("before_feasible", "after_feasible", "enabled")
-VALIDATION_KEYS = ("finalists", "repeats", "during_search")
-PARAM_KEYS = {
-    "categorical": ("type", "choices", "when", "memory"),
-    "int": ("type", "low", "high", "log", "step", "when", "memory"),
-    "float": ("type", "low", "high", "log", "step", "when", "memory"),
-}
+EARLY_ABORT_KEYS = tuple(f.name for f in fields(EarlyAbort))
+VALIDATION_KEYS = tuple(f.name for f in fields(Validation))
 MISPLACED = {
     "": {"python": "evaluator", "command": "evaluator", "isolate": "evaluator",
          "cwd": "evaluator", "env": "evaluator", "timeout_s": "evaluator",
@@ -51,7 +55,6 @@ MISPLACED = {
 }
 """Where a key that is unknown in a section (``""``: the top level) belongs instead."""
 MAX_TRIALS = 1_000_000
-MAX_INT_BOUND = 2**62
 MAX_SEED = 2**32 - 1
 MAX_DEPTH = 50
 MAX_STUDY_NAME = 128
@@ -59,4 +62,3 @@ TARGET_RE = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za
 SCHEME_RE = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*)://(?P<rest>.*)$", re.DOTALL)
 CONFIG_JSON = "config_json"  # the command evaluator's whole-configuration placeholder
 PYTHON = "python"  # the command evaluator's placeholder for the tuner's interpreter
-PLAIN_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")

@@ -18,17 +18,19 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import fields
 from typing import Any
 
+from deploytune.evaluators.server_settings import ServerSettings
 from deploytune.spec.checks import as_mapping, as_string, check_keys, is_number, positive_number
 from deploytune.spec.errors import Invalid
 from deploytune.spec.messages import join, kind_of, one_line
 
 __all__ = ["LOAD_EXAMPLE", "SERVER_EXAMPLE", "SERVER_KEYS", "parse_load", "parse_server"]
 
-SERVER_KEYS = ("argv", "port", "health_url", "base_url", "startup_timeout_s", "stop_timeout_s",
-               "release_timeout_s", "release_check", "metric_patterns")
-"""Keys of ``evaluator.server``."""
+SERVER_KEYS = tuple(f.name for f in fields(ServerSettings))
+"""Keys of ``evaluator.server``: the fields of
+:class:`~deploytune.evaluators.server.ServerSettings`."""
 
 SERVER_EXAMPLE = ("server: {argv: [\"{python}\", -m, llama_cpp.server, --model, m.gguf, "
                   "--port, \"{port}\"], health_url: \"http://127.0.0.1:{port}/v1/models\"}")
