@@ -20,10 +20,10 @@ from deploytune.analysis.importance import (
     Ranking,
     importance,
     importance_of_study,
-    render_importance,
     write_importance_figure,
 )
 from deploytune.cli import app
+from deploytune.cli.render_analysis import render_importance
 from deploytune.outcome import Constraint
 from deploytune.space import Space
 from deploytune.tuner import TrialRecord
@@ -185,7 +185,8 @@ def test_render_and_figure(report: ImportanceReport, tmp_path: Path) -> None:
 
 def _rec(n: int, config: dict[str, Any], status: Status, kind: CrashKind | None = None,
          value: float | None = None, violations: dict[str, float] | None = None) -> TrialRecord:
-    return TrialRecord(n, config, status, kind, {}, value, violations or {}, None, 0.0)
+    return TrialRecord(number=n, config=config, status=status, crash_kind=kind, metrics={},
+                       value=value, violations=violations or {}, error=None, cost_s=0.0)
 
 
 def test_rules_read_as_value_sets() -> None:

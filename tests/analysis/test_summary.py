@@ -18,9 +18,9 @@ from deploytune import Constraint, CrashKind, Objective, Status
 from deploytune.analysis import (
     closest_constraint,
     load_result,
-    render_summary,
     summary_text,
 )
+from deploytune.cli.render_analysis import render_summary
 from deploytune.tuner import Result, TrialRecord
 from tests.toy import CONSTRAINTS, SPACE_DICT, toy_evaluate
 
@@ -180,8 +180,9 @@ def test_closest_constraint_on_hand_built_records() -> None:
     c1, c2 = Constraint("lat", "<=", 10.0), Constraint("mem", "<=", 100.0)
 
     def rec(n: int, status: Status, metrics: dict[str, float]) -> TrialRecord:
-        return TrialRecord(n, {}, status, CrashKind.OOM if status is Status.CRASHED else None,
-                           metrics, None, {}, None, 1.0)
+        return TrialRecord(number=n, config={}, status=status,
+                           crash_kind=CrashKind.OOM if status is Status.CRASHED else None,
+                           metrics=metrics, value=None, violations={}, error=None, cost_s=1.0)
 
     trials = [
         rec(0, Status.CRASHED, {"lat": 10.5, "mem": 50.0}),  # crashed: never the closest

@@ -1,4 +1,4 @@
-"""Analysis of deploytune studies: text and rich summaries, figures and an HTML report.
+"""Analysis of deploytune studies: summaries, parameter importance, figures and an HTML report.
 
 Example:
     >>> from deploytune.analysis import load_result, summary_text, write_report
@@ -9,8 +9,9 @@ Example:
 Parameter importance by target (objective, crashes, infeasibility):
 :func:`~deploytune.analysis.importance.importance_of_study`.
 
-Importing this package does not import matplotlib or scikit-learn; :func:`write_report` and the
-importance functions do, when called.
+Everything here returns data (or writes files); the command line prints it on a rich console
+(:mod:`deploytune.cli.render_analysis`). Importing this package does not import matplotlib or
+scikit-learn; :func:`write_report` and the importance functions do, when called.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from deploytune.analysis.summary import (
     Closest,
     closest_constraint,
     load_result,
-    render_summary,
     summary_text,
 )
 
@@ -38,7 +38,6 @@ __all__ = [
     "importance",
     "importance_of_study",
     "load_result",
-    "render_summary",
     "summary_text",
     "write_importance_figure",
     "write_report",

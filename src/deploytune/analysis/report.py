@@ -27,17 +27,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
-from deploytune.analysis.summary import (
-    _Facts,
-    _facts,
-    _is_interrupted,
-    fmt_num,
-    fmt_seconds,
-    load_result,
-    recommendation_lines,
-)
+from deploytune.analysis.facts import SummaryFacts, summary_facts
+from deploytune.analysis.formatting import fmt_num, fmt_seconds
+from deploytune.analysis.loading import FINISHED, is_interrupted, load_result
+from deploytune.analysis.summary import recommendation_lines
 from deploytune.history import ATTR_ATTEMPTS, ATTR_COST, ATTR_ERROR, ATTR_LOG
 from deploytune.outcome import CrashKind, Objective, Status
 from deploytune.tuner import Result, TrialRecord
@@ -73,7 +68,6 @@ CATEGORY_COLORS: dict[str, str] = {
 
 _ERROR_CHARS = 300
 _LOG_CHARS = 2000
-_FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
 
 
 @dataclass(frozen=True)
@@ -104,8 +98,8 @@ def _rows(study: optuna.Study, result: Result) -> list[_Row]:
     """Every finished trial: judged ones with their record, interrupted ones without."""
     records = {r.number: r for r in result.trials}
     rows = []
-    for t in sorted(study.get_trials(deepcopy=False, states=_FINISHED), key=lambda t: t.number):
-        if _is_interrupted(t):
+    for t in sorted(study.get_trials(deepcopy=False, states=FINISHED), key=lambda t: t.number):
+        if is_interrupted(t):
             rows.append(_Row(t.number, INTERRUPTED, None, t))
         elif t.number in records:
             rec = records[t.number]
@@ -314,7 +308,7 @@ def _kv_table(head: Sequence[str], items: Mapping[str, Any], *, numbers: bool) -
     return _table(head, rows)
 
 
-def _summary_html(f: _Facts) -> str:
+def _summary_html(f: SummaryFacts) -> str:
     parts = [f"<p>{_e(f.counts_line)}</p>", f"<p>{_e(f.cost_line)}</p>"]
     if f.best is not None:
         parts.append(f'<p class="good">best {_e(f.objective.metric)} = '
@@ -411,7 +405,7 @@ def _recommendation_html(result: Result) -> str:
             f"<pre>{_e(chr(10).join(lines[1:]))}</pre>")
 
 
-def _html(title: str, facts: _Facts, spec: Mapping[str, Any] | None, figures: Sequence[str],
+def _html(title: str, facts: SummaryFacts, spec: Mapping[str, Any] | None, figures: Sequence[str],
           trials: str, recommendation: str = "") -> str:
     spec_html = ""
     if spec is not None:
@@ -474,7 +468,7 @@ def write_report(study: optuna.Study, out_dir: Path, *,
         best_png = _best_so_far_figure(rows, result.objective, out_dir / BEST_SO_FAR_PNG)
         timeline_png = _timeline_figure(rows, out_dir / TIMELINE_PNG)
     title = f"deploytune report: {study.study_name}"
-    facts = _facts(result, title)
+    facts = summary_facts(result, title)
     figures = [_img(best_png, f"best feasible {result.objective.metric} so far"),
                _img(timeline_png, "trials over wall-clock time")]
     path = out_dir / REPORT_HTML

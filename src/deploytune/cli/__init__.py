@@ -158,7 +158,7 @@ def _tune(spec_path: Path, spec: Spec, console: Console, *, live: bool | None, r
     """Run the spec's study to its budget and print the summary; Ctrl-C exits 130, a study
     holding another problem or a metric the evaluator does not report exits 2, a storage
     failure or another reason to stop (a failing sampler) exits 1."""
-    from deploytune.analysis.summary import render_summary
+    from deploytune.cli.render_analysis import render_summary
     from deploytune.tuner import MetricNotReported, TuningStopped
     from deploytune.tuning import StorageError, StudyMismatch, StudyNotFound, tune_spec
 
@@ -257,7 +257,8 @@ def show(
     The storage is only read (an SQLite file may be read-only). Exit status: 0 done, 1 the
     storage or the report could not be read or written, 2 no such study or a bad spec.
     """
-    from deploytune.analysis.summary import load_result, render_summary
+    from deploytune.analysis.summary import load_result
+    from deploytune.cli.render_analysis import render_summary
 
     study_obj, spec, result = _read(study, study_name, load_result)
     console = _make_console()
@@ -330,11 +331,8 @@ def importance(
     missing or has too few trials for any ranking, 1 when the storage cannot be read or the
     figure cannot be written.
     """
-    from deploytune.analysis.importance import (
-        importance_of_study,
-        render_importance,
-        write_importance_figure,
-    )
+    from deploytune.analysis.importance import importance_of_study, write_importance_figure
+    from deploytune.cli.render_analysis import render_importance
     from deploytune.tuning import report_dir_of, report_failure, safe_file_name
 
     study_obj, spec, report = _read(study, study_name,
