@@ -45,8 +45,8 @@ _EXPORTS = {
     "FunctionEvaluator": "deploytune.evaluators.base",
     "IsolatedEvaluator": "deploytune.evaluators.isolated",
     "Rule": "deploytune.evaluators.classify",
-    "Result": "deploytune.tuner",
-    "TrialRecord": "deploytune.tuner",
+    "Result": "deploytune.result",
+    "TrialRecord": "deploytune.history",
     "TuningStopped": "deploytune.tuner",
     "SamplerFailed": "deploytune.tuner",
     "MetricNotReported": "deploytune.tuner",
@@ -89,6 +89,7 @@ if TYPE_CHECKING:
     from deploytune.evaluators.classify import Rule
     from deploytune.evaluators.command import CommandEvaluator
     from deploytune.evaluators.isolated import IsolatedEvaluator
+    from deploytune.history import TrialRecord
     from deploytune.outcome import (
         Constraint,
         CrashKind,
@@ -98,17 +99,11 @@ if TYPE_CHECKING:
         Status,
         TransientError,
     )
+    from deploytune.result import Result
     from deploytune.samplers import available as available_samplers
     from deploytune.samplers import make_sampler
     from deploytune.space import Categorical, Float, Int, Space
-    from deploytune.tuner import (
-        MetricNotReported,
-        Result,
-        SamplerFailed,
-        TrialRecord,
-        TuningStopped,
-        optimize,
-    )
+    from deploytune.tuner import MetricNotReported, SamplerFailed, TuningStopped, optimize
 
 
 def __getattr__(name: str) -> Any:

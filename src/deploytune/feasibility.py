@@ -83,7 +83,7 @@ _FLOOR = 1e-9
 
 
 class Run(Protocol):
-    """What this module reads from one evaluation (a :class:`~deploytune.tuner.TrialRecord`
+    """What this module reads from one evaluation (a :class:`~deploytune.history.TrialRecord`
     has all of it)."""
 
     @property

@@ -36,8 +36,8 @@ from __future__ import annotations
 import math
 import sys
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from optuna.trial import FrozenTrial, TrialState
@@ -66,11 +66,14 @@ __all__ = [
     "ATTR_VALIDATION",
     "ATTR_WORKER",
     "OPTUNA_CONSTRAINTS_ATTR",
+    "OPTUNA_FIXED_PARAMS_ATTR",
     "Observation",
+    "TrialRecord",
     "is_interrupted",
     "observation_of",
     "observations",
     "record",
+    "trial_records",
 ]
 
 ATTR_STATUS = "dt.status"
@@ -100,6 +103,10 @@ next to (the family's first name)."""
 OPTUNA_CONSTRAINTS_ATTR = "constraints"
 """Trial system attribute holding the constraint values as a list: Optuna's
 ``_CONSTRAINTS_KEY`` and optuna-dashboard's ``CONSTRAINTS_KEY`` (both private, hence a copy)."""
+OPTUNA_FIXED_PARAMS_ATTR = "fixed_params"
+"""Trial system attribute in which Optuna keeps the parameters a trial was queued with
+(``study.enqueue_trial``); :mod:`deploytune.recovery` reads it to queue a whole configuration
+again."""
 
 _ERROR_MAX_CHARS = 2000
 _LOG_MAX_CHARS = 8000
@@ -108,17 +115,26 @@ _FLOAT_MAX = sys.float_info.max
 
 
 @dataclass(frozen=True)
-class Observation:
-    """One finished trial as the samplers see it.
+class TrialRecord:
+    """One finished trial, read back from the study (:meth:`from_trial`): what the samplers
+    see (as :data:`Observation`) and what a :class:`~deploytune.result.Result` holds.
+
+    The first seven fields may be given by position; the others only by name.
 
     Attributes:
         number: The Optuna trial number.
         config: The evaluated configuration (the trial's params).
         status: feasible, infeasible, crashed or aborted.
-        crash_kind: For crashed trials.
+        crash_kind: For crashed trials, the kind of crash.
         value: The objective value (measured even when infeasible), if any.
         violations: Constraint label -> normalised signed violation (> 0 violated).
         cost_s: Seconds spent on the evaluation.
+        metrics: Metrics reported by the evaluator.
+        error: Error message of a crash, or the reason of an early abort.
+        seconds_saved: For aborted trials, the estimated seconds the abort saved.
+        attempts: How many times the configuration was run (transient retries).
+        repeat_of: For a deliberate re-run, the number of the configuration's first trial.
+        validation: Whether it is a finalist's re-run after the search's budget.
     """
 
     number: int
@@ -128,6 +144,13 @@ class Observation:
     value: float | None = None
     violations: dict[str, float] = field(default_factory=dict)
     cost_s: float = 0.0
+    _: KW_ONLY
+    metrics: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+    seconds_saved: float | None = None
+    attempts: int = 1
+    repeat_of: int | None = None
+    validation: bool = False
 
     @property
     def feasible(self) -> bool:
@@ -153,6 +176,38 @@ class Observation:
     def total_violation(self) -> float:
         """Sum of positive normalised violations (0 for feasible trials)."""
         return sum(v for v in self.violations.values() if v > 0)
+
+    @classmethod
+    def from_trial(cls, t: FrozenTrial) -> TrialRecord | None:
+        """The record of a finished trial; ``None`` for running or waiting ones and for
+        interrupted ones (see :func:`is_interrupted`). Trials written by plain Optuna code
+        are read as the module docstring says."""
+        if t.state not in _FINISHED or is_interrupted(t):
+            return None
+        attrs = t.user_attrs
+        violations = _violations_of(t)
+        cost = float(attrs.get(ATTR_COST, 0.0) or 0.0)
+        status, kind = _status_of(t, violations)
+        value = t.value if t.state is TrialState.COMPLETE and t.values is not None else None
+        if value is None and status is Status.ABORTED:
+            steps = t.intermediate_values
+            value = steps[max(steps)] if steps else None
+        raw_metrics = attrs.get(ATTR_METRICS, {}) or {}
+        saved = attrs.get(ATTR_SECONDS_SAVED)
+        repeat_of = attrs.get(ATTR_REPEAT_OF)
+        return cls(
+            t.number, dict(t.params), status, kind, value, violations, cost,
+            metrics={k: float(v) for k, v in raw_metrics.items()},
+            error=attrs.get(ATTR_ERROR),
+            seconds_saved=float(saved) if isinstance(saved, (int, float)) else None,
+            attempts=int(attrs.get(ATTR_ATTEMPTS, 1) or 1),
+            repeat_of=int(repeat_of) if isinstance(repeat_of, int) else None,
+            validation=bool(attrs.get(ATTR_VALIDATION, False)))
+
+
+Observation = TrialRecord
+"""The samplers' name for :class:`TrialRecord` (the samplers, the analysis and the benchmark
+import it; to be renamed to ``TrialRecord`` there)."""
 
 
 def record(study: optuna.Study, trial: optuna.Trial, outcome: Outcome) -> FrozenTrial:
@@ -233,41 +288,42 @@ def is_interrupted(t: FrozenTrial) -> bool:
     return bool(t.user_attrs.get(ATTR_INTERRUPTED, False))
 
 
-def observation_of(t: FrozenTrial) -> Observation | None:
-    """The :class:`Observation` of a finished trial; ``None`` for running or waiting ones and
-    for interrupted ones (see :func:`is_interrupted`)."""
-    if t.state not in _FINISHED or is_interrupted(t):
-        return None
-    attrs = t.user_attrs
-    raw_status = attrs.get(ATTR_STATUS)
-    violations = _violations_of(t)
-    cost = float(attrs.get(ATTR_COST, 0.0) or 0.0)
+def _status_of(t: FrozenTrial,
+               violations: dict[str, float]) -> tuple[Status, CrashKind | None]:
+    """The status and crash kind of a finished trial: as recorded (``dt.status``), else from
+    its Optuna state and constraint values (a trial written by plain Optuna code)."""
+    raw_status = t.user_attrs.get(ATTR_STATUS)
     if raw_status is not None:
         status = Status(raw_status)
-        kind_raw = attrs.get(ATTR_CRASH_KIND)
+        kind_raw = t.user_attrs.get(ATTR_CRASH_KIND)
         kind = CrashKind(kind_raw) if kind_raw else None
         if status is Status.CRASHED and kind is None:
             kind = CrashKind.RUNTIME_ERROR
-    elif t.state is TrialState.FAIL:
-        status, kind = Status.CRASHED, CrashKind.RUNTIME_ERROR
-    elif t.state is TrialState.PRUNED:
-        status, kind = Status.ABORTED, None
-    else:
-        feasible = all(v <= 0 for v in violations.values())
-        status, kind = (Status.FEASIBLE if feasible else Status.INFEASIBLE), None
-    value = t.value if t.state is TrialState.COMPLETE and t.values is not None else None
-    if value is None and status is Status.ABORTED:
-        steps = t.intermediate_values
-        value = steps[max(steps)] if steps else None
-    return Observation(t.number, dict(t.params), status, kind, value, violations, cost)
+        return status, kind
+    if t.state is TrialState.FAIL:
+        return Status.CRASHED, CrashKind.RUNTIME_ERROR
+    if t.state is TrialState.PRUNED:
+        return Status.ABORTED, None
+    feasible = all(v <= 0 for v in violations.values())
+    return (Status.FEASIBLE if feasible else Status.INFEASIBLE), None
+
+
+def observation_of(t: FrozenTrial) -> TrialRecord | None:
+    """:meth:`TrialRecord.from_trial`, under the samplers' name."""
+    return TrialRecord.from_trial(t)
+
+
+def trial_records(trials: Iterable[FrozenTrial]) -> list[TrialRecord]:
+    """The records of the finished, not interrupted ones of ``trials``, in their order."""
+    return [r for r in (TrialRecord.from_trial(t) for t in trials) if r is not None]
 
 
 def observations(
     study: optuna.Study, trials: Sequence[FrozenTrial] | None = None
-) -> list[Observation]:
+) -> list[TrialRecord]:
     """All finished trials of ``study`` (or of ``trials``) as observations, by trial number."""
     if trials is None:
         trials = study.get_trials(deepcopy=False, states=_FINISHED)
-    out = [o for o in (observation_of(t) for t in trials) if o is not None]
+    out = trial_records(trials)
     out.sort(key=lambda o: o.number)
     return out

@@ -215,7 +215,11 @@ class Objective:
 
 @dataclass
 class Outcome:
-    """The judged result of one evaluation.
+    """The judged result of one evaluation, before it becomes a trial.
+
+    The evaluator's side: :func:`deploytune.history.record` writes it onto the Optuna trial,
+    and what is read back from the study is a :class:`~deploytune.history.TrialRecord` (which
+    adds the trial's number and configuration and drops ``log`` and ``missing``).
 
     Attributes:
         status: feasible, infeasible, crashed or aborted.

@@ -22,8 +22,6 @@ from deploytune.space import Space
 
 __all__ = ["SETUP_KEYS", "claimable", "difference", "setup_of"]
 
-"""The study user attribute holding the problem definition."""
-
 SETUP_KEYS = ("objective", "direction", "constraints", "space")
 """What makes two problems the same, in the order a difference is reported."""
 

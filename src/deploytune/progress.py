@@ -26,8 +26,9 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from deploytune.history import TrialRecord
 from deploytune.outcome import Objective, Status
-from deploytune.tuner import Result, TrialRecord
+from deploytune.result import Result
 
 __all__ = ["TuneProgress"]
 

@@ -47,16 +47,13 @@ from deploytune.history import (
     ATTR_REQUEUED_FROM,
     ATTR_VALIDATION,
     ATTR_WORKER,
+    OPTUNA_FIXED_PARAMS_ATTR,
 )
 
 if TYPE_CHECKING:
     from deploytune.space import Space
 
 __all__ = ["claim_next_trial", "interrupt_trial", "recover_stale_trials", "worker_identity"]
-
-FIXED_PARAMS = "fixed_params"
-"""The system attribute in which Optuna keeps the parameters a trial was queued with."""
-
 
 def _start_time(pid: int) -> str | None:
     """The process's start time in clock ticks since boot (Linux), or ``None``."""
@@ -97,7 +94,7 @@ tuner stamps a new trial within milliseconds)."""
 
 def _is_orphan(t: FrozenTrial) -> bool:
     if t.user_attrs.get(ATTR_WORKER) is not None or t.params or t.system_attrs.get(
-            FIXED_PARAMS) or t.datetime_start is None:
+            OPTUNA_FIXED_PARAMS_ATTR) or t.datetime_start is None:
         return False
     start = t.datetime_start
     now = datetime.now(start.tzinfo) if start.tzinfo else datetime.now()
@@ -123,7 +120,7 @@ def _whole_config(study: optuna.Study, trial: FrozenTrial | optuna.Trial,
     """The configuration of ``trial`` to queue again, or ``None`` when it is not whole."""
     attrs = (trial.system_attrs if isinstance(trial, FrozenTrial)
              else study._storage.get_trial_system_attrs(trial._trial_id))
-    fixed = attrs.get(FIXED_PARAMS)
+    fixed = attrs.get(OPTUNA_FIXED_PARAMS_ATTR)
     config = {**(fixed if isinstance(fixed, Mapping) else {}), **trial.params}
     if not config:
         return None

@@ -1,51 +1,39 @@
-"""``optimize()``: the ask / evaluate / record loop, and its :class:`Result`."""
+"""``optimize()``: the ask / evaluate / record loop.
+
+Each round reads the study and queues the re-run that :mod:`deploytune.validation` asks for
+(:mod:`deploytune.schedule`), asks the sampler for a trial, evaluates it
+(:func:`deploytune.execution.run_trial`: retries, early abort, the pruner) and records it
+(:func:`deploytune.history.record`). What it found is a :class:`~deploytune.result.Result`
+(re-exported here, like :class:`~deploytune.history.TrialRecord`).
+
+An exception raised by the evaluation is a crash of that trial, never of the tuner:
+``MemoryError`` -> oom, ``TimeoutError`` -> timeout, :class:`InvalidConfig` -> invalid_config,
+:class:`TransientError` -> transient, anything else -> runtime_error.
+
+Example:
+    >>> result = deploytune.optimize(evaluate, space, objective="accuracy",
+    ...                              constraints=["latency_p95_ms <= 20"], budget=25)
+    >>> result.best_config, result.best_value
+"""
 
 from __future__ import annotations
 
 import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeGuard
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
 from deploytune.early_abort import EarlyAbort, parse_early_abort
 from deploytune.evaluators.base import Evaluator, FunctionEvaluator, Monitor
 from deploytune.evaluators.classify import Rule, parse_rules
 from deploytune.execution import run_trial
-from deploytune.feasibility import (
-    DEFAULT_CONFIDENCE,
-    Recommendation,
-    assess,
-    check_confidence,
-    next_to_validate,
-    recommend,
-)
-from deploytune.history import (
-    ATTR_ATTEMPTS,
-    ATTR_CONFIDENCE,
-    ATTR_ERROR,
-    ATTR_METRICS,
-    ATTR_REPEAT_OF,
-    ATTR_SECONDS_SAVED,
-    ATTR_SETUP,
-    ATTR_VALIDATION,
-    ATTR_WORKER,
-    is_interrupted,
-    observation_of,
-    observations,
-    record,
-)
-from deploytune.outcome import (
-    Constraint,
-    CrashKind,
-    Objective,
-    Outcome,
-    Status,
-    parse_constraints,
-)
+from deploytune.feasibility import DEFAULT_CONFIDENCE, check_confidence
+from deploytune.history import ATTR_CONFIDENCE, ATTR_SETUP, ATTR_WORKER, TrialRecord, record
+from deploytune.outcome import Constraint, Objective, Outcome, parse_constraints
 from deploytune.problem import claimable, difference, setup_of
 from deploytune.recovery import (
     claim_next_trial,
@@ -53,6 +41,8 @@ from deploytune.recovery import (
     recover_stale_trials,
     worker_identity,
 )
+from deploytune.result import Result
+from deploytune.schedule import StudySnapshot, queue_rerun
 from deploytune.space import Space
 from deploytune.validation import Validation, parse_validation
 
@@ -93,163 +83,8 @@ class MetricNotReported(TuningStopped):
     a constraint names (a typo in the spec, most likely)."""
 
 
-@dataclass(frozen=True)
-class TrialRecord:
-    """One evaluation, as reported in a :class:`Result`.
-
-    Attributes:
-        number: The Optuna trial number.
-        config: The evaluated configuration.
-        status: feasible, infeasible, crashed or aborted.
-        crash_kind: For crashed trials, the kind of crash.
-        metrics: Metrics reported by the evaluator.
-        value: The objective value, if measured.
-        violations: Constraint label -> normalised signed violation (> 0 = violated).
-        error: Error message of a crash, or the reason of an early abort.
-        cost_s: Seconds spent evaluating.
-        seconds_saved: For aborted trials, the estimated seconds the abort saved.
-        attempts: How many times the configuration was run (transient retries).
-        repeat_of: For a deliberate re-run, the number of the configuration's first trial.
-        validation: Whether it is a finalist's re-run after the search's budget.
-    """
-
-    number: int
-    config: dict[str, Any]
-    status: Status
-    crash_kind: CrashKind | None
-    metrics: dict[str, float]
-    value: float | None
-    violations: dict[str, float]
-    error: str | None
-    cost_s: float
-    seconds_saved: float | None = None
-    attempts: int = 1
-    repeat_of: int | None = None
-    validation: bool = False
-
-    @classmethod
-    def from_trial(cls, t: FrozenTrial) -> TrialRecord | None:
-        """Read a finished Optuna trial; ``None`` if it is not finished."""
-        obs = observation_of(t)
-        if obs is None:
-            return None
-        raw = t.user_attrs.get(ATTR_METRICS, {}) or {}
-        metrics = {k: float(v) for k, v in raw.items()}
-        error = t.user_attrs.get(ATTR_ERROR)
-        saved = t.user_attrs.get(ATTR_SECONDS_SAVED)
-        repeat_of = t.user_attrs.get(ATTR_REPEAT_OF)
-        return cls(obs.number, obs.config, obs.status, obs.crash_kind, metrics, obs.value,
-                   obs.violations, error, obs.cost_s,
-                   float(saved) if isinstance(saved, (int, float)) else None,
-                   int(t.user_attrs.get(ATTR_ATTEMPTS, 1) or 1),
-                   int(repeat_of) if isinstance(repeat_of, int) else None,
-                   bool(t.user_attrs.get(ATTR_VALIDATION, False)))
-
-
-@dataclass
-class Result:
-    """What :func:`optimize` found.
-
-    Attributes:
-        trials: Every finished evaluation, in trial order.
-        objective: The objective that was optimised.
-        constraints: The hard constraints.
-        study: The Optuna study that holds the history.
-        interrupted: Trials cut short by a stopped tuner (not evaluations; their
-            configurations were queued again).
-        confidence: The chance constraint's level (see :attr:`recommendation`).
-    """
-
-    trials: list[TrialRecord]
-    objective: Objective
-    constraints: list[Constraint] = field(default_factory=list)
-    study: optuna.Study | None = None
-    interrupted: int = 0
-    confidence: float = DEFAULT_CONFIDENCE
-
-    @property
-    def recommendation(self) -> Recommendation | None:
-        """The configuration to deploy: every run of each configuration pooled, the best
-        pessimistic objective bound among those that meet the chance constraint
-        (:mod:`deploytune.feasibility`); ``None`` when nothing was feasible. Check its
-        ``reliable``: ``False`` says no configuration met the chance constraint."""
-        return recommend(assess(self.trials, self.objective, self.constraints, self.confidence),
-                         self.objective, self.confidence)
-
-    @property
-    def best_trial(self) -> TrialRecord | None:
-        """The best feasible *observed* run; ``None`` when nothing was feasible. One lucky
-        run of a noisy configuration can be it: deploy :attr:`recommendation`."""
-        best: TrialRecord | None = None
-        for t in self.trials:
-            if t.status is not Status.FEASIBLE or t.value is None or math.isnan(t.value):
-                continue
-            if best is None or self.objective.better(t.value, best.value):  # type: ignore[arg-type]
-                best = t
-        return best
-
-    @property
-    def best_config(self) -> dict[str, Any] | None:
-        """Configuration of the best feasible trial, or ``None``."""
-        b = self.best_trial
-        return dict(b.config) if b else None
-
-    @property
-    def best_value(self) -> float | None:
-        """Objective value of the best feasible trial, or ``None``."""
-        b = self.best_trial
-        return b.value if b else None
-
-    @property
-    def waste(self) -> float:
-        """Fraction of trials that were not feasible (crashed, infeasible or aborted)."""
-        if not self.trials:
-            return 0.0
-        return sum(t.status is not Status.FEASIBLE for t in self.trials) / len(self.trials)
-
-    def count(self, status: Status) -> int:
-        """Number of trials with ``status``."""
-        return sum(t.status is status for t in self.trials)
-
-    def margins(self) -> dict[str, float]:
-        """For the best trial: constraint text -> headroom in the metric's unit (>= 0)."""
-        b = self.best_trial
-        if b is None:
-            return {}
-        return {str(c): c.margin(b.metrics[c.metric]) for c in self.constraints
-                if c.metric in b.metrics}
-
-    def summary(self) -> str:
-        """A short human-readable summary."""
-        lines = [f"{len(self.trials)} trials: {self.count(Status.FEASIBLE)} feasible, "
-                 f"{self.count(Status.INFEASIBLE)} infeasible, {self.count(Status.CRASHED)} "
-                 f"crashed, {self.count(Status.ABORTED)} aborted (waste {self.waste:.0%})"]
-        b = self.best_trial
-        if b is None:
-            lines.append("no feasible configuration found")
-        else:
-            lines.append(f"best {self.objective.metric} = {b.value:g} (trial {b.number}): "
-                         f"{b.config}")
-            lines += [f"  {c}: margin {m:g}" for c, m in self.margins().items()]
-        rec = self.recommendation
-        if rec is not None:
-            lines.append(f"recommended ({'' if rec.reliable else 'NOT '}reliably feasible: "
-                         f"P(feasible) {rec.runs.p_feasible:.2f}, {rec.runs.runs} runs): "
-                         f"{rec.config}")
-        return "\n".join(lines)
-
-    @classmethod
-    def from_study(cls, study: optuna.Study, objective: Objective,
-                   constraints: Sequence[Constraint],
-                   confidence: float = DEFAULT_CONFIDENCE) -> Result:
-        """Collect a result from every finished trial of ``study``."""
-        trials = study.get_trials(deepcopy=False)
-        records = [r for r in (TrialRecord.from_trial(t) for t in trials) if r is not None]
-        interrupted = sum(t.state.is_finished() and is_interrupted(t) for t in trials)
-        return cls(records, objective, list(constraints), study, interrupted, confidence)
-
-
 def _as_space(space: Space | Mapping[str, Any]) -> Space:
+    """``space`` as a :class:`Space` (its dict form parsed); a :class:`TypeError` otherwise."""
     if isinstance(space, Space):
         return space
     if isinstance(space, Mapping):
@@ -284,39 +119,6 @@ def evaluate_once(evaluate: Evaluate | Evaluator, config: dict[str, Any], object
     """
     evaluator = evaluate if isinstance(evaluate, Evaluator) else FunctionEvaluator(evaluate)
     return run_trial(evaluator, config, objective, constraints, retries=0)
-
-
-@dataclass(frozen=True)
-class _Progress:
-    """What the loop needs to know about the study before each trial, read in one pass."""
-
-    evaluations: int
-    """Finished trials that count against the budget."""
-    any_ran: bool
-    """Whether some evaluation reported every metric the objective and constraints need."""
-    seconds_spent: float
-    """Wall-clock seconds of every finished trial (interrupted ones included)."""
-    any_feasible: bool
-    full_run_costs: list[float]
-    """Durations of the trials that ran to the end (feasible or infeasible)."""
-    trials: list[FrozenTrial]
-    """Every trial of the study, as read for this snapshot."""
-
-    @classmethod
-    def of(cls, study: optuna.Study) -> _Progress:
-        trials = study.get_trials(deepcopy=False)
-        finished = [t for t in trials if t.state.is_finished()]
-        obs = observations(study, finished)
-        counted = [t for t in finished if not is_interrupted(t)]
-        return cls(
-            evaluations=sum(not t.user_attrs.get(ATTR_VALIDATION, False) for t in counted),
-            any_ran=any(o.status in (Status.FEASIBLE, Status.INFEASIBLE) for o in obs),
-            seconds_spent=sum((t.datetime_complete - t.datetime_start).total_seconds()
-                              for t in finished if t.datetime_start and t.datetime_complete),
-            any_feasible=any(o.feasible for o in obs),
-            full_run_costs=[o.cost_s for o in obs if o.cost_s > 0
-                            and o.status in (Status.FEASIBLE, Status.INFEASIBLE)],
-            trials=trials)
 
 
 _STORAGE_ERRORS: tuple[type[BaseException], ...] = (
@@ -380,6 +182,7 @@ def _abandon(study: optuna.Study, trial: optuna.Trial | None, number: int | None
 
 def _missing_metric_message(number: int, outcome: Outcome, objective: Objective,
                             constraints: Sequence[Constraint]) -> str:
+    """The one-line message of :class:`MetricNotReported` for trial ``number``."""
     import difflib
 
     metric = outcome.missing[0]
@@ -411,6 +214,9 @@ def _usable_step(step: Any) -> TypeGuard[int]:
 def _make_check(early: EarlyAbort, objective: Objective, constraints: Sequence[Constraint],
                 any_feasible: bool, trial: optuna.Trial,
                 use_pruner: bool) -> Callable[[Mapping[str, float], int | None], str | None]:
+    """The monitor's check of each streamed report: the early-abort rule's reason to stop,
+    else the pruner's (fed the objective when ``use_pruner`` and the step is usable)."""
+
     def check(partial: Mapping[str, float], step: int | None) -> str | None:
         reason = early.reason(partial, constraints, any_feasible)
         if reason is not None:
@@ -425,54 +231,152 @@ def _make_check(early: EarlyAbort, objective: Objective, constraints: Sequence[C
     return check
 
 
-def _queue_rerun(study: optuna.Study, trials: Sequence[FrozenTrial], objective: Objective,
-                 constraints: Sequence[Constraint], confidence: float, validation: Validation,
-                 searching: bool, final_runs: int) -> bool:
-    """Queue the re-run :mod:`deploytune.validation` asks for, if any; ``False`` when the
-    study is done (the budget spent and no finalist left to run again, or ``final_runs``,
-    this call's finalists' re-runs, at the settings' most). ``trials``: the study's trials,
-    as just read.
+@dataclass(frozen=True)
+class _Settings:
+    """:func:`optimize`'s arguments, parsed and checked once: what its loop reads."""
 
-    A trial already waiting in the queue (a resumed study's, a user's) goes first while the
-    search runs; after it, only a finalist's re-run waiting first (re-queued by a resume) does.
+    space: Space
+    objective: Objective
+    constraints: list[Constraint]
+    budget: int | None
+    time_budget_s: float | None
+    retries: int
+    rules: list[Rule]
+    early: EarlyAbort
+    confidence: float
+    validation: Validation
+    use_pruner: bool
+    on_trial_start: Callable[[int, dict[str, Any]], None] | None
+    callbacks: Sequence[Callable[[TrialRecord], None]]
+
+
+def _check_budgets(budget: int | None, time_budget_s: float | None, retries: int) -> None:
+    """Refuse a budget, time budget or retry count that is not a positive (retries: >= 0)
+    number, and the absence of both budgets, with a one-line :class:`ValueError`."""
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int)
+                               or budget < 1):
+        raise ValueError(f"budget: must be a positive number of evaluations (got {budget!r})")
+    if time_budget_s is not None and (isinstance(time_budget_s, bool) or not isinstance(
+            time_budget_s, (int, float)) or not time_budget_s > 0):
+        raise ValueError(f"time_budget_s: must be a positive number of seconds "
+                         f"(got {time_budget_s!r})")
+    if budget is None and time_budget_s is None:
+        raise ValueError("budget: give a number of evaluations, time_budget_s, or both")
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ValueError(f"retries: must be an integer >= 0 (got {retries!r})")
+
+
+def _parse_settings(
+    space: Space | Mapping[str, Any], objective: str, direction: str,
+    constraints: Sequence[str | Constraint] | None, budget: int | None,
+    time_budget_s: float | None, retries: int, rules: Sequence[Rule | Mapping[str, Any]],
+    early_abort: EarlyAbort | bool | Mapping[str, Any] | None, confidence: float,
+    validation: Validation | Mapping[str, Any] | bool | None, use_pruner: bool,
+    on_trial_start: Callable[[int, dict[str, Any]], None] | None,
+    callbacks: Sequence[Callable[[TrialRecord], None]],
+) -> _Settings:
+    """:func:`optimize`'s arguments checked and parsed (see its docstring), in the order of
+    its parameters; the first mistake raises a one-line :class:`ValueError`."""
+    space_obj = _as_space(space)
+    obj = Objective(objective, direction)
+    cons = parse_constraints(constraints)
+    _check_budgets(budget, time_budget_s, retries)
+    return _Settings(space_obj, obj, cons, budget, time_budget_s, retries, parse_rules(rules),
+                     parse_early_abort(early_abort), check_confidence(confidence),
+                     parse_validation(validation), use_pruner, on_trial_start, callbacks)
+
+
+def _open_study(storage: str | optuna.storages.BaseStorage | None, study_name: str | None,
+                sampler: optuna.samplers.BaseSampler, pruner: optuna.pruners.BasePruner | None,
+                settings: _Settings) -> optuna.Study:
+    """Create or load the study, check and record its problem and confidence, and recover
+    the trials a killed tuner left running (:mod:`deploytune.recovery`)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        storage=storage, sampler=sampler,
+        direction=settings.objective.direction,  # type: ignore[arg-type]
+        study_name=study_name or (DEFAULT_STUDY_NAME if storage is not None else None),
+        load_if_exists=True, pruner=pruner or optuna.pruners.NopPruner(),
+    )
+    _check_setup(study, setup_of(settings.objective, settings.constraints, settings.space))
+    if study.user_attrs.get(ATTR_CONFIDENCE) != settings.confidence:
+        study.set_user_attr(ATTR_CONFIDENCE, settings.confidence)
+    recover_stale_trials(study, settings.space)
+    return study
+
+
+def _search(study: optuna.Study, settings: _Settings, evaluator: Evaluator,
+            sampler: optuna.samplers.BaseSampler, worker: dict[str, Any]) -> None:
+    """The loop: queue the re-run validation asks for, then ask for a trial, evaluate it and
+    record it, until the budget is spent and no finalist is left to run again."""
+    final_runs = 0  # finalists' re-runs of this call
+    while True:
+        snapshot = StudySnapshot.of(study)
+        searching = snapshot.searching(settings.budget, settings.time_budget_s)
+        if not queue_rerun(study, snapshot.trials, settings.objective, settings.constraints,
+                           settings.confidence, settings.validation, searching, final_runs):
+            break
+        rec = _run_next_trial(study, settings, evaluator, sampler, worker, snapshot)
+        final_runs += rec.validation
+        for cb in settings.callbacks:
+            cb(rec)
+
+
+def _run_next_trial(study: optuna.Study, settings: _Settings, evaluator: Evaluator,
+                    sampler: optuna.samplers.BaseSampler, worker: dict[str, Any],
+                    snapshot: StudySnapshot) -> TrialRecord:
+    """Ask for the next trial, evaluate it and record it; its :class:`TrialRecord`.
+
+    Raises:
+        MetricNotReported: No evaluation of the study has reported every metric yet and this
+            one misses one too (recorded as interrupted, its configuration queued again).
     """
-    waiting = [t for t in trials if t.state is TrialState.WAITING]
-    if not searching and (final_runs >= validation.max_final_runs or (
-            waiting and not waiting[0].user_attrs.get(ATTR_VALIDATION, False))):
-        return False
-    if waiting or (searching and not (validation.during_search and validation.repeats > 0)):
-        return True
-    records = [r for r in (TrialRecord.from_trial(t) for t in trials) if r is not None]
-    assessed = assess(records, objective, constraints, confidence)
-    target = next_to_validate(assessed, objective, confidence,
-                              1 if searching else validation.finalists, validation.repeats)
-    if target is None:
-        return searching
-    runs = next(a for a in assessed if a.config == target)
-    if searching and runs.reliable(confidence):
-        return True  # sure enough for now: the finalists' re-runs will check it
-    attrs: dict[str, Any] = {ATTR_REPEAT_OF: runs.numbers[0]}
-    if not searching:
-        attrs[ATTR_VALIDATION] = True
-    study.enqueue_trial(target, user_attrs=attrs, skip_if_exists=False)
-    return True
+    trial, config = _start_trial(study, settings.space, worker, sampler)
+    check = _make_check(settings.early, settings.objective, settings.constraints,
+                        snapshot.any_feasible, trial, settings.use_pruner)
+    outcome = _evaluate(study, trial, config, evaluator, settings, check,
+                        snapshot.full_run_costs)
+    if outcome.missing and not snapshot.any_ran:
+        interrupt_trial(study, trial, "stopped: a metric the spec names was not "
+                        "reported", settings.space)
+        raise MetricNotReported(_missing_metric_message(
+            trial.number, outcome, settings.objective, settings.constraints))
+    rec = TrialRecord.from_trial(record(study, trial, outcome))
+    assert rec is not None
+    return rec
+
+
+def _evaluate(study: optuna.Study, trial: optuna.Trial, config: dict[str, Any],
+              evaluator: Evaluator, settings: _Settings,
+              check: Callable[[Mapping[str, float], int | None], str | None],
+              full_run_costs: Sequence[float]) -> Outcome:
+    """Run ``config`` (retries, early abort and pruner included) and judge it.
+
+    Raises:
+        BaseException: Whatever stopped it (Ctrl-C, an ``on_trial_start`` that raised), after
+            recording the trial as interrupted and queueing its configuration again.
+    """
+    try:
+        if settings.on_trial_start is not None:
+            settings.on_trial_start(trial.number, dict(config))
+        return run_trial(evaluator, config, settings.objective, settings.constraints,
+                         new_monitor=functools.partial(Monitor, check), rules=settings.rules,
+                         retries=settings.retries, full_run_costs=full_run_costs)
+    except BaseException as exc:
+        reason = "stopped by Ctrl-C" if isinstance(exc, KeyboardInterrupt) else \
+            f"stopped by {type(exc).__name__}"
+        interrupt_trial(study, trial, reason, settings.space)
+        raise
 
 
 def optimize(
-    evaluate: Evaluate | Evaluator,
-    space: Space | Mapping[str, Any],
-    objective: str = "objective",
-    direction: str = "maximize",
-    constraints: Sequence[str | Constraint] | None = None,
-    budget: int | None = 25,
-    sampler: str | optuna.samplers.BaseSampler | None = "default",
-    seed: int | None = None,
-    storage: str | optuna.storages.BaseStorage | None = None,
-    *,
-    study_name: str | None = None,
-    callbacks: Sequence[Callable[[TrialRecord], None]] = (),
-    time_budget_s: float | None = None,
-    retries: int = 2,
+    evaluate: Evaluate | Evaluator, space: Space | Mapping[str, Any],
+    objective: str = "objective", direction: str = "maximize",
+    constraints: Sequence[str | Constraint] | None = None, budget: int | None = 25,
+    sampler: str | optuna.samplers.BaseSampler | None = "default", seed: int | None = None,
+    storage: str | optuna.storages.BaseStorage | None = None, *,
+    study_name: str | None = None, callbacks: Sequence[Callable[[TrialRecord], None]] = (),
+    time_budget_s: float | None = None, retries: int = 2,
     rules: Sequence[Rule | Mapping[str, Any]] = (),
     early_abort: EarlyAbort | bool | Mapping[str, Any] | None = None,
     pruner: optuna.pruners.BasePruner | None = None,
@@ -480,18 +384,16 @@ def optimize(
     confidence: float = DEFAULT_CONFIDENCE,
     validation: Validation | Mapping[str, Any] | bool | None = False,
 ) -> Result:
-    """Find the best feasible configuration of ``space`` in ``budget`` evaluations.
+    """Find the best feasible configuration of ``space`` in ``budget`` evaluations (an example
+    is in the module docstring).
 
     Args:
         evaluate: ``config -> dict of metrics`` (or ``(config, report) -> dict`` to stream
             intermediate measurements), run in this process; or an
-            :class:`~deploytune.evaluators.base.Evaluator` such as
-            :class:`~deploytune.evaluators.isolated.IsolatedEvaluator` (a child process with a
-            time limit and a memory cap) or
-            :class:`~deploytune.evaluators.command.CommandEvaluator`. An exception is a crash
-            of that trial: ``MemoryError`` -> oom, ``TimeoutError`` -> timeout,
-            :class:`InvalidConfig` -> invalid_config, :class:`TransientError` -> transient,
-            anything else -> runtime_error. The tuner never dies from it.
+            :class:`~deploytune.evaluators.base.Evaluator` such as ``IsolatedEvaluator`` (a
+            child process with a time limit and a memory cap) or ``CommandEvaluator``. An
+            exception is a crash of that trial, of a kind the module docstring lists; the
+            tuner never dies from it.
         space: A :class:`Space` or its dict form.
         objective: The metric to optimise.
         direction: ``"maximize"`` or ``"minimize"``.
@@ -530,82 +432,20 @@ def optimize(
     Raises:
         KeyboardInterrupt: After recording the running trial as interrupted and queueing its
             configuration again: calling ``optimize`` again resumes the study.
-
-    Example:
-        >>> result = deploytune.optimize(evaluate, space, objective="accuracy",
-        ...                              constraints=["latency_p95_ms <= 20"], budget=25)
-        >>> result.best_config, result.best_value
     """
     from deploytune.samplers import make_sampler
 
-    space_obj = _as_space(space)
-    obj = Objective(objective, direction)
-    cons = parse_constraints(constraints)
-    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int)
-                               or budget < 1):
-        raise ValueError(f"budget: must be a positive number of evaluations (got {budget!r})")
-    if time_budget_s is not None and (isinstance(time_budget_s, bool) or not isinstance(
-            time_budget_s, (int, float)) or not time_budget_s > 0):
-        raise ValueError(f"time_budget_s: must be a positive number of seconds "
-                         f"(got {time_budget_s!r})")
-    if budget is None and time_budget_s is None:
-        raise ValueError("budget: give a number of evaluations, time_budget_s, or both")
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        raise ValueError(f"retries: must be an integer >= 0 (got {retries!r})")
-    rule_list = parse_rules(rules)
-    early = parse_early_abort(early_abort)
-    confidence = check_confidence(confidence)
-    checks = parse_validation(validation)
+    settings = _parse_settings(space, objective, direction, constraints, budget,
+                               time_budget_s, retries, rules, early_abort, confidence,
+                               validation, pruner is not None, on_trial_start, callbacks)
     evaluator = evaluate if isinstance(evaluate, Evaluator) else FunctionEvaluator(evaluate)
     sampler_obj = (sampler if isinstance(sampler, optuna.samplers.BaseSampler)
-                   else make_sampler(sampler, space=space_obj, seed=seed, budget=budget))
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        storage=storage, sampler=sampler_obj, direction=obj.direction,  # type: ignore[arg-type]
-        study_name=study_name or (DEFAULT_STUDY_NAME if storage is not None else None),
-        load_if_exists=True, pruner=pruner or optuna.pruners.NopPruner(),
-    )
-    _check_setup(study, setup_of(obj, cons, space_obj))
-    if study.user_attrs.get(ATTR_CONFIDENCE) != confidence:
-        study.set_user_attr(ATTR_CONFIDENCE, confidence)
-    recover_stale_trials(study, space_obj)
+                   else make_sampler(sampler, space=settings.space, seed=seed, budget=budget))
+    study = _open_study(storage, study_name, sampler_obj, pruner, settings)
     worker = worker_identity()
-    final_runs = 0  # finalists' re-runs of this call
     try:
-        while True:
-            progress = _Progress.of(study)
-            searching = not (budget is not None and progress.evaluations >= budget) and not (
-                time_budget_s is not None and progress.seconds_spent >= time_budget_s)
-            if not _queue_rerun(study, progress.trials, obj, cons, confidence, checks,
-                                searching, final_runs):
-                break
-            trial, config = _start_trial(study, space_obj, worker, sampler_obj)
-            check = _make_check(early, obj, cons, progress.any_feasible, trial,
-                                pruner is not None)
-            try:
-                if on_trial_start is not None:
-                    on_trial_start(trial.number, dict(config))
-                outcome = run_trial(evaluator, config, obj, cons,
-                                    new_monitor=functools.partial(Monitor, check),
-                                    rules=rule_list, retries=retries,
-                                    full_run_costs=progress.full_run_costs)
-            except BaseException as exc:
-                reason = "stopped by Ctrl-C" if isinstance(exc, KeyboardInterrupt) else \
-                    f"stopped by {type(exc).__name__}"
-                interrupt_trial(study, trial, reason, space_obj)
-                raise
-            if outcome.missing and not progress.any_ran:
-                interrupt_trial(study, trial, "stopped: a metric the spec names was not "
-                                "reported", space_obj)
-                raise MetricNotReported(_missing_metric_message(trial.number, outcome, obj,
-                                                                cons))
-            frozen = record(study, trial, outcome)
-            rec = TrialRecord.from_trial(frozen)
-            assert rec is not None
-            final_runs += rec.validation
-            for cb in callbacks:
-                cb(rec)
+        _search(study, settings, evaluator, sampler_obj, worker)
     finally:
         if evaluator is not evaluate:
             evaluator.close()
-    return Result.from_study(study, obj, cons, confidence)
+    return Result.from_study(study, settings.objective, settings.constraints, settings.confidence)

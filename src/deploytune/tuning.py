@@ -5,24 +5,20 @@ spec's evaluator, budget, sampler and rules under a live progress line, and writ
 :func:`open_study` finds an existing study from a spec file, an SQLite file or a storage URL,
 opening an SQLite file read-only.
 
-Which study a spec uses: its ``study`` name, unless ``deploytune tune --fresh`` started a new
-study next to it. ``--fresh`` never deletes or renames anything: it creates ``<name>-2`` (then
-``-3``, ...) in the same storage and marks it with the study attribute ``dt.fresh_of``; from
-then on the spec resumes the newest study of that family whose problem (objective, direction,
-constraints, space) matches the spec.
+Which study a spec uses (``--fresh`` and its family of studies): :mod:`deploytune.study_choice`.
 
 Storage faults (disk full, read-only or damaged database, unknown URL scheme, unreachable
 server, missing driver) surface as :class:`StorageError`, whose message is one line naming the
-storage and the cause; what the storage already holds is left as it was.
+storage and the cause (:mod:`deploytune.storage_faults`); what the storage already holds is
+left as it was.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import signal
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -32,14 +28,27 @@ import optuna
 from rich.console import Console
 from rich.text import Text
 
-from deploytune.history import ATTR_FRESH_OF, ATTR_SETUP
-from deploytune.problem import claimable, difference, setup_of
-from deploytune.tuner import Result, optimize
+from deploytune.history import ATTR_FRESH_OF
+from deploytune.result import Result
+from deploytune.storage_faults import (
+    StorageError,
+    describe_storage_failure,
+    first_line,
+    sqlite_path,
+    storage_text,
+)
+from deploytune.study_choice import (
+    StudyMismatch,
+    StudyNotFound,
+    resume_hint,
+    select_study,
+    spec_study_name,
+    validated_study,
+)
+from deploytune.tuner import optimize
 from deploytune.validation import Validation
 
 if TYPE_CHECKING:
-    from optuna.study._frozen import FrozenStudy
-
     from deploytune.spec import Spec
 
 __all__ = [
@@ -56,24 +65,6 @@ __all__ = [
 ]
 
 _MAX_FILE_NAME = 100
-
-
-class StudyNotFound(Exception):
-    """The study named on the command line does not exist (the message says what does)."""
-
-
-class StudyMismatch(ValueError):
-    """The storage holds the spec's study with a different problem definition.
-
-    The message names the study, the storage and what differs, and offers ``--fresh``.
-    """
-
-
-class StorageError(Exception):
-    """The study's storage cannot be opened, read or written.
-
-    The message is one line: the storage (passwords hidden), the cause and what to do.
-    """
 
 
 # ------------------------------------------------------------------------------ file names
@@ -101,126 +92,13 @@ def safe_file_name(name: str) -> str:
 
 
 def _report_dir(storage: str, study_name: str, fallback: Path) -> Path:
+    """The report folder of the study ``study_name`` stored in ``storage``."""
     from deploytune.spec.model import report_dir_for
 
     return report_dir_for(storage, safe_file_name(study_name), fallback)
 
 
 # ------------------------------------------------------------------------------- storage faults
-
-
-def storage_text(url: str) -> str:
-    """The storage URL as shown to the user: the password of ``scheme://user:pw@host`` hidden."""
-    return re.sub(r"(://[^/:@]*:)[^@/]*@", r"\1***@", url)
-
-
-_HINTS: list[tuple[str, str]] = [
-    ("disk is full", "free disk space, then run the same command again"),
-    ("no space left", "free disk space, then run the same command again"),
-    ("file too large", "free disk space or raise the file size limit, then run again"),
-    ("readonly database", "make the database file and its folder writable"),
-    ("read-only", "make the database file and its folder writable"),
-    ("not a database", "the file is damaged or not a database: restore it from a backup or "
-                       "point `storage` at another file"),
-    ("malformed", "the file is damaged: restore it from a backup or point `storage` at "
-                  "another file"),
-    ("no such table", "the database has no Optuna tables (deleted, replaced or not an Optuna "
-                      "storage?): restore it or point `storage` at another file"),
-    ("unable to open database", "check that the file and its folder exist and are accessible"),
-    ("disk i/o error", "check the disk (free space, errors) and that the file was not deleted "
-                       "or moved"),
-    ("database is locked", "another process holds the database; wait and run again"),
-    ("connection refused", "check that the database server is running and the host and port"),
-    ("could not connect", "check that the database server is running and the host and port"),
-    ("could not translate host", "check the host name in the storage URL"),
-    ("timeout", "check that the database server is reachable"),
-    ("password authentication", "check the user name and password"),
-    ("table schema", "run `optuna storage upgrade --storage URL`, or use the Optuna version "
-                     "that wrote it"),
-]
-
-
-def _first_line(text: str) -> str:
-    line = next((ln.strip() for ln in str(text).splitlines() if ln.strip()), "")
-    return line if len(line) <= 300 else line[:299] + "…"
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    out: list[BaseException] = []
-    seen: set[int] = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        out.append(cur)
-        cur = cur.__cause__ or cur.__context__
-    return out
-
-
-_DRIVERS = {"psycopg2": "psycopg2-binary", "psycopg": "'psycopg[binary]'",
-            "MySQLdb": "mysqlclient", "pymysql": "pymysql"}
-"""pip packages of the database drivers SQLAlchemy imports."""
-
-
-def _cause(exc: BaseException) -> str | None:
-    """The storage cause in ``exc``'s chain as one phrase, or ``None`` when it is none."""
-    import sqlalchemy.exc as sa_exc
-
-    chain = _chain(exc)
-    missing = next((e.name for e in chain if isinstance(e, ModuleNotFoundError) and e.name),
-                   None)
-    if any(isinstance(e, ImportError) and "DB access module" in str(e) for e in chain) or (
-            missing is not None and missing.partition(".")[0] in _DRIVERS):
-        if missing:
-            return (f"its database driver is not installed (no module named {missing!r}); "
-                    f"pip install {_DRIVERS.get(missing.partition('.')[0], missing)}")
-        return "its database driver is not installed; pip install the driver for it"
-    for e in chain:
-        if isinstance(e, sa_exc.NoSuchModuleError):
-            scheme = str(e).rsplit(":", 1)[-1].strip()
-            return (f"unknown storage scheme {scheme!r}; use sqlite:///file.db, "
-                    f"postgresql://user@host/db or mysql://user@host/db")
-        if isinstance(e, sa_exc.ArgumentError):
-            return (f"not a storage URL ({_first_line(str(e))}); use sqlite:///file.db or "
-                    f"postgresql://user@host/db")
-        if isinstance(e, sa_exc.DBAPIError) and e.orig is not None:
-            return _first_line(str(e.orig)) or type(e.orig).__name__
-        if isinstance(e, sqlite3.Error):
-            return _first_line(str(e)) or type(e).__name__
-    for e in chain:
-        if isinstance(e, sa_exc.SQLAlchemyError | optuna.exceptions.StorageInternalError):
-            return _first_line(str(e).split("(Background on this error")[0])
-        if isinstance(e, RuntimeError) and "table schema" in str(e):
-            return _first_line(str(e))
-    return None
-
-
-def describe_storage_failure(exc: BaseException, storage: str, *,
-                             read_only: bool = False) -> str | None:
-    """One line naming ``storage`` and the cause, when ``exc`` is a storage fault.
-
-    Args:
-        exc: An exception raised while opening, reading or writing the storage.
-        storage: The storage URL.
-        read_only: The storage was opened read-only (``show``, ``importance``): a write it
-            refused means the storage is incomplete, not that it should be made writable.
-
-    Returns:
-        ``"storage <url>: <cause>; <what to do>"``, or ``None`` when ``exc`` is no storage fault.
-    """
-    cause = _cause(exc)
-    if cause is None:
-        return None
-    db = _sqlite_path(storage)
-    if db is not None and not db.exists():
-        return (f"storage {storage_text(storage)}: the database file no longer exists (deleted "
-                f"or moved while in use; {cause}); put it back and run the same command again")
-    if read_only and "readonly database" in cause:
-        return (f"storage {storage_text(storage)}: not a complete Optuna storage (reading it "
-                f"would need a write: tables or version records are missing); restore it, or "
-                f"let `deploytune tune` or Optuna open it once with write access")
-    low = cause.lower()
-    hint = next((h for key, h in _HINTS if key in low and h not in low), None)
-    return f"storage {storage_text(storage)}: {cause}" + (f"; {hint}" if hint else "")
 
 
 @contextmanager
@@ -234,7 +112,7 @@ def _storage_faults(storage: str, suffix: str = "", *, read_only: bool = False) 
         message = describe_storage_failure(exc, storage, read_only=read_only)
         if message is None:
             raise
-        db = _sqlite_path(storage)
+        db = sqlite_path(storage)
         gone = db is not None and not db.exists()  # nothing kept to resume from
         raise StorageError(message + ("" if gone else suffix)) from exc
 
@@ -259,140 +137,11 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _family(studies: Sequence[FrozenStudy], name: str) -> list[FrozenStudy]:
-    """The study ``name`` and those ``--fresh`` started next to it, oldest first."""
-    return sorted((s for s in studies if s.study_name == name
-                   or s.user_attrs.get(ATTR_FRESH_OF) == name), key=lambda s: s._study_id)
-
-
-def _choose(family: Sequence[FrozenStudy], setup: dict[str, Any]) -> FrozenStudy | None:
-    """The newest study of ``family`` whose problem matches ``setup`` (or is not recorded)."""
-    return next((s for s in reversed(family)
-                 if difference(s.user_attrs.get(ATTR_SETUP), setup) is None), None)
-
-
-def _spec_study_name(studies: Sequence[FrozenStudy], spec: Spec) -> str:
-    """The study a spec reads: the newest of its family whose problem matches the spec, else
-    the newest of its family, else the spec's own name."""
-    family = _family(studies, spec.study_name)
-    chosen = _choose(family, setup_of(spec.objective, spec.constraints, spec.space)) or (
-        family[-1] if family else None)
-    return chosen.study_name if chosen is not None else spec.study_name
-
-
-def _fresh_name(names: Sequence[str], name: str) -> str:
-    taken = set(names)
-    k = 2
-    while f"{name}-{k}" in taken:
-        k += 1
-    return f"{name}-{k}"
-
-
-def _validated_study(spec: Spec, study_name: str | None) -> str:
-    """The study ``deploytune validate`` re-runs the finalists of: ``study_name``, else the
-    spec's (the newest of its family whose problem matches the spec).
-
-    A study written by plain Optuna code (no ``dt.setup``) is accepted when its direction is
-    the spec's objective's and the parameters of its finished trials are configurations of the
-    spec's space: its trials rank the finalists (their constraint values say which were
-    feasible), and the re-runs, which the spec's evaluator measures, give the metrics.
-
-    Raises:
-        StudyNotFound: No such study, or it holds no finished trial.
-        StudyMismatch: It holds another problem (one line saying which part differs).
-    """
-    storage = optuna.storages.get_storage(spec.storage)
-    studies = {s.study_name: s for s in storage.get_all_studies()}
-    where = storage_text(spec.storage)
-    if study_name is None:
-        study_name = _spec_study_name(list(studies.values()), spec)
-    frozen = studies.get(study_name)
-    if frozen is None:
-        raise StudyNotFound(f"{where}: no study named {study_name!r} to validate (it holds: "
-                            f"{', '.join(studies) or 'none'}); run `{_resume_hint(spec)}` first "
-                            f"or name one with --study")
-    trials = [t for t in storage.get_all_trials(frozen._study_id, deepcopy=False)
-              if t.state.is_finished()]
-    if not trials:
-        raise StudyNotFound(f"study {study_name!r} in {where} has no finished trial: there is "
-                            f"nothing to validate; run `{_resume_hint(spec)}` first")
-    recorded = frozen.user_attrs.get(ATTR_SETUP)
-    setup = setup_of(spec.objective, spec.constraints, spec.space)
-    if recorded is not None:
-        key = difference(recorded, setup)
-        if key is not None:
-            raise StudyMismatch(
-                f"study {study_name!r} in {where} holds a different {key} "
-                f"({_short(recorded.get(key))} vs {_short(setup.get(key))} in the spec); "
-                f"validate it with the spec it was "
-                f"tuned with; nothing was changed")
-        return study_name
-    direction = frozen.directions[0].name.lower() if len(frozen.directions) == 1 else "multi"
-    if direction != spec.objective.direction:
-        raise StudyMismatch(
-            f"study {study_name!r} in {where} was created by plain Optuna code to {direction} "
-            f"and the spec's objective is to {spec.objective.direction} "
-            f"{spec.objective.metric}; give a spec with the study's direction; nothing was "
-            f"changed")
-    for t in trials:
-        if t.params and not spec.space.is_valid(dict(t.params)):
-            raise StudyMismatch(
-                f"study {study_name!r} in {where}: trial {t.number}'s parameters "
-                f"{_short(dict(t.params))} are not a configuration of the spec's space "
-                f"({', '.join(p.name for p in spec.space)}); validate needs the space the "
-                f"study was tuned in; nothing was changed")
-    return study_name
-
-
 def _evaluations_text(result: Result) -> str:
     """``"12 evaluations"``, and ``" (+ 3 finalists' re-runs)"`` when there were some."""
     final = sum(t.validation for t in result.trials)
     text = f"{len(result.trials) - final} evaluations"
     return text + (f" (+ {final} finalists' re-run{'s' if final != 1 else ''})" if final else "")
-
-
-def _resume_hint(spec: Spec) -> str:
-    return f"deploytune tune {spec.source}"
-
-
-def _select_study(spec: Spec, fresh: bool, console: Console) -> str:
-    """The name of the study this run tunes, creating a ``--fresh`` one when asked."""
-    storage = optuna.storages.get_storage(spec.storage)
-    studies = storage.get_all_studies()
-    family = _family(studies, spec.study_name)
-    setup = setup_of(spec.objective, spec.constraints, spec.space)
-    where = storage_text(spec.storage)
-    if not family:
-        return spec.study_name
-    if fresh:
-        new = _fresh_name([s.study_name for s in studies], spec.study_name)
-        study = optuna.create_study(study_name=new, storage=storage,
-                                    direction=spec.objective.direction)  # type: ignore[arg-type]
-        study.set_user_attr(ATTR_FRESH_OF, spec.study_name)
-        kept = ", ".join(s.study_name for s in family)
-        console.print(Text(f"starting the fresh study {new} in {where}; kept as they were: "
-                           f"{kept} (`{_resume_hint(spec)}` resumes {new} from now on)"),
-                      soft_wrap=True)
-        return new
-    chosen = _choose(family, setup)
-    if chosen is not None:
-        return chosen.study_name
-    newest = family[-1]
-    recorded = newest.user_attrs.get(ATTR_SETUP)
-    if claimable(recorded, setup, storage.get_all_trials(newest._study_id, deepcopy=False)):
-        return newest.study_name  # the tuner lets a corrected objective claim it
-    key = difference(recorded, setup) or "problem"
-    existing = (recorded or {}).get(key)
-    raise StudyMismatch(
-        f"study {newest.study_name!r} in {where} already holds trials of a different {key} "
-        f"({_short(existing)} vs {_short(setup.get(key))} in the spec); run "
-        f"`{_resume_hint(spec)} --fresh` to start a new study next to it (the old one is "
-        f"kept), or change `study` or `storage` in the spec; nothing was changed")
-
-
-def _short(value: Any, limit: int = 120) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _previous_result(spec: Spec, name: str) -> Result | None:
@@ -421,7 +170,7 @@ def tune_spec(spec: Spec, *, console: Console, live: bool = True, report: bool =
             existing studies are kept as they are.
         validate: Re-run the finalists of the existing study as these settings say, and
             nothing else: no new configuration, whatever the spec's budget (a study written
-            by plain Optuna code works too, see :func:`_validated_study`).
+            by plain Optuna code works too, see :func:`validated_study`).
         study_name: With ``validate``: the study to validate (default: the spec's).
 
     Raises:
@@ -436,13 +185,13 @@ def tune_spec(spec: Spec, *, console: Console, live: bool = True, report: bool =
     from deploytune.samplers import make_sampler
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    resume = (f"; the trials recorded so far are kept: once fixed, `{_resume_hint(spec)}` "
+    resume = (f"; the trials recorded so far are kept: once fixed, `{resume_hint(spec)}` "
               f"resumes")
     with _storage_faults(spec.storage):
         if validate is None:
-            name = _select_study(spec, fresh, console)
+            name = select_study(spec, fresh, console)
         else:
-            name = _validated_study(spec, study_name)
+            name = validated_study(spec, study_name)
         previous = _previous_result(spec, name)
     budget, validation = spec.budget_trials, spec.validation
     if validate is not None:
@@ -473,7 +222,7 @@ def tune_spec(spec: Spec, *, console: Console, live: bool = True, report: bool =
                 # the tuner refused the study before any trial (a problem we did not foresee)
                 raise StudyMismatch(
                     f"{exc} (storage {storage_text(spec.storage)}); run "
-                    f"`{_resume_hint(spec)} --fresh` to start a new study next to it") from exc
+                    f"`{resume_hint(spec)} --fresh` to start a new study next to it") from exc
     finally:
         evaluator.close()
     if report and result.study is not None:
@@ -512,7 +261,7 @@ def _write_report_or_warn(study: optuna.Study, folder: Path, console: Console, *
 
 def report_failure(exc: BaseException) -> str:
     """``"<ExceptionType>: <first line>"`` of a failure to write a report or a figure."""
-    return f"{type(exc).__name__}: {_first_line(str(exc))}"
+    return f"{type(exc).__name__}: {first_line(str(exc))}"
 
 
 # ------------------------------------------------------------------------- opening a study
@@ -528,29 +277,12 @@ def _storage_url(target: str) -> str:
     return f"sqlite:///{path.resolve()}"
 
 
-def _sqlite_path(url: str) -> Path | None:
-    """The database file of a ``sqlite:///`` URL (``None``: another kind, in memory, a URI)."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        parsed = make_url(url)
-    except (ArgumentError, ValueError):
-        return None
-    if parsed.get_backend_name() != "sqlite" or not parsed.database:
-        return None
-    if parsed.database == ":memory:" or parsed.database.startswith("file:") or \
-            parsed.query.get("uri"):
-        return None
-    return Path(parsed.database)
-
-
 def _read_only_storage(url: str, target: str) -> optuna.storages.BaseStorage:
     """The storage at ``url``, opened without writing: an SQLite file read-only, no tables
     created anywhere (Optuna creates missing tables when it opens a storage)."""
     from urllib.parse import quote
 
-    db = _sqlite_path(url)
+    db = sqlite_path(url)
     engine_kwargs: dict[str, Any] = {}
     if db is not None:
         if not db.exists():
@@ -595,7 +327,7 @@ def open_study(target: str, study_name: str | None = None) -> tuple[optuna.Study
         studies = storage.get_all_studies()
         names = [s.study_name for s in studies]
         if name is None and spec is not None:
-            name = _spec_study_name(studies, spec)
+            name = spec_study_name(studies, spec)
         if name is None:
             if len(names) != 1:
                 listed = ", ".join(names) or "none"

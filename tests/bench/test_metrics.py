@@ -36,7 +36,7 @@ def _problem(direction: str = "maximize", optimum: float = 10.0, reference: floa
 
 def _t(number: int, status: Status, value: float | None = None,
        kind: CrashKind | None = None, model: str = "a") -> TrialRecord:
-    return TrialRecord(number, {"model": model, "x": 0.5}, status, kind, {}, value, {}, None, 0.0)
+    return TrialRecord(number, {"model": model, "x": 0.5}, status, kind, value, {}, 0.0)
 
 
 def _trials() -> list[TrialRecord]:
@@ -90,8 +90,8 @@ def test_wasted_seconds_use_the_cost_model() -> None:
 def test_wasted_seconds_of_a_live_problem_are_the_measured_ones() -> None:
     prob = _problem()
     prob.live = lambda: None
-    trials = [TrialRecord(i, t.config, t.status, t.crash_kind, {}, t.value, {}, None,
-                          float(i + 1)) for i, t in enumerate(_trials())]
+    trials = [TrialRecord(i, t.config, t.status, t.crash_kind, t.value, {}, float(i + 1))
+              for i, t in enumerate(_trials())]
     m = run_metrics(trials, prob)
     # trials 0, 1, 3 and 6 were not feasible; each cost its number + 1 measured seconds
     assert m.wasted_seconds == pytest.approx(1.0 + 2.0 + 4.0 + 7.0)
