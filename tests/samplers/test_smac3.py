@@ -21,12 +21,8 @@ from tests.toy import CONSTRAINTS, toy_evaluate
 pytest.importorskip("smac", reason="needs the peers extra: pip install 'deploytune[peers]'")
 from smac.runhistory import StatusType
 
-from deploytune.samplers.smac3 import (
-    Smac3Sampler,
-    Smac3Settings,
-    _Encoding,
-    told_values,
-)
+from deploytune.samplers._configspace import ConfigSpaceEncoding
+from deploytune.samplers.smac3 import Smac3Sampler, Smac3Settings, told_values
 
 # SMAC 2.3.1's initial design calls ConfigSpace APIs that ConfigSpace 1.x deprecates
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -133,7 +129,7 @@ def test_the_loop_is_smacs_own_ask_and_tell_loop(tmp_path: Path) -> None:
     from smac.runhistory import TrialValue
 
     result = run_small(Smac3Sampler(SMALL, seed=3, budget=20), budget=20, seed=3)
-    encoding = _Encoding(SMALL, seed=3)
+    encoding = ConfigSpaceEncoding(SMALL, seed=3)
     smac = HyperparameterOptimizationFacade(
         Scenario(encoding.cs, deterministic=True, n_trials=20, seed=3,
                  output_directory=tmp_path / "smac3"), lambda c, seed=0: 0.0,
@@ -214,7 +210,7 @@ def test_initial_design_is_one_sobol_design_of_the_run_seed() -> None:
 
     sampler = Smac3Sampler(SMALL, seed=4, budget=24)
     result = run_small(sampler, budget=6, seed=4)
-    encoding = _Encoding(SMALL, seed=0)
+    encoding = ConfigSpaceEncoding(SMALL, seed=0)
     scenario = Scenario(encoding.cs, deterministic=True, n_trials=24, seed=4)
     design = HyperparameterOptimizationFacade.get_initial_design(scenario)
     points = [encoding.config(c) for c in design.select_configurations()]
@@ -233,7 +229,7 @@ def test_space_conversion_round_trips_every_kind() -> None:
         "n": {"type": "int", "low": 1, "high": 100, "log": True,
               "when": {"flag": [True], "tp": [2, 4]}},
     }, forbidden=[{"tp": [1], "batch": [8, 16]}])
-    encoding = _Encoding(space, seed=0)
+    encoding = ConfigSpaceEncoding(space, seed=0)
     assert type(encoding.cs["tp"]).__name__ == "OrdinalHyperparameter"
     assert list(encoding.cs["tp"].sequence) == [1, 2, 4]
     rng = __import__("numpy").random.default_rng(0)

@@ -8,10 +8,9 @@ switch is a field of :class:`~deploytune.samplers.cabo.CaboSettings`.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.special import log_ndtr, ndtr
@@ -20,6 +19,7 @@ from deploytune.feasibility import DEFAULT_CONFIDENCE
 from deploytune.history import Observation
 from deploytune.samplers._chance import ConstraintNoise, chance_incumbent
 from deploytune.samplers._encoding import INACTIVE, ConfigEncoder
+from deploytune.samplers._forest import Forest
 from deploytune.samplers.memory import MemoryDominance
 from deploytune.samplers.signature import CrashSignatures
 from deploytune.space import Config, Space
@@ -36,16 +36,12 @@ _MIN_COST_S = 0.1
 milliseconds are timing noise, and would make two runs of the same seed diverge."""
 
 
-def _forest(x: np.ndarray, y: np.ndarray, n_trees: int, seed: int) -> Any:
+def _forest(x: np.ndarray, y: np.ndarray, n_trees: int, seed: int) -> Forest:
     """Extremely randomised trees (fast to fit, smooth spread between trees)."""
     from sklearn.ensemble import ExtraTreesRegressor
 
-    forest = ExtraTreesRegressor(n_estimators=n_trees, min_samples_leaf=1, max_features=0.6,
-                                 bootstrap=False, random_state=seed % (2**32), n_jobs=1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        forest.fit(x, y)
-    return forest
+    return Forest(ExtraTreesRegressor, x, y, seed, n_estimators=n_trees, min_samples_leaf=1,
+                  max_features=0.6, bootstrap=False)
 
 
 def _standardised(y: np.ndarray, best: float | None) -> tuple[np.ndarray, float | None]:
@@ -79,16 +75,6 @@ def _noise_floor(x: np.ndarray, y: np.ndarray, cap: float) -> float:
     nearest = np.argmin(d, axis=1)
     noise = float(np.median(np.abs(y - y[nearest]))) / math.sqrt(2.0)
     return min(cap, max(cap / 10.0, noise))
-
-
-def _per_tree(forest: Any, x: np.ndarray) -> np.ndarray:
-    """Predictions of every tree: shape (trees, rows).
-
-    Calls the fitted trees' low-level ``tree_.predict`` on float32 rows (what
-    ``DecisionTreeRegressor.predict`` does after validating its input, which costs more than
-    the prediction itself on a few hundred candidates)."""
-    x32 = np.ascontiguousarray(x, dtype=np.float32)
-    return np.stack([t.tree_.predict(x32).reshape(len(x32)) for t in forest.estimators_])
 
 
 class _Trend:
@@ -177,11 +163,11 @@ class Models:
         self.any_feasible = any(o.feasible for o in history)
         n = settings.n_trees
         # crash model: needs both classes
-        self._crash = None
+        self._crash: Forest | None = None
         if settings.crash_model and self.n_crashed and self.n_ran:
             self._crash = _forest(x, crashed, n, seed)
         # constraint models, one per constraint label seen on runs
-        self._constraints: list[Any] = []
+        self._constraints: list[Forest] = []
         self._trends: list[_Trend | None] = []
         self._floors: list[float] = []
         violations: dict[str, tuple[list[int], np.ndarray, float]] = {}
@@ -206,7 +192,7 @@ class Models:
         # objective model over runs with a finite value
         rows = [i for i in ran if history[i].value is not None
                 and math.isfinite(float(history[i].value or 0.0))]
-        self._objective = None
+        self._objective: Forest | None = None
         self.incumbent: float | None = None
         if len(rows) >= 2:
             y = np.array([sign * float(history[i].value or 0.0) for i in rows])
@@ -220,7 +206,7 @@ class Models:
                 self.incumbent = chance_incumbent(
                     history, x, noises, dict(zip(rows, z.tolist(), strict=True)), confidence)
         # cost model over log seconds
-        self._cost = None
+        self._cost: Forest | None = None
         costs = np.array([max(o.cost_s, _MIN_COST_S) for o in history])
         if (settings.cost_exponent > 0 and len(history) >= 3
                 and float(costs.max()) > _COST_SPREAD * float(costs.min())):
@@ -237,7 +223,7 @@ class Models:
         """Predicted crash probability (0 without a crash model)."""
         if self._crash is None:
             return np.zeros(len(x))
-        return np.clip(_per_tree(self._crash, x).mean(axis=0), 0.0, 1.0)
+        return np.clip(self._crash.mean(x), 0.0, 1.0)
 
     def p_constraints(self, x: np.ndarray) -> np.ndarray:
         """Predicted probability that every constraint is met (1 without models)."""
@@ -251,9 +237,10 @@ class Models:
         probability of being met is ``Phi`` of it)."""
         for forest, trend, floor in zip(self._constraints, self._trends, self._floors,
                                         strict=True):
-            t = _per_tree(forest, x)
-            mean = t.mean(axis=0) if trend is None else t.mean(axis=0) + trend(x)
-            yield -mean / np.sqrt(t.var(axis=0) + floor**2)
+            mean, var = forest.mean_and_variance(x)
+            if trend is not None:
+                mean = mean + trend(x)
+            yield -mean / np.sqrt(var + floor**2)
 
     def log_p_constraints(self, x: np.ndarray) -> np.ndarray:
         """``log`` of :meth:`p_constraints`, without its underflow: when every run so far
@@ -275,14 +262,14 @@ class Models:
         """Mean and standard deviation of the standardised objective (0, 1 without a model)."""
         if self._objective is None:
             return np.zeros(len(x)), np.ones(len(x))
-        t = _per_tree(self._objective, x)
-        return t.mean(axis=0), np.sqrt(t.var(axis=0) + 1e-6)
+        mean, var = self._objective.mean_and_variance(x)
+        return mean, np.sqrt(var + 1e-6)
 
     def expected_cost(self, x: np.ndarray) -> np.ndarray:
         """Predicted seconds of each row (1 without a cost model)."""
         if self._cost is None:
             return np.ones(len(x))
-        return np.asarray(np.exp(_per_tree(self._cost, x).mean(axis=0)))
+        return np.asarray(np.exp(self._cost.mean(x)))
 
     def acquisition(self, x: np.ndarray, crash_floor: np.ndarray | None = None) -> np.ndarray:
         """The score of each row (higher is better); see the module docstring.

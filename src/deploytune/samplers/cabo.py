@@ -76,6 +76,7 @@ from deploytune.outcome import CrashKind
 from deploytune.samplers._base import SpaceSampler, planned_budget, trial_rng
 from deploytune.samplers._cabo_models import CrashRules, Models
 from deploytune.samplers._encoding import ConfigEncoder, same_value
+from deploytune.samplers._local_search import local_search
 from deploytune.samplers._moves import draw_unseen, one_exchange_neighbours
 from deploytune.samplers._options import check_settings, settings_from
 from deploytune.samplers.memory import MemoryDominance, least_memory
@@ -403,41 +404,25 @@ class CaboSampler(SpaceSampler):
 
     def _local_search(self, models: Models, starts: list[Config], seen: set[_Key],
                       rng: np.random.Generator, rules: CrashRules) -> list[Config]:
-        """Best-improvement moves from every start; returns every unseen candidate scored."""
-        found: list[Config] = []
+        """Best-improvement moves from every start
+        (:func:`~deploytune.samplers._local_search.local_search`) by the acquisition, never
+        to a configuration seen, found before, or ruled out by hard ``rules``; returns every
+        candidate scored."""
         keys = set(seen)
-        current = list(starts)
-        cur = models.acquisition(self.encoder.encode(current), rules.floor(current)) \
-            if current else np.zeros(0)
-        active = list(range(len(current)))
-        for _ in range(self.settings.local_steps):
-            cands: list[Config] = []
-            owner: list[int] = []
-            for i in active:
-                for nb in self.neighbours(current[i], rng):
-                    k = self.space.key(nb)
-                    if k in keys or rules.memory_rules_out(nb) or rules.signature_rules_out(nb):
-                        continue
-                    keys.add(k)
-                    cands.append(nb)
-                    owner.append(i)
-            if not cands:
-                break
-            found += cands
-            sc = models.acquisition(self.encoder.encode(cands), rules.floor(cands))
-            best_j: dict[int, int] = {}
-            for j, i in enumerate(owner):
-                if i not in best_j or sc[j] > sc[best_j[i]]:
-                    best_j[i] = j
-            moved = []
-            for i, j in best_j.items():
-                if sc[j] > cur[i]:
-                    current[i], cur[i] = cands[j], sc[j]
-                    moved.append(i)
-            if not moved:
-                break
-            active = moved
-        return found
+
+        def admit(config: Config) -> bool:
+            key = self.space.key(config)
+            if (key in keys or rules.memory_rules_out(config)
+                    or rules.signature_rules_out(config)):
+                return False
+            keys.add(key)
+            return True
+
+        def acquisition(configs: list[Config]) -> np.ndarray:
+            return models.acquisition(self.encoder.encode(configs), rules.floor(configs))
+
+        return local_search(starts, acquisition, self.neighbours, rng,
+                            self.settings.local_steps, admit=admit)
 
     def neighbours(self, config: Config, rng: np.random.Generator) -> list[Config]:
         """One-parameter moves of ``config``: numeric choice lists step to adjacent values,

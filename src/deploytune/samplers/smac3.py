@@ -6,15 +6,16 @@ random forest; ``pip install 'deploytune[peers]'``), so a comparison with SMAC3 
 comparison with the code its users run, not with our reading of it.
 
 1. **Configuration space.** The :class:`~deploytune.space.Space` becomes a ConfigSpace
-   ``ConfigurationSpace``: categoricals -> ``Categorical``; categoricals whose choices are all
-   numbers (batch sizes, tensor-parallel degrees) -> ``Ordinal`` over the sorted choices, so
-   the forest sees their order, as deploytune's own samplers do; ints and floats ->
-   ``Integer`` / ``Float`` with their ``log`` flag; ints and floats with a ``step`` ->
-   ``Ordinal`` over the grid (ConfigSpace 1.x has no quantisation). A ``when`` becomes an
-   ``EqualsCondition`` / ``InCondition`` (an ``AndConjunction`` for several parents); a
-   forbidden combination a ``ForbiddenAndConjunction`` of ``ForbiddenInClause``s. With
-   forbidden combinations the defaults are taken from a fixed valid configuration, because
-   ConfigSpace refuses a space whose default configuration is forbidden.
+   ``ConfigurationSpace`` (:mod:`deploytune.samplers._configspace`): categoricals ->
+   ``Categorical``; categoricals whose choices are all numbers (batch sizes, tensor-parallel
+   degrees) -> ``Ordinal`` over the sorted choices, so the forest sees their order, as
+   deploytune's own samplers do; ints and floats -> ``Integer`` / ``Float`` with their ``log``
+   flag; ints and floats with a ``step`` -> ``Ordinal`` over the grid (ConfigSpace 1.x has no
+   quantisation). A ``when`` becomes an ``EqualsCondition`` / ``InCondition`` (an
+   ``AndConjunction`` for several parents); a forbidden combination a
+   ``ForbiddenAndConjunction`` of ``ForbiddenInClause``s. With forbidden combinations the
+   defaults are taken from a fixed valid configuration, because ConfigSpace refuses a space
+   whose default configuration is forbidden.
 2. **The facade as users build it.** ``HyperparameterOptimizationFacade`` with every component
    at its default (Sobol initial design of 10 configurations per parameter but at most a
    quarter of the trials; pyrfr random forest on log-scaled costs; log EI; local and sorted
@@ -97,17 +98,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from deploytune.history import Observation
 from deploytune.outcome import Status
 from deploytune.samplers._base import SpaceSampler, planned_budget, trial_rng
-from deploytune.samplers._encoding import same_value
+from deploytune.samplers._configspace import ConfigSpaceEncoding
 from deploytune.samplers._moves import draw_unseen
 from deploytune.samplers._options import check_settings, settings_from
-from deploytune.space import Categorical, Config, Float, Int, Param, Space, all_numbers
+from deploytune.space import Config, Space
 
 if TYPE_CHECKING:
     from optuna import Study
@@ -195,127 +195,6 @@ def told_values(history: Sequence[Observation], sign: float, settings: Smac3Sett
             for o, c in zip(used, costs, strict=True)}
 
 
-# ------------------------------------------------------------------------ ConfigSpace side
-def _plain(value: Any) -> Any:
-    """A numpy scalar as the Python value (``np.True_`` -> ``True``, ``np.str_`` -> ``str``)."""
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _same(a: Any, b: Any) -> bool:
-    return same_value(_plain(a), _plain(b))
-
-
-def _grid(p: Int | Float) -> list[Any]:
-    assert p.step is not None
-    n = round((p.high - p.low) / p.step)
-    return [p.snap(p.low + k * p.step) for k in range(n + 1)]
-
-
-class _Encoding:
-    """A :class:`Space` as a ConfigSpace ``ConfigurationSpace``, with value conversions both
-    ways (deploytune value <-> the item ConfigSpace holds)."""
-
-    def __init__(self, space: Space, seed: int) -> None:
-        from ConfigSpace import (
-            AndConjunction,
-            ConfigurationSpace,
-            EqualsCondition,
-            ForbiddenAndConjunction,
-            ForbiddenInClause,
-            InCondition,
-        )
-
-        self.space = space
-        # Ordered items of every parameter held as a list (choices, numeric choices, grids).
-        self.items: dict[str, list[Any]] = {}
-        defaults = self._defaults(space)
-        self.cs = ConfigurationSpace(seed=seed)
-        hps = {p.name: self._hyperparameter(p, defaults.get(p.name)) for p in space}
-        self.cs.add(list(hps.values()))
-        for p in space:
-            parts: list[Any] = []
-            for parent, allowed in p.when.items():
-                values = [self.to_smac(parent, v) for v in allowed
-                          if space[parent].contains(v)]
-                parts.append(EqualsCondition(hps[p.name], hps[parent], values[0])
-                             if len(values) == 1 else
-                             InCondition(hps[p.name], hps[parent], values))
-            if parts:
-                self.cs.add(parts[0] if len(parts) == 1 else AndConjunction(*parts))
-        for rule in space.forbidden:
-            clauses = [ForbiddenInClause(hps[name], [self.to_smac(name, v) for v in values
-                                                     if space[name].contains(v)])
-                       for name, values in rule.items()]
-            self.cs.add(clauses[0] if len(clauses) == 1 else ForbiddenAndConjunction(*clauses))
-
-    @staticmethod
-    def _defaults(space: Space) -> Config:
-        """ConfigSpace's own defaults, unless forbidden combinations are declared: then a fixed
-        valid configuration (ConfigSpace refuses a forbidden default configuration)."""
-        return space.sample(np.random.default_rng(0)) if space.forbidden else {}
-
-    def _hyperparameter(self, p: Param, default: Any) -> Any:
-        from ConfigSpace import Categorical as CsCategorical
-        from ConfigSpace import Float as CsFloat
-        from ConfigSpace import Integer as CsInteger
-        from ConfigSpace import OrdinalHyperparameter
-
-        if isinstance(p, Categorical) and all_numbers(p.choices):
-            self.items[p.name] = sorted(p.choices)
-            return OrdinalHyperparameter(p.name, self.items[p.name], default_value=(
-                self.items[p.name][0] if default is None else self.to_smac(p.name, default)))
-        if isinstance(p, Categorical):
-            self.items[p.name] = list(p.choices)
-            if default is None:
-                return CsCategorical(p.name, self.items[p.name])
-            return CsCategorical(p.name, self.items[p.name], default=self.to_smac(p.name, default))
-        if isinstance(p, (Int, Float)) and p.step is not None:
-            self.items[p.name] = _grid(p)
-            return OrdinalHyperparameter(p.name, self.items[p.name], default_value=(
-                self.items[p.name][0] if default is None else self.to_smac(p.name, default)))
-        if isinstance(p, Int):
-            return CsInteger(p.name, (p.low, p.high), log=p.log, default=default)
-        assert isinstance(p, Float)
-        return CsFloat(p.name, (float(p.low), float(p.high)), log=p.log,
-                       default=None if default is None else float(default))
-
-    def to_smac(self, name: str, value: Any) -> Any:
-        """The ConfigSpace value of ``name = value`` (a declared, legal value)."""
-        p = self.space[name]
-        items = self.items.get(name)
-        if isinstance(p, Int) and items is None:
-            return int(value)
-        if isinstance(p, Float) and items is None:
-            return min(float(p.high), max(float(p.low), float(value)))
-        assert items is not None
-        if isinstance(p, (Int, Float)):  # a grid: the nearest point
-            assert p.step is not None
-            return items[min(len(items) - 1, max(0, round((float(value) - p.low) / p.step)))]
-        return next(item for item in items if _same(item, value))
-
-    def from_smac(self, name: str, value: Any) -> Any:
-        """The deploytune value of ``name`` for the value ConfigSpace returned."""
-        p = self.space[name]
-        value = _plain(value)
-        if isinstance(p, Categorical):
-            return next((c for c in p.choices if _same(c, value)), value)
-        assert isinstance(p, (Int, Float))
-        return p.snap(float(value))
-
-    def configuration(self, config: Config) -> Any:
-        """A ConfigSpace ``Configuration`` of a deploytune configuration."""
-        from ConfigSpace import Configuration
-
-        return Configuration(self.cs, values={k: self.to_smac(k, v) for k, v in config.items()})
-
-    def config(self, configuration: Any) -> Config:
-        """The deploytune configuration of a ConfigSpace ``Configuration`` (declaration
-        order)."""
-        values = dict(configuration)
-        return {p.name: self.from_smac(p.name, values[p.name]) for p in self.space
-                if p.name in values}
-
-
 # ------------------------------------------------------------------------------ the loop
 class _Loop:
     """One SMAC3 run driven through a study's trials as a user's ask-and-tell loop.
@@ -330,7 +209,7 @@ class _Loop:
         from smac import Scenario
 
         self.space, self.sign = space, sign
-        self.encoding = _Encoding(space, seed)
+        self.encoding = ConfigSpaceEncoding(space, seed)
         with tempfile.TemporaryDirectory(prefix="deploytune-smac3-") as tmp:
             scenario = Scenario(self.encoding.cs, deterministic=True, n_trials=budget,
                                 seed=seed, output_directory=Path(tmp) / "smac3")

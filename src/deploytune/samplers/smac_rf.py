@@ -77,6 +77,8 @@ from deploytune.history import Observation
 from deploytune.outcome import Status
 from deploytune.samplers._base import SpaceSampler, planned_budget, trial_rng
 from deploytune.samplers._encoding import ConfigEncoder
+from deploytune.samplers._forest import Forest
+from deploytune.samplers._local_search import local_search
 from deploytune.samplers._moves import draw_unseen, one_exchange_neighbours
 from deploytune.space import Categorical, Config, Float, Int, Param, Space
 
@@ -164,6 +166,12 @@ def log_scale(costs: np.ndarray, percentile: float = 5.0) -> np.ndarray:
     return np.asarray(np.log((costs - lo + d) / (hi - lo + d)))
 
 
+def _improves(new: float, old: float) -> bool:
+    """The local search's acceptance rule: a move must raise EI by a relative ``1e-9`` (and
+    above ``1e-300``), so that ties and rounding never move a start."""
+    return bool(new > old * (1 + 1e-9) + 1e-300)
+
+
 class _Surrogate:
     """A fitted forest: predictive mean and variance across trees, and log-EI."""
 
@@ -172,23 +180,17 @@ class _Surrogate:
                  log_y: bool) -> None:
         from sklearn.ensemble import RandomForestRegressor
 
-        self.forest = RandomForestRegressor(
-            n_estimators=n_trees, bootstrap=True, max_features=max_features,
-            min_samples_split=min_samples_split, min_samples_leaf=min_samples_leaf,
-            random_state=random_state, n_jobs=1)
-        self.forest.fit(x, y)
+        self.forest = Forest(RandomForestRegressor, x, y, random_state, n_estimators=n_trees,
+                             bootstrap=True, max_features=max_features,
+                             min_samples_split=min_samples_split,
+                             min_samples_leaf=min_samples_leaf)
         self.eta = float(np.min(y))
         self.log_y = log_y
-
-    def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and variance of the trees' predictions at the rows of ``x``."""
-        per_tree = np.stack([t.predict(x) for t in self.forest.estimators_])
-        return per_tree.mean(axis=0), per_tree.var(axis=0)
 
     def expected_improvement(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(EI, predictive mean) at the rows of ``x``; EI for log-transformed costs when the
         forest was fitted to log-scaled costs."""
-        m, var = self.predict(x)
+        m, var = self.forest.mean_and_variance(x)
         s = np.sqrt(np.maximum(var, 1e-12))
         z = (self.eta - m) / s
         with np.errstate(over="ignore", invalid="ignore"):
@@ -368,7 +370,10 @@ class RandomForestSampler(SpaceSampler):
         scores: list[np.ndarray] = []
         means: list[np.ndarray] = []
 
-        def score(cands: list[Config]) -> np.ndarray:
+        def ei_only(cands: list[Config]) -> np.ndarray:
+            return model.expected_improvement(self._encoder.encode(cands))[0]
+
+        def score(cands: list[Config]) -> np.ndarray:  # and record, as candidates
             ei, m = model.expected_improvement(self._encoder.encode(cands))
             pool.extend(cands)
             scores.append(ei)
@@ -383,46 +388,14 @@ class RandomForestSampler(SpaceSampler):
             ei_r = score(randoms)
             n_rand = max(0, self.n_local_starts - len(best))
             top = np.argsort(-ei_r, kind="stable")[:n_rand]
-            self._local_search(model, [*best, *(randoms[i] for i in top)], score, rng)
+            local_search([*best, *(randoms[i] for i in top)], score, self._neighbours, rng,
+                         self.local_search_steps, rate_starts=ei_only, accept=_improves)
         ei_all, m_all = np.concatenate(scores), np.concatenate(means)
         for i in np.lexsort((m_all, -ei_all)):
             cand = pool[int(i)]
             if self.space.key(cand) not in seen:
                 return cand
         return None
-
-    def _local_search(self, model: _Surrogate, starts: list[Config],
-                      score: Callable[[list[Config]], np.ndarray],
-                      rng: np.random.Generator) -> None:
-        """Best-improvement moves in the one-exchange neighbourhood, all starts in step."""
-        if not starts:
-            return
-        current = list(starts)
-        cur_ei, _ = model.expected_improvement(self._encoder.encode(current))
-        active = list(range(len(current)))
-        for _ in range(self.local_search_steps):
-            cands: list[Config] = []
-            owner: list[int] = []
-            for i in active:
-                for nb in self._neighbours(current[i], rng):
-                    cands.append(nb)
-                    owner.append(i)
-            if not cands:
-                return
-            ei = score(cands)
-            best_j: dict[int, int] = {}
-            for j, i in enumerate(owner):
-                if i not in best_j or ei[j] > ei[best_j[i]]:
-                    best_j[i] = j
-            moved = []
-            for i in active:
-                b = best_j.get(i)
-                if b is not None and ei[b] > cur_ei[i] * (1 + 1e-9) + 1e-300:
-                    current[i], cur_ei[i] = cands[b], ei[b]
-                    moved.append(i)
-            if not moved:
-                return
-            active = moved
 
     def _neighbours(self, config: Config, rng: np.random.Generator) -> list[Config]:
         """The one-exchange neighbourhood of ``config`` (forbidden ones left out)."""
