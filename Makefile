@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml bench/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	scripts/ensure-swig
-	$(BIN)/python -m pip install -q -e ".[dev,gp,workloads,peers,ray]" -e bench
+	$(BIN)/python -m pip install -q -e ".[dev,gp,workloads,peers,ray,postgres]" -e bench
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -25,10 +25,12 @@ lint: $(STAMP)
 test: lint
 	scripts/ensure-espeak-ng
 	scripts/ensure-llama-cpp $(VENV)
+	scripts/ensure-postgres
 	$(BIN)/python -m pytest -q -n 2 tests
 
 # the developers' loop: lint, types and the tests not marked slow (CONTRIBUTING.md)
 test-fast: lint
+	scripts/ensure-postgres
 	$(BIN)/python -m pytest -q -n 2 -m "not slow" tests
 
 clean:

@@ -55,7 +55,9 @@ __all__ = [
     "ATTR_CRASH_KIND",
     "ATTR_ERROR",
     "ATTR_FRESH_OF",
+    "ATTR_HEARTBEAT",
     "ATTR_INTERRUPTED",
+    "ATTR_LEASE",
     "ATTR_LOG",
     "ATTR_METRICS",
     "ATTR_REPEAT_OF",
@@ -94,6 +96,12 @@ ATTR_REPEAT_OF = "dt.repeat_of"
 """On a deliberate re-run of a configuration: the number of its first trial."""
 ATTR_VALIDATION = "dt.validation"
 """On a finalist's re-run after the search's budget (not an evaluation of the budget)."""
+ATTR_HEARTBEAT = "dt.heartbeat"
+"""On a running trial: a count its worker raises every few seconds
+(:mod:`deploytune.parallel.heartbeat`)."""
+ATTR_LEASE = "dt.lease"
+"""On a trial that leased devices: ``{"host", "kind", "devices"}``
+(:mod:`deploytune.parallel.leases`)."""
 ATTR_SETUP = "dt.setup"
 """Study user attribute: the objective, direction and constraints the study was made for."""
 ATTR_FRESH_OF = "dt.fresh_of"

@@ -53,7 +53,8 @@ from deploytune.history import (
 if TYPE_CHECKING:
     from deploytune.space import Space
 
-__all__ = ["claim_next_trial", "interrupt_trial", "recover_stale_trials", "worker_identity"]
+__all__ = ["HOST_ENV", "claim_next_trial", "host_name", "interrupt_trial", "recover_stale_trials",
+           "worker_identity"]
 
 def _start_time(pid: int) -> str | None:
     """The process's start time in clock ticks since boot (Linux), or ``None``."""
@@ -66,10 +67,20 @@ def _start_time(pid: int) -> str | None:
     return fields[19] if len(fields) > 19 else None
 
 
+HOST_ENV = "DEPLOYTUNE_HOST"
+"""Environment variable naming this machine for the study (default: its host name); set it
+where machines share a host name (containers started from one image, for instance)."""
+
+
+def host_name() -> str:
+    """This machine's identity in the study: ``$DEPLOYTUNE_HOST`` or the host name."""
+    return os.environ.get(HOST_ENV) or socket.gethostname()
+
+
 def worker_identity() -> dict[str, Any]:
     """This process's identity: ``{"host", "pid", "start"}``."""
     pid = os.getpid()
-    return {"host": socket.gethostname(), "pid": pid, "start": _start_time(pid)}
+    return {"host": host_name(), "pid": pid, "start": _start_time(pid)}
 
 
 def _is_alive(worker: dict[str, Any]) -> bool:
@@ -159,7 +170,7 @@ def interrupt_trial(study: optuna.Study, trial: FrozenTrial | optuna.Trial,
 def recover_stale_trials(study: optuna.Study, space: Space | None = None) -> list[int]:
     """Mark the trials left running by a killed tuner on this host as interrupted and queue
     their (whole) configurations again; returns their numbers."""
-    host = socket.gethostname()
+    host = host_name()
     stale = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
              if _is_stale(t, host)]
     from deploytune.evaluators.lifetime import kill_leftovers

@@ -41,6 +41,9 @@ class StudySnapshot:
     """Durations of the trials that ran to the end (feasible or infeasible)."""
     trials: list[FrozenTrial]
     """Every trial of the study, as read for this snapshot."""
+    running: int = 0
+    """Trials of the budget being evaluated now (by other workers: this one's are recorded
+    before it reads the study again)."""
 
     @classmethod
     def of(cls, study: optuna.Study) -> StudySnapshot:
@@ -57,12 +60,14 @@ class StudySnapshot:
             any_feasible=any(o.feasible for o in obs),
             full_run_costs=[o.cost_s for o in obs if o.cost_s > 0
                             and o.status in (Status.FEASIBLE, Status.INFEASIBLE)],
-            trials=trials)
+            trials=trials,
+            running=sum(t.state is TrialState.RUNNING
+                        and not t.user_attrs.get(ATTR_VALIDATION, False) for t in trials))
 
     def searching(self, budget: int | None, time_budget_s: float | None) -> bool:
         """Whether the search's budget (evaluations, seconds; ``None``: no limit) is not
-        spent yet."""
-        return not (budget is not None and self.evaluations >= budget) and not (
+        spent yet: the evaluations being run count as spent."""
+        return not (budget is not None and self.evaluations + self.running >= budget) and not (
             time_budget_s is not None and self.seconds_spent >= time_budget_s)
 
 

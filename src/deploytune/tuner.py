@@ -33,7 +33,11 @@ from deploytune.evaluators.classify import Rule, parse_rules
 from deploytune.execution import run_trial
 from deploytune.feasibility import DEFAULT_CONFIDENCE, check_confidence
 from deploytune.history import ATTR_CONFIDENCE, ATTR_SETUP, ATTR_WORKER, TrialRecord, record
-from deploytune.outcome import Constraint, Objective, Outcome, parse_constraints
+from deploytune.outcome import Constraint, CrashKind, Objective, Outcome, parse_constraints
+from deploytune.parallel.coordination import Coordination
+from deploytune.parallel.heartbeat import DEFAULT_INTERVAL_S as HEARTBEAT_S
+from deploytune.parallel.leases import LeaseImpossible, Resources
+from deploytune.parallel.storage import open_storage
 from deploytune.problem import claimable, difference, setup_of
 from deploytune.recovery import (
     claim_next_trial,
@@ -91,6 +95,16 @@ def _as_space(space: Space | Mapping[str, Any]) -> Space:
         return Space.from_dict(space)
     raise TypeError(f"space: expected a deploytune.Space or its dict form, "
                     f"got {type(space).__name__}")
+
+
+def _sampler_of(sampler: str | optuna.samplers.BaseSampler | None, space: Space,
+                seed: int | None, budget: int | None) -> optuna.samplers.BaseSampler:
+    """``sampler`` as it is when it is a sampler object, else built by the registry."""
+    if isinstance(sampler, optuna.samplers.BaseSampler):
+        return sampler
+    from deploytune.samplers import make_sampler
+
+    return make_sampler(sampler, space=space, seed=seed, budget=budget)
 
 
 def _check_setup(study: optuna.Study, setup: dict[str, Any]) -> None:
@@ -288,15 +302,24 @@ def _parse_settings(
 
 def _open_study(storage: str | optuna.storages.BaseStorage | None, study_name: str | None,
                 sampler: optuna.samplers.BaseSampler, pruner: optuna.pruners.BasePruner | None,
-                settings: _Settings) -> optuna.Study:
-    """Create or load the study, check and record its problem and confidence, and recover
-    the trials a killed tuner left running (:mod:`deploytune.recovery`)."""
+                settings: _Settings, coord: Coordination) -> optuna.Study:
+    """Under the study lock: create or load the study, check and record its problem and
+    confidence, and recover the trials a killed tuner left running
+    (:mod:`deploytune.recovery`)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    opened = open_storage(storage)  # under a lock of its own
+    with coord.held():
+        return _create_or_load(opened, study_name, sampler, pruner, settings)
+
+
+def _create_or_load(storage: optuna.storages.BaseStorage | None, study_name: str | None,
+                    sampler: optuna.samplers.BaseSampler,
+                    pruner: optuna.pruners.BasePruner | None, settings: _Settings
+                    ) -> optuna.Study:
     study = optuna.create_study(
         storage=storage, sampler=sampler,
         direction=settings.objective.direction,  # type: ignore[arg-type]
-        study_name=study_name or (DEFAULT_STUDY_NAME if storage is not None else None),
-        load_if_exists=True, pruner=pruner or optuna.pruners.NopPruner(),
+        study_name=study_name, load_if_exists=True, pruner=pruner or optuna.pruners.NopPruner(),
     )
     _check_setup(study, setup_of(settings.objective, settings.constraints, settings.space))
     if study.user_attrs.get(ATTR_CONFIDENCE) != settings.confidence:
@@ -306,41 +329,58 @@ def _open_study(storage: str | optuna.storages.BaseStorage | None, study_name: s
 
 
 def _search(study: optuna.Study, settings: _Settings, evaluator: Evaluator,
-            sampler: optuna.samplers.BaseSampler, worker: dict[str, Any]) -> None:
+            sampler: optuna.samplers.BaseSampler, worker: dict[str, Any],
+            coord: Coordination) -> None:
     """The loop: queue the re-run validation asks for, then ask for a trial, evaluate it and
-    record it, until the budget is spent and no finalist is left to run again."""
+    record it, until the budget is spent and no finalist is left to run again. Reading the
+    study, deciding and asking happen under the study lock (:mod:`deploytune.parallel`);
+    while other workers' running trials hold the rest of the budget, wait for them."""
     final_runs = 0  # finalists' re-runs of this call
     while True:
-        snapshot = StudySnapshot.of(study)
-        searching = snapshot.searching(settings.budget, settings.time_budget_s)
-        if not queue_rerun(study, snapshot.trials, settings.objective, settings.constraints,
-                           settings.confidence, settings.validation, searching, final_runs):
-            break
-        rec = _run_next_trial(study, settings, evaluator, sampler, worker, snapshot)
+        with coord.held():
+            coord.recover(study, settings.space)
+            snapshot = StudySnapshot.of(study)
+            searching = snapshot.searching(settings.budget, settings.time_budget_s)
+            started = None
+            if searching or not snapshot.running:
+                if not queue_rerun(study, snapshot.trials, settings.objective,
+                                   settings.constraints, settings.confidence,
+                                   settings.validation, searching, final_runs):
+                    break
+                started = _start_trial(study, settings.space, worker, sampler)
+        if started is None:
+            coord.wait()
+            continue
+        rec = _run_next_trial(study, settings, evaluator, started, snapshot, coord)
+        if rec is None:
+            continue
         final_runs += rec.validation
         for cb in settings.callbacks:
             cb(rec)
 
 
 def _run_next_trial(study: optuna.Study, settings: _Settings, evaluator: Evaluator,
-                    sampler: optuna.samplers.BaseSampler, worker: dict[str, Any],
-                    snapshot: StudySnapshot) -> TrialRecord:
-    """Ask for the next trial, evaluate it and record it; its :class:`TrialRecord`.
+                    started: tuple[optuna.Trial, dict[str, Any]], snapshot: StudySnapshot,
+                    coord: Coordination) -> TrialRecord | None:
+    """Evaluate the trial just asked for and record it; its :class:`TrialRecord` (``None``:
+    another worker took this one for dead and queued it again while it ran).
 
     Raises:
         MetricNotReported: No evaluation of the study has reported every metric yet and this
             one misses one too (recorded as interrupted, its configuration queued again).
     """
-    trial, config = _start_trial(study, settings.space, worker, sampler)
+    trial, config = started
     check = _make_check(settings.early, settings.objective, settings.constraints,
                         snapshot.any_feasible, trial, settings.use_pruner)
     outcome = _evaluate(study, trial, config, evaluator, settings, check,
-                        snapshot.full_run_costs)
+                        snapshot.full_run_costs, coord)
     if outcome.missing and not snapshot.any_ran:
         interrupt_trial(study, trial, "stopped: a metric the spec names was not "
                         "reported", settings.space)
         raise MetricNotReported(_missing_metric_message(
             trial.number, outcome, settings.objective, settings.constraints))
+    if study._storage.get_trial(trial._trial_id).state.is_finished():
+        return None  # recorded as interrupted by another worker: its re-run counts instead
     rec = TrialRecord.from_trial(record(study, trial, outcome))
     assert rec is not None
     return rec
@@ -349,19 +389,26 @@ def _run_next_trial(study: optuna.Study, settings: _Settings, evaluator: Evaluat
 def _evaluate(study: optuna.Study, trial: optuna.Trial, config: dict[str, Any],
               evaluator: Evaluator, settings: _Settings,
               check: Callable[[Mapping[str, float], int | None], str | None],
-              full_run_costs: Sequence[float]) -> Outcome:
-    """Run ``config`` (retries, early abort and pruner included) and judge it.
+              full_run_costs: Sequence[float], coord: Coordination) -> Outcome:
+    """Run ``config`` (retries, early abort and pruner included; beating on the trial and
+    holding its devices' lease) and judge it.
 
     Raises:
         BaseException: Whatever stopped it (Ctrl-C, an ``on_trial_start`` that raised), after
             recording the trial as interrupted and queueing its configuration again.
     """
     try:
-        if settings.on_trial_start is not None:
-            settings.on_trial_start(trial.number, dict(config))
-        return run_trial(evaluator, config, settings.objective, settings.constraints,
-                         new_monitor=functools.partial(Monitor, check), rules=settings.rules,
-                         retries=settings.retries, full_run_costs=full_run_costs)
+        devices = coord.devices_needed(config)
+    except LeaseImpossible as exc:
+        return Outcome.crashed(CrashKind.INVALID_CONFIG, str(exc))
+    try:
+        with coord.running(study, trial, devices):
+            if settings.on_trial_start is not None:
+                settings.on_trial_start(trial.number, dict(config))
+            return run_trial(evaluator, config, settings.objective, settings.constraints,
+                             new_monitor=functools.partial(Monitor, check),
+                             rules=settings.rules, retries=settings.retries,
+                             full_run_costs=full_run_costs)
     except BaseException as exc:
         reason = "stopped by Ctrl-C" if isinstance(exc, KeyboardInterrupt) else \
             f"stopped by {type(exc).__name__}"
@@ -383,9 +430,11 @@ def optimize(
     on_trial_start: Callable[[int, dict[str, Any]], None] | None = None,
     confidence: float = DEFAULT_CONFIDENCE,
     validation: Validation | Mapping[str, Any] | bool | None = False,
+    resources: Resources | Mapping[str, Any] | None = None, heartbeat_s: float = HEARTBEAT_S,
 ) -> Result:
-    """Find the best feasible configuration of ``space`` in ``budget`` evaluations (an example
-    is in the module docstring).
+    """Find the best feasible configuration of ``space`` in ``budget`` evaluations; returns a
+    :class:`Result` over every finished trial of the study (an example is in the module
+    docstring).
 
     Args:
         evaluate: ``config -> dict of metrics`` (or ``(config, report) -> dict`` to stream
@@ -425,27 +474,25 @@ def optimize(
             :class:`~deploytune.validation.Validation`, a mapping of its fields, ``True`` for
             its defaults (what ``deploytune tune`` runs), or ``False`` (the default here: exactly
             ``budget`` evaluations, each a new configuration unless the sampler repeats one).
-
-    Returns:
-        A :class:`Result` over every finished trial of the study.
+        resources: This machine's devices and how many a trial leases
+            (:class:`~deploytune.parallel.leases.Resources` or its dict form).
+        heartbeat_s: Seconds between a running trial's heartbeats (:mod:`deploytune.parallel`).
 
     Raises:
-        KeyboardInterrupt: After recording the running trial as interrupted and queueing its
-            configuration again: calling ``optimize`` again resumes the study.
+        KeyboardInterrupt: After recording the running trial as interrupted (call again: resumes).
     """
-    from deploytune.samplers import make_sampler
-
     settings = _parse_settings(space, objective, direction, constraints, budget,
                                time_budget_s, retries, rules, early_abort, confidence,
                                validation, pruner is not None, on_trial_start, callbacks)
     evaluator = evaluate if isinstance(evaluate, Evaluator) else FunctionEvaluator(evaluate)
-    sampler_obj = (sampler if isinstance(sampler, optuna.samplers.BaseSampler)
-                   else make_sampler(sampler, space=settings.space, seed=seed, budget=budget))
-    study = _open_study(storage, study_name, sampler_obj, pruner, settings)
-    worker = worker_identity()
+    sampler_obj = _sampler_of(sampler, settings.space, seed, budget)
+    coord = Coordination(storage, study_name or (DEFAULT_STUDY_NAME if storage else None),
+                         heartbeat_s=heartbeat_s, resources=resources)
     try:
-        _search(study, settings, evaluator, sampler_obj, worker)
+        study = _open_study(storage, coord.study_name, sampler_obj, pruner, settings, coord)
+        _search(study, settings, evaluator, sampler_obj, worker_identity(), coord)
     finally:
+        coord.close()
         if evaluator is not evaluate:
             evaluator.close()
     return Result.from_study(study, settings.objective, settings.constraints, settings.confidence)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from optuna.samplers import BaseSampler
 
-from deploytune.history import Observation, observations
+from deploytune.history import Observation, is_interrupted, observations
 from deploytune.space import Config, Space
 
 if TYPE_CHECKING:
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
     from optuna.trial import FrozenTrial
 
-__all__ = ["ASSUMED_BUDGET", "SpaceSampler", "planned_budget", "trial_rng"]
+__all__ = ["ASSUMED_BUDGET", "SpaceSampler", "draw_number", "planned_budget", "trial_rng"]
 
 ASSUMED_BUDGET = 50
 """The trials a sampler plans for (coverage deadlines, annealing schedules, hand-offs) when it
@@ -36,6 +36,16 @@ def _fresh_seed() -> int:
 def trial_rng(seed: int, number: int, salt: str = "") -> np.random.Generator:
     """A generator that depends only on (seed, trial number, salt): no hidden state."""
     return np.random.default_rng([seed & 0xFFFFFFFF, number, zlib.crc32(salt.encode())])
+
+
+def draw_number(study: Study, trial: FrozenTrial) -> int:
+    """The number that seeds ``trial``'s draws: its trial number less the interrupted trials
+    before it. Interrupted trials are not evaluations (:mod:`deploytune.recovery`), so a study
+    interrupted at any moment and resumed draws what the uninterrupted one would have."""
+    from optuna.trial import TrialState
+
+    before = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    return trial.number - sum(t.number < trial.number and is_interrupted(t) for t in before)
 
 
 class SpaceSampler(BaseSampler, abc.ABC):

@@ -73,7 +73,7 @@ import numpy as np
 from deploytune.feasibility import DEFAULT_CONFIDENCE
 from deploytune.history import ATTR_CONFIDENCE, Observation
 from deploytune.outcome import CrashKind
-from deploytune.samplers._base import SpaceSampler, planned_budget, trial_rng
+from deploytune.samplers._base import SpaceSampler, draw_number, planned_budget, trial_rng
 from deploytune.samplers._cabo_models import CrashRules, Models
 from deploytune.samplers._encoding import ConfigEncoder, same_value
 from deploytune.samplers._local_search import local_search
@@ -246,8 +246,8 @@ class CaboSampler(SpaceSampler):
         """The acquisition maximiser among unseen candidates (see the module docstring)."""
         sign = 1.0 if study.direction.name == "MAXIMIZE" else -1.0
         history = [o for o in self.history(study) if not o.transient]
-        number = trial.number
-        pending = self._pending(study, number)
+        number = draw_number(study, trial)
+        pending = self._pending(study, trial.number)
         seen = {self.space.key(o.config) for o in history} | {self.space.key(c)
                                                                for c in pending}
         rng = trial_rng(self.seed, number, "cabo")

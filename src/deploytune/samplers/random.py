@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from deploytune.samplers._base import SpaceSampler, trial_rng
+from deploytune.samplers._base import SpaceSampler, draw_number, trial_rng
 from deploytune.space import Config
 
 if TYPE_CHECKING:
@@ -26,4 +26,4 @@ class UniformSampler(SpaceSampler):
 
     def propose(self, study: Study, trial: FrozenTrial) -> Config:
         """A uniform draw seeded by (seed, trial number)."""
-        return self.space.sample(trial_rng(self.seed, trial.number, "random"))
+        return self.space.sample(trial_rng(self.seed, draw_number(study, trial), "random"))

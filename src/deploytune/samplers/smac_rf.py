@@ -75,7 +75,7 @@ from scipy.special import ndtr
 
 from deploytune.history import Observation
 from deploytune.outcome import Status
-from deploytune.samplers._base import SpaceSampler, planned_budget, trial_rng
+from deploytune.samplers._base import SpaceSampler, draw_number, planned_budget, trial_rng
 from deploytune.samplers._encoding import ConfigEncoder
 from deploytune.samplers._forest import Forest
 from deploytune.samplers._local_search import local_search
@@ -266,7 +266,7 @@ class RandomForestSampler(SpaceSampler):
         sign = 1.0 if study.direction.name == "MAXIMIZE" else -1.0
         history = self.history(study)
         seen = {self.space.key(self._in_space(o.config)) for o in history if not o.transient}
-        number = trial.number
+        number = draw_number(study, trial)
         n_used = sum(not o.transient for o in history)
         rng = trial_rng(self.seed, number, "smac")
         if n_used < self.n_init:
