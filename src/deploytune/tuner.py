@@ -184,8 +184,15 @@ def _start_trial(study: optuna.Study, space: Space, worker: dict[str, Any],
 
 def _abandon(study: optuna.Study, trial: optuna.Trial | None, number: int | None, reason: str,
              space: Space) -> None:
-    """Record the trial ``number`` that never reached its evaluation as interrupted (``None``:
-    ``ask`` failed on a new trial, which recovery records once it is an orphan)."""
+    """Record the trial ``number`` that never reached its evaluation as interrupted. With
+    ``number`` ``None`` (``ask`` was stopped on a new trial, before it returned), the trial is
+    the one running without an owner: the caller holds the study lock and every other worker
+    stamps its trials before it lets go of it."""
+    if trial is None and number is None:
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if ATTR_WORKER not in t.user_attrs:
+                interrupt_trial(study, t, reason, space)
+        return
     frozen = trial if trial is not None else next(
         (t for t in study.get_trials(deepcopy=False) if t.number == number), None)
     if frozen is None or (not isinstance(frozen, optuna.Trial)
