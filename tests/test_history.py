@@ -18,7 +18,7 @@ from deploytune.history import (
     ATTR_METRICS,
     ATTR_STATUS,
     OPTUNA_CONSTRAINTS_ATTR,
-    Observation,
+    TrialRecord,
     observation_of,
     observations,
     record,
@@ -238,11 +238,11 @@ def test_long_error_is_truncated(study: optuna.Study) -> None:
 
 
 def test_observation_properties() -> None:
-    feasible = Observation(0, {}, Status.FEASIBLE, violations={"a": -0.5})
-    infeasible = Observation(1, {}, Status.INFEASIBLE, violations={"a": 0.5, "b": 0.25, "c": -1})
-    transient = Observation(2, {}, Status.CRASHED, CrashKind.TRANSIENT)
-    oom = Observation(3, {}, Status.CRASHED, CrashKind.OOM)
-    aborted = Observation(4, {}, Status.ABORTED)
+    feasible = TrialRecord(0, {}, Status.FEASIBLE, violations={"a": -0.5})
+    infeasible = TrialRecord(1, {}, Status.INFEASIBLE, violations={"a": 0.5, "b": 0.25, "c": -1})
+    transient = TrialRecord(2, {}, Status.CRASHED, CrashKind.TRANSIENT)
+    oom = TrialRecord(3, {}, Status.CRASHED, CrashKind.OOM)
+    aborted = TrialRecord(4, {}, Status.ABORTED)
     assert feasible.feasible and not feasible.bad and not feasible.crashed
     assert feasible.total_violation == 0.0
     assert infeasible.bad and not infeasible.feasible

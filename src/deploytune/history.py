@@ -69,7 +69,6 @@ __all__ = [
     "ATTR_WORKER",
     "OPTUNA_CONSTRAINTS_ATTR",
     "OPTUNA_FIXED_PARAMS_ATTR",
-    "Observation",
     "TrialRecord",
     "is_interrupted",
     "observation_of",
@@ -125,7 +124,7 @@ _FLOAT_MAX = sys.float_info.max
 @dataclass(frozen=True)
 class TrialRecord:
     """One finished trial, read back from the study (:meth:`from_trial`): what the samplers
-    see (as :data:`Observation`) and what a :class:`~deploytune.result.Result` holds.
+    see and what a :class:`~deploytune.result.Result` holds.
 
     The first seven fields may be given by position; the others only by name.
 
@@ -212,10 +211,6 @@ class TrialRecord:
             repeat_of=int(repeat_of) if isinstance(repeat_of, int) else None,
             validation=bool(attrs.get(ATTR_VALIDATION, False)))
 
-
-Observation = TrialRecord
-"""The samplers' name for :class:`TrialRecord` (the samplers, the analysis and the benchmark
-import it; to be renamed to ``TrialRecord`` there)."""
 
 
 def record(study: optuna.Study, trial: optuna.Trial, outcome: Outcome) -> FrozenTrial:

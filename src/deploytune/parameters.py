@@ -301,7 +301,9 @@ def all_numbers(values: Sequence[Any]) -> bool:
 
 def same_value(a: Any, b: Any) -> bool:
     """Equality that keeps ``True`` apart from ``1`` (Optuna choices do the same)."""
-    return type(a) is type(b) and a == b if isinstance(a, bool) or isinstance(b, bool) else a == b
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    return bool(a == b)
 
 
 def param_error(name: Any, key_path: Sequence[Any], message: str) -> SettingError:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import deploytune
-from deploytune.history import Observation
+from deploytune.history import TrialRecord
 from deploytune.outcome import CrashKind, Status
 from deploytune.samplers.annealing import (
     FEASIBILITY,
@@ -27,9 +27,9 @@ SPACE = deploytune.Space.from_dict({
 
 
 def obs(n: int, status: Status, value: float | None = None, v: float = 0.0,
-        model: str = "a", batch: int = 4, kind: CrashKind | None = None) -> Observation:
+        model: str = "a", batch: int = 4, kind: CrashKind | None = None) -> TrialRecord:
     violations = {"lat_max": v} if status is not Status.CRASHED else {}
-    return Observation(n, {"model": model, "batch": batch, "x": 0.5}, status, kind, value,
+    return TrialRecord(n, {"model": model, "batch": batch, "x": 0.5}, status, kind, value,
                        violations)
 
 
@@ -121,7 +121,7 @@ def test_elite_restart_does_not_reevaluate_a_measured_configuration() -> None:
     hist = []
     for i in range(6):
         c = SPACE.sample(rng)
-        hist.append(Observation(i, c, Status.FEASIBLE, None, float(i), {"lat_max": -0.1}))
+        hist.append(TrialRecord(i, c, Status.FEASIBLE, None, float(i), {"lat_max": -0.1}))
     state = a.replay(hist, 1.0)
     a.pre_ask(state, 6)
     assert state.steps_since_restart == 0

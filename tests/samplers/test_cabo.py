@@ -9,7 +9,7 @@ import optuna
 import pytest
 
 import deploytune
-from deploytune.history import Observation
+from deploytune.history import TrialRecord
 from deploytune.outcome import CrashKind, Status
 from deploytune.samplers import DEFAULT_SAMPLER, available, make_sampler
 from deploytune.samplers._encoding import ConfigEncoder
@@ -80,7 +80,7 @@ def test_numeric_choices_are_encoded_and_moved_by_rank() -> None:
     assert quants == {"none", "awq"}  # a nominal choice moves to any other value
 
 
-def _serving_history(n: int, seed: int = 0) -> list[Observation]:
+def _serving_history(n: int, seed: int = 0) -> list[TrialRecord]:
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n):
@@ -88,11 +88,11 @@ def _serving_history(n: int, seed: int = 0) -> list[Observation]:
         try:
             m = serving(c)
         except MemoryError:
-            out.append(Observation(i, c, Status.CRASHED, CrashKind.OOM, cost_s=120.0))
+            out.append(TrialRecord(i, c, Status.CRASHED, CrashKind.OOM, cost_s=120.0))
             continue
         v = {"latency_ms_max": (m["latency_ms"] - 40) / 40}
         status = Status.FEASIBLE if v["latency_ms_max"] <= 0 else Status.INFEASIBLE
-        out.append(Observation(i, c, status, None, m["tokens_per_s"], v, cost_s=60.0))
+        out.append(TrialRecord(i, c, status, None, m["tokens_per_s"], v, cost_s=60.0))
     return out
 
 
@@ -129,9 +129,9 @@ def test_waste_penalty_prefers_the_cheap_failure() -> None:
         c = space.sample(rng)
         if i % 2:
             cost = 600.0 if c["x"] > 0.5 else 6.0
-            history.append(Observation(i, c, Status.CRASHED, CrashKind.OOM, cost_s=cost))
+            history.append(TrialRecord(i, c, Status.CRASHED, CrashKind.OOM, cost_s=cost))
         else:
-            history.append(Observation(i, c, Status.FEASIBLE, None, 1.0, cost_s=60.0))
+            history.append(TrialRecord(i, c, Status.FEASIBLE, None, 1.0, cost_s=60.0))
     enc = ConfigEncoder(space, ordinal=True)
     grid = np.linspace(0.05, 0.45, 9)
     cheap_side = enc.encode([{"x": float(a), "y": float(b)} for a in grid for b in grid * 2])
@@ -269,7 +269,7 @@ def test_estimated_noise_floor_is_small_for_a_constraint_that_repeats() -> None:
     assert _noise_floor(x[:4], repeats[:4], 0.02) == pytest.approx(0.02)
     space = Space.from_dict({"model": {"type": "categorical", "choices": ["a", "b"]},
                              "batch": {"type": "int", "low": 1, "high": 64}})
-    history = [Observation(i, {"model": m, "batch": b}, Status.INFEASIBLE if m == "b"
+    history = [TrialRecord(i, {"model": m, "batch": b}, Status.INFEASIBLE if m == "b"
                            else Status.FEASIBLE, None, float(b),
                            {"accuracy_min": 0.03 if m == "b" else -0.2})
                for i, (m, b) in enumerate((m, b) for m in "ab" for b in (1, 8, 16, 32, 64))]
@@ -342,7 +342,7 @@ def test_violation_trend_extrapolates_below_every_run() -> None:
     about batches below the smallest tried; the trend says they are likelier to meet it."""
     space = Space.from_dict({"batch": {"type": "int", "low": 1, "high": 256, "log": True},
                              "backend": {"type": "categorical", "choices": ["a", "b"]}})
-    history = [Observation(i, {"batch": b, "backend": "ab"[i % 2]}, Status.INFEASIBLE, None,
+    history = [TrialRecord(i, {"batch": b, "backend": "ab"[i % 2]}, Status.INFEASIBLE, None,
                            float(b), {"latency": (b - 8) / 8})
                for i, b in enumerate([32, 48, 64, 96, 128, 192, 256])]
     enc = ConfigEncoder(space, ordinal=True)
@@ -354,7 +354,7 @@ def test_violation_trend_extrapolates_below_every_run() -> None:
     assert trend[0] > trend[1] > trend[2]
     assert trend[0] > flat[0] + 1.0
     # once something is feasible the forest alone models the constraint
-    feasible = [*history, Observation(7, {"batch": 4, "backend": "a"}, Status.FEASIBLE, None,
+    feasible = [*history, TrialRecord(7, {"batch": 4, "backend": "a"}, Status.FEASIBLE, None,
                                       4.0, {"latency": -0.5})]
     after = Models(space, feasible, 1.0, CaboSettings(), 0, enc)
     assert after._trends and all(t is None for t in after._trends)

@@ -6,7 +6,7 @@ import numpy as np
 import optuna
 import pytest
 
-from deploytune.history import ATTR_CONFIDENCE, Observation
+from deploytune.history import ATTR_CONFIDENCE, TrialRecord
 from deploytune.outcome import Status
 from deploytune.samplers._chance import ConstraintNoise, chance_incumbent
 from deploytune.samplers._encoding import ConfigEncoder
@@ -19,13 +19,13 @@ SPACE = Space.from_dict({
 })
 
 
-def _obs(i: int, precision: str, batch: int, violation: float, value: float) -> Observation:
+def _obs(i: int, precision: str, batch: int, violation: float, value: float) -> TrialRecord:
     status = Status.FEASIBLE if violation <= 0 else Status.INFEASIBLE
-    return Observation(i, {"precision": precision, "batch": batch}, status, None, value,
+    return TrialRecord(i, {"precision": precision, "batch": batch}, status, None, value,
                        {"p95_ms_max": violation})
 
 
-def _noise(history: list[Observation],
+def _noise(history: list[TrialRecord],
            prior: float = 0.02) -> tuple[ConfigEncoder, ConstraintNoise]:
     enc = ConfigEncoder(SPACE, ordinal=True)
     x = enc.encode([o.config for o in history])
@@ -33,7 +33,7 @@ def _noise(history: list[Observation],
     return enc, ConstraintNoise(x, y, enc.nominal_columns, prior)
 
 
-def _repeated_history() -> list[Observation]:
+def _repeated_history() -> list[TrialRecord]:
     """int8 batch 8 run three times, spread about 0.1; fp32 batch 8 three times, 0.005; int8
     is worth 5 more."""
     rows = [("int8", 8, v) for v in (-0.15, -0.02, 0.12)]
@@ -82,9 +82,9 @@ def test_without_a_reliable_configuration_the_likeliest_sets_the_bar() -> None:
 
 def test_a_count_like_constraint_met_at_zero_is_a_rate() -> None:
     """``error_rate <= 0`` met in every run sits exactly at 0: a rate, not P = 0.5."""
-    history = [Observation(i, {"precision": "fp32", "batch": 8}, Status.FEASIBLE, None, 1.0,
+    history = [TrialRecord(i, {"precision": "fp32", "batch": 8}, Status.FEASIBLE, None, 1.0,
                            {"error_rate_max": 0.0}) for i in range(3)]
-    history.append(Observation(3, {"precision": "int8", "batch": 8}, Status.INFEASIBLE, None,
+    history.append(TrialRecord(3, {"precision": "int8", "batch": 8}, Status.INFEASIBLE, None,
                                2.0, {"error_rate_max": 0.5}))
     enc = ConfigEncoder(SPACE, ordinal=True)
     x = enc.encode([o.config for o in history])

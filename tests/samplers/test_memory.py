@@ -78,7 +78,7 @@ def test_without_declarations_or_ooms_nothing_is_ruled_out() -> None:
 def test_space_round_trips_and_rejects_bad_declarations() -> None:
     assert Space.from_dict(SPACE.to_dict()) == SPACE
     assert SPACE["batch"].memory == "increasing" and SPACE["threads"].memory is None
-    with pytest.raises(ValueError, match=r"'batch'.*'memory' must be 'increasing'.*'more'"):
+    with pytest.raises(ValueError, match=r"'batch', memory: must be increasing.*'more'"):
         Space.from_dict({"batch": {"type": "int", "low": 1, "high": 4, "memory": "more"}})
     with pytest.raises(ValueError, match=r"'backend'.*needs ordered values"):
         Space.from_dict({"backend": {"type": "categorical", "choices": ["a", "b"],
@@ -222,12 +222,12 @@ def test_low_memory_start_holds_while_every_crash_is_an_oom() -> None:
     """Candidates start at the low-memory end before the first trial and after OOMs only;
     not after a crash of another kind, not once something has run, never without the
     memory rules."""
-    from deploytune.history import Observation
+    from deploytune.history import TrialRecord
     from deploytune.outcome import CrashKind
 
-    invalid = Observation(0, dict(OOM), Status.CRASHED, CrashKind.INVALID_CONFIG)
-    oom = Observation(1, dict(OOM), Status.CRASHED, CrashKind.OOM)
-    ran = Observation(2, dict(OOM), Status.INFEASIBLE, None, 1.0)
+    invalid = TrialRecord(0, dict(OOM), Status.CRASHED, CrashKind.INVALID_CONFIG)
+    oom = TrialRecord(1, dict(OOM), Status.CRASHED, CrashKind.OOM)
+    ran = TrialRecord(2, dict(OOM), Status.INFEASIBLE, None, 1.0)
     histories = {"none": [], "oom": [oom], "invalid": [invalid], "oom+invalid": [oom, invalid],
                  "ran": [oom, ran]}
     expect = {"none": True, "oom": True, "invalid": False, "oom+invalid": False, "ran": False}

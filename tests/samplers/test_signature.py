@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import deploytune
-from deploytune.history import Observation
+from deploytune.history import TrialRecord
 from deploytune.outcome import CrashKind, InvalidConfig, Status
 from deploytune.samplers.cabo import CaboSampler
 from deploytune.samplers.signature import CrashSignatures, nominal_names
@@ -23,8 +23,8 @@ SPACE = Space.from_dict({
 
 
 def _crash(n: int, backend: str, precision: str, kind: CrashKind, batch: int = 1
-           ) -> Observation:
-    return Observation(n, {"backend": backend, "precision": precision, "tp": 1,
+           ) -> TrialRecord:
+    return TrialRecord(n, {"backend": backend, "precision": precision, "tp": 1,
                            "batch": batch}, Status.CRASHED, kind)
 
 
@@ -48,13 +48,13 @@ def test_signature_is_the_unordered_categorical_values() -> None:
       _crash(1, "onnx", "fp16", CrashKind.TIMEOUT)], 0),
     ([_crash(0, "onnx", "fp16", CrashKind.OOM)], 0),
     ([_crash(0, "onnx", "fp16", CrashKind.INVALID_CONFIG),
-      Observation(1, {"backend": "onnx", "precision": "fp16", "tp": 1, "batch": 2},
+      TrialRecord(1, {"backend": "onnx", "precision": "fp16", "tp": 1, "batch": 2},
                   Status.INFEASIBLE, None, 1.0)], 0),
     # another signature's crashes say nothing about this one
     ([_crash(0, "onnx", "fp32", CrashKind.INVALID_CONFIG),
       _crash(1, "eager", "fp16", CrashKind.INVALID_CONFIG)], 0),
 ])
-def test_repeats_and_floor(history: list[Observation], repeats: int) -> None:
+def test_repeats_and_floor(history: list[TrialRecord], repeats: int) -> None:
     sig = CrashSignatures(SPACE, history)
     probe = {"backend": "onnx", "precision": "fp16", "tp": 4, "batch": 64}
     assert sig.repeats(probe) == repeats

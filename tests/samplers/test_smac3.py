@@ -12,7 +12,7 @@ import optuna
 import pytest
 
 import deploytune
-from deploytune.history import Observation
+from deploytune.history import TrialRecord
 from deploytune.outcome import CrashKind, Status
 from deploytune.samplers import available, make_sampler
 from deploytune.space import Space
@@ -181,8 +181,8 @@ def test_a_copy_replays_the_loop_and_proposes_the_same() -> None:
 
 def test_penalty_mode_tells_infeasible_runs_as_penalised_successes() -> None:
     def obs(n: int, status: Status, value: float | None, v: float = 0.0,
-            kind: CrashKind | None = None) -> Observation:
-        return Observation(n, {"x": n}, status, kind, value, {"lat": v})
+            kind: CrashKind | None = None) -> TrialRecord:
+        return TrialRecord(n, {"x": n}, status, kind, value, {"lat": v})
 
     history = [obs(0, Status.FEASIBLE, 10.0, -0.5), obs(1, Status.FEASIBLE, 4.0, -0.1),
                obs(2, Status.INFEASIBLE, 12.0, 0.5),

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 import deploytune
 from deploybench.runner import run_one
 from deploytune.cli import app
-from deploytune.history import Observation
+from deploytune.history import TrialRecord
 from deploytune.outcome import CrashKind, Status
 from deploytune.samplers import available, make_sampler
 from deploytune.samplers.smac_rf import (
@@ -41,8 +41,8 @@ def test_initial_design_size_follows_smac_with_a_floor() -> None:
 
 
 def obs(n: int, status: Status, value: float | None = None, v: float = 0.0,
-        kind: CrashKind | None = None) -> Observation:
-    return Observation(n, {"x": float(n)}, status, kind, value, {"lat": v} if v else {})
+        kind: CrashKind | None = None) -> TrialRecord:
+    return TrialRecord(n, {"x": float(n)}, status, kind, value, {"lat": v} if v else {})
 
 
 def test_training_costs_rank_feasible_then_infeasible_then_crashed() -> None:

@@ -213,7 +213,7 @@ class SimulatedEvaluator(Evaluator):
     """Evaluates a simulated :class:`Problem` in this process and reports, as each evaluation's
     ``cost_s``, what it would have cost: :meth:`CostModel.seconds` of its outcome.
 
-    The tuner records ``cost_s`` on the trial (``Observation.cost_s``), so cost-aware samplers
+    The tuner records ``cost_s`` on the trial (``TrialRecord.cost_s``), so cost-aware samplers
     see simulated seconds (a crash detected after 5 s, a full run of 60 s, ...) instead of the
     microseconds the Python call took. The outcome is judged the way the tuner judges it
     without user rules (:func:`~deploytune.execution.outcome_of`): a crash keeps the kind the

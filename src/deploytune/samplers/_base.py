@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from optuna.samplers import BaseSampler
 
-from deploytune.history import Observation, is_interrupted, observations
+from deploytune.history import TrialRecord, is_interrupted, observations
 from deploytune.space import Config, Space
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ class SpaceSampler(BaseSampler, abc.ABC):
         """Called by Optuna in forked workers: give this worker its own seed."""
         self.seed = _fresh_seed()
 
-    def history(self, study: Study) -> list[Observation]:
+    def history(self, study: Study) -> list[TrialRecord]:
         """The study's finished trials that fit the space (:meth:`Space.fits`), by number: a
         trial added with a subset of the parameters or a value outside the declared range
         (``study.add_trial``, another objective on the same study) is not learnt from."""

@@ -16,7 +16,7 @@ import numpy as np
 from scipy.special import log_ndtr, ndtr
 
 from deploytune.feasibility import DEFAULT_CONFIDENCE
-from deploytune.history import Observation
+from deploytune.history import TrialRecord
 from deploytune.samplers._chance import ConstraintNoise, chance_incumbent
 from deploytune.samplers._encoding import INACTIVE, ConfigEncoder
 from deploytune.samplers._forest import Forest
@@ -101,7 +101,7 @@ class _Trend:
         return np.asarray(self.y_mean + (self._features(x) - self.z_mean) @ self.weights)
 
 
-def _repeated(x: np.ndarray, history: Sequence[Observation]) -> bool:
+def _repeated(x: np.ndarray, history: Sequence[TrialRecord]) -> bool:
     """Whether some configuration ran (did not crash) more than once: evidence of how much
     its measurements move between runs."""
     ran = x[[i for i, o in enumerate(history) if not o.crashed]]
@@ -147,7 +147,7 @@ class Models:
         confidence: The chance constraint's level (the incumbent's, ``chance_incumbent``).
     """
 
-    def __init__(self, space: Space, history: Sequence[Observation], sign: float,
+    def __init__(self, space: Space, history: Sequence[TrialRecord], sign: float,
                  settings: CaboSettings, seed: int, encoder: ConfigEncoder,
                  confidence: float = DEFAULT_CONFIDENCE) -> None:
         self.space = space

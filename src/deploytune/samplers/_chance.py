@@ -25,7 +25,7 @@ import numpy as np
 from scipy.special import ndtr
 
 from deploytune.feasibility import PRIOR_DOF, PooledNoise
-from deploytune.history import Observation
+from deploytune.history import TrialRecord
 
 __all__ = ["ConstraintNoise", "chance_incumbent"]
 
@@ -80,7 +80,7 @@ class ConstraintNoise:
         return sum(v <= 0 for v in able) / len(able) if able else 1.0
 
 
-def chance_incumbent(history: Sequence[Observation], x: np.ndarray,
+def chance_incumbent(history: Sequence[TrialRecord], x: np.ndarray,
                      noises: dict[str, ConstraintNoise], values: dict[int, float],
                      confidence: float) -> float | None:
     """The best mean objective (``values``: history index -> signed, standardised value of the

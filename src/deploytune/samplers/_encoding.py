@@ -18,19 +18,13 @@ from typing import Any
 
 import numpy as np
 
+from deploytune.parameters import same_value
 from deploytune.space import Categorical, Config, Float, Int, Param, Space
 
 __all__ = ["INACTIVE", "ConfigEncoder", "is_ordinal", "ordinal_rank", "same_value"]
 
 INACTIVE = -1.0
 """The encoded value of an inactive numeric parameter."""
-
-
-def same_value(a: Any, b: Any) -> bool:
-    """Whether two parameter values are equal (``True`` is not ``1``)."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    return bool(a == b)
 
 
 _SCALARS = frozenset({bool, int, float, str, type(None)})

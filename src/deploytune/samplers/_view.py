@@ -24,7 +24,7 @@ import optuna
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
-from deploytune.history import Observation, observation_of
+from deploytune.history import TrialRecord, observation_of
 from deploytune.outcome import CrashKind, Status
 from deploytune.space import Config, Space
 
@@ -67,11 +67,11 @@ class HistoryTransform(abc.ABC):
     """Turns finished trials of the real study into trials of the mirror."""
 
     @abc.abstractmethod
-    def context(self, obs: Sequence[Observation], sign: float) -> tuple[float, ...]:
+    def context(self, obs: Sequence[TrialRecord], sign: float) -> tuple[float, ...]:
         """Global quantities the per-trial transformation depends on (cache key)."""
 
     @abc.abstractmethod
-    def transform(self, t: FrozenTrial, obs: Observation, ctx: tuple[float, ...],
+    def transform(self, t: FrozenTrial, obs: TrialRecord, ctx: tuple[float, ...],
                   space: Space) -> FrozenTrial | None:
         """The mirror trial for ``t``, or ``None`` to leave it out."""
 
@@ -84,11 +84,11 @@ def _distributions(space: Space, params: dict[str, object]) -> dict[str, optuna.
 class PlainTransform(HistoryTransform):
     """What a typical Optuna user shows TPE: objective values only, crashes as ``FAIL``."""
 
-    def context(self, obs: Sequence[Observation], sign: float) -> tuple[float, ...]:
+    def context(self, obs: Sequence[TrialRecord], sign: float) -> tuple[float, ...]:
         """No global context."""
         return ()
 
-    def transform(self, t: FrozenTrial, obs: Observation, ctx: tuple[float, ...],
+    def transform(self, t: FrozenTrial, obs: TrialRecord, ctx: tuple[float, ...],
                   space: Space) -> FrozenTrial | None:
         """Copy value and params; drop constraints; crashes stay ``FAIL``."""
         params = {k: v for k, v in t.params.items() if k in space}
@@ -115,7 +115,7 @@ class GradedTransform(HistoryTransform):
 
     weights: dict[CrashKind, float] | None = None
 
-    def context(self, obs: Sequence[Observation], sign: float) -> tuple[float, ...]:
+    def context(self, obs: Sequence[TrialRecord], sign: float) -> tuple[float, ...]:
         """(largest violation among runs, worst objective value among runs)."""
         ran = [o for o in obs if not o.crashed]
         worst_v = max([1.0] + [o.total_violation for o in ran])
@@ -123,7 +123,7 @@ class GradedTransform(HistoryTransform):
         worst_f = (min(values) if sign > 0 else max(values)) if values else 0.0
         return (worst_v, worst_f)
 
-    def transform(self, t: FrozenTrial, obs: Observation, ctx: tuple[float, ...],
+    def transform(self, t: FrozenTrial, obs: TrialRecord, ctx: tuple[float, ...],
                   space: Space) -> FrozenTrial | None:
         """Complete trials with one ``violation`` constraint; see the class docstring."""
         if obs.transient:

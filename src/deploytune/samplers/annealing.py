@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from deploytune.history import Observation, observations
+from deploytune.history import TrialRecord, observations
 from deploytune.moves import neighbor
 from deploytune.samplers._base import SpaceSampler, planned_budget, trial_rng
 from deploytune.samplers._options import check_settings
@@ -220,7 +220,7 @@ class Annealer:
                                    values=self.s.value_blacklist, combos=self.s.combo_blacklist)
         return AnnealingState(tracker=tracker, temperature=self.s.t_init)
 
-    def replay(self, history: Sequence[Observation], sign: float) -> AnnealingState:
+    def replay(self, history: Sequence[TrialRecord], sign: float) -> AnnealingState:
         """The state after ``history`` (finished trials in number order).
 
         Cached: when ``history`` extends the last replayed one, only the new trials are told.
@@ -316,7 +316,7 @@ class Annealer:
         return config
 
     # ----------------------------------------------------------------------------- tell side
-    def tell(self, state: AnnealingState, obs: Observation, sign: float) -> None:
+    def tell(self, state: AnnealingState, obs: TrialRecord, sign: float) -> None:
         """Update ``state`` with a finished trial (acceptance, temperature, blacklists)."""
         if obs.transient:
             return
@@ -345,13 +345,13 @@ class Annealer:
             self._tell_optimisation(state, obs, f)
 
     @staticmethod
-    def _violation(obs: Observation) -> float:
+    def _violation(obs: TrialRecord) -> float:
         if obs.feasible:
             return 0.0
         v = obs.total_violation
         return v if v > 0 else math.inf  # aborted without a measured violation
 
-    def _tell_feasibility(self, state: AnnealingState, obs: Observation,
+    def _tell_feasibility(self, state: AnnealingState, obs: TrialRecord,
                           f: float | None) -> None:
         if obs.feasible and f is not None:
             state.phase = OPTIMISATION
@@ -370,7 +370,7 @@ class Annealer:
                 state.current, state.current_v = dict(obs.config), v
         self._temperature(state, improved)
 
-    def _tell_optimisation(self, state: AnnealingState, obs: Observation,
+    def _tell_optimisation(self, state: AnnealingState, obs: TrialRecord,
                            f: float | None) -> None:
         if not obs.feasible or f is None:
             self._temperature(state, improved=False)

@@ -71,13 +71,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from deploytune.feasibility import DEFAULT_CONFIDENCE
-from deploytune.history import ATTR_CONFIDENCE, Observation
+from deploytune.history import ATTR_CONFIDENCE, TrialRecord
+from deploytune.moves import draw_unseen, one_exchange_neighbours
 from deploytune.outcome import CrashKind
 from deploytune.samplers._base import SpaceSampler, draw_number, planned_budget, trial_rng
 from deploytune.samplers._cabo_models import CrashRules, Models
 from deploytune.samplers._encoding import ConfigEncoder, same_value
 from deploytune.samplers._local_search import local_search
-from deploytune.samplers._moves import draw_unseen, one_exchange_neighbours
 from deploytune.samplers._options import check_settings, settings_from
 from deploytune.samplers.memory import MemoryDominance, least_memory
 from deploytune.samplers.signature import CrashSignatures
@@ -282,7 +282,7 @@ class CaboSampler(SpaceSampler):
         best = order[int(np.argmax(scores[order]))]
         return pool[int(best)]
 
-    def _crash_rules(self, history: Sequence[Observation]) -> CrashRules:
+    def _crash_rules(self, history: Sequence[TrialRecord]) -> CrashRules:
         """The rules the settings draw from the crashes of ``history``."""
         s = self.settings
         dominance = MemoryDominance(self.space, [
@@ -291,7 +291,7 @@ class CaboSampler(SpaceSampler):
         signatures = CrashSignatures(self.space, history) if s.signature_rule != "off" else None
         return CrashRules(dominance, signatures, hard_signature=s.signature_rule == "hard")
 
-    def _start_low(self, history: Sequence[Observation]) -> bool:
+    def _start_low(self, history: Sequence[TrialRecord]) -> bool:
         """Whether candidates start at the low-memory end: with memory rules on, until some
         trial has run, and only while every crash so far ran out of memory (after another
         kind of crash the low end has no claim to be safe)."""
@@ -329,7 +329,7 @@ class CaboSampler(SpaceSampler):
         return self.settings.coverage and bool(self._cover) and \
             n_used < self.settings.coverage_until * self.budget
 
-    def _uncovered(self, history: Sequence[Observation]) -> set[tuple[str, Any]]:
+    def _uncovered(self, history: Sequence[TrialRecord]) -> set[tuple[str, Any]]:
         """(parameter, value) pairs of covered parameters never evaluated."""
         out: set[tuple[str, Any]] = set()
         for p in self._cover:
@@ -346,7 +346,7 @@ class CaboSampler(SpaceSampler):
                    if any(k == n and same_value(v, u) for n, u in uncovered))
 
     # ------------------------------------------------------------------------- candidates
-    def _candidates(self, models: Models, history: Sequence[Observation], sign: float,
+    def _candidates(self, models: Models, history: Sequence[TrialRecord], sign: float,
                     uncovered: set[tuple[str, Any]], seen: set[_Key],
                     rng: np.random.Generator, rules: CrashRules) -> list[Config]:
         """Random candidates, candidates holding unseen values, and local-search results;
@@ -393,7 +393,7 @@ class CaboSampler(SpaceSampler):
         return out
 
     @staticmethod
-    def _best_seen(history: Sequence[Observation], sign: float, k: int = 4) -> list[Config]:
+    def _best_seen(history: Sequence[TrialRecord], sign: float, k: int = 4) -> list[Config]:
         """The best feasible configurations; without one, the least-violating runs."""
         feas = [o for o in history if o.feasible and o.value is not None]
         if feas:

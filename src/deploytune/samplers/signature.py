@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from deploytune.history import Observation
+from deploytune.history import TrialRecord
 from deploytune.outcome import CrashKind
 from deploytune.samplers.memory import succession_floor
 from deploytune.space import Categorical, Space
@@ -46,7 +46,7 @@ class CrashSignatures:
         history: Finished, non-transient trials.
     """
 
-    def __init__(self, space: Space, history: Iterable[Observation]) -> None:
+    def __init__(self, space: Space, history: Iterable[TrialRecord]) -> None:
         self._names = nominal_names(space)
         self._record: dict[tuple[Any, ...], tuple[int, set[CrashKind | None]]] = {}
         for o in history if self._names else ():

@@ -101,11 +101,11 @@ from typing import TYPE_CHECKING, Any
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
-from deploytune.history import Observation
+from deploytune.history import TrialRecord
+from deploytune.moves import draw_unseen
 from deploytune.outcome import Status
 from deploytune.samplers._base import SpaceSampler, planned_budget, trial_rng
 from deploytune.samplers._configspace import ConfigSpaceEncoding
-from deploytune.samplers._moves import draw_unseen
 from deploytune.samplers._options import check_settings, settings_from
 from deploytune.space import Config, Space
 
@@ -150,7 +150,7 @@ class Smac3Settings:
 
 
 # ----------------------------------------------------------------------------- told values
-def told_values(history: Sequence[Observation], sign: float, settings: Smac3Settings
+def told_values(history: Sequence[TrialRecord], sign: float, settings: Smac3Settings
                 ) -> dict[int, tuple[float, bool]]:
     """Trial number -> ``(cost, crashed)`` for every trial of ``history`` to tell SMAC.
 
@@ -162,7 +162,7 @@ def told_values(history: Sequence[Observation], sign: float, settings: Smac3Sett
         sign: +1 when the objective is maximised, -1 when it is minimised.
         settings: The sampler's options.
     """
-    def measured(o: Observation) -> float | None:
+    def measured(o: TrialRecord) -> float | None:
         if o.value is None or not math.isfinite(o.value):
             return None
         return -sign * float(o.value)
@@ -240,7 +240,7 @@ class _Loop:
             self.trial_seed = info.seed
         return info
 
-    def advance(self, steps: Sequence[tuple[int, str, Any]], history: Sequence[Observation],
+    def advance(self, steps: Sequence[tuple[int, str, Any]], history: Sequence[TrialRecord],
                 settings: Smac3Settings) -> None:
         """Consume the new ``steps``: an ask each, then tell the finished ones."""
         from smac.runhistory import TrialInfo
@@ -263,7 +263,7 @@ class _Loop:
             self.infos[number] = info
             self._tell([by_number[n] for n in self.infos], settings)
 
-    def _tell(self, history: Sequence[Observation], settings: Smac3Settings) -> None:
+    def _tell(self, history: Sequence[TrialRecord], settings: Smac3Settings) -> None:
         """Tell every trial whose (cost, status) is new or changed (the crash cost moves)."""
         from smac.runhistory import StatusType, TrialValue
 

@@ -73,13 +73,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy.special import ndtr
 
-from deploytune.history import Observation
+from deploytune.history import TrialRecord
+from deploytune.moves import draw_unseen, one_exchange_neighbours
 from deploytune.outcome import Status
 from deploytune.samplers._base import SpaceSampler, draw_number, planned_budget, trial_rng
 from deploytune.samplers._encoding import ConfigEncoder
 from deploytune.samplers._forest import Forest
 from deploytune.samplers._local_search import local_search
-from deploytune.samplers._moves import draw_unseen, one_exchange_neighbours
 from deploytune.space import Categorical, Config, Float, Int, Param, Space
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ def default_n_init(n_params: int, budget: int) -> int:
     return max(1, min(budget, max(5, min(10 * n_params, budget // 4))))
 
 
-def training_costs(history: Sequence[Observation], sign: float) -> list[tuple[Config, float]]:
+def training_costs(history: Sequence[TrialRecord], sign: float) -> list[tuple[Config, float]]:
     """The (configuration, cost) pairs the forest is trained on; lower cost is better.
 
     See the module docstring: feasible trials cost ``-sign * value``; infeasible and aborted
@@ -120,7 +120,7 @@ def training_costs(history: Sequence[Observation], sign: float) -> list[tuple[Co
     """
     used = [o for o in history if not o.transient]
 
-    def measured(o: Observation) -> float | None:
+    def measured(o: TrialRecord) -> float | None:
         if o.value is None or not math.isfinite(o.value):
             return None
         return -sign * float(o.value)
