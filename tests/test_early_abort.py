@@ -6,6 +6,7 @@ import pytest
 
 from deploytune.early_abort import EarlyAbort, parse_early_abort
 from deploytune.outcome import Constraint
+from deploytune.setting_error import SettingError
 
 CAP = [Constraint.parse("p95_ms <= 20"), Constraint.parse("throughput >= 100")]
 
@@ -39,3 +40,18 @@ def test_parse_forms_and_errors() -> None:
         parse_early_abort({"before_feasible": 0.5})
     with pytest.raises(ValueError, match="expected true, false"):
         parse_early_abort("yes")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("settings", "path"), [
+    ({"before_feasible": 0.5}, ("before_feasible",)),
+    ({"after_feasible": float("nan")}, ("after_feasible",)),
+    ({"after_feasible": 10 ** 400}, ("after_feasible",)),  # no OverflowError
+    ({"before_feasible": True}, ("before_feasible",)),
+    ({"enabled": "no"}, ("enabled",)),
+])
+def test_settings_are_checked_by_the_rule_itself(settings: dict[str, object],
+                                                 path: tuple[str, ...]) -> None:
+    with pytest.raises(SettingError) as info:
+        EarlyAbort(**settings)  # type: ignore[arg-type]
+    assert info.value.path == path
+    assert str(info.value).startswith(f"{path[0]}: ") and "early_abort" not in str(info.value)

@@ -61,9 +61,13 @@ def test_server_spec_builds_a_server_evaluator_and_round_trips() -> None:
     assert evaluator.timeout_s == 300
     again = parse_spec(spec.to_dict(), base_dir=ROOT, source="spec.yaml")
     assert again == spec
-    argv, _, _ = evaluator._command.render({"n_threads": 2, "port": 8123})
+    argv, _ = evaluator.command.render({"n_threads": 2, "port": 8123})
     assert argv[-4:] == ["--threads", "2", "--port", "8123"]
     assert argv[0] == sys.executable
+    assert spec.to_dict()["evaluator"]["server"]["startup_timeout_s"] == 60.0
+    assert isinstance(spec.evaluator.server["startup_timeout_s"], float)
+    auto = parse_spec(_with("evaluator.server.port", "auto"), base_dir=ROOT, source="s.yaml")
+    assert auto.build_evaluator().settings.port is None
 
 
 @pytest.mark.parametrize(("path", "value", "where", "fragment"), [
@@ -73,6 +77,19 @@ def test_server_spec_builds_a_server_evaluator_and_round_trips() -> None:
     ("evaluator.server.health_url", "localhost:8000", "evaluator.server.health_url",
      "not an http(s) URL"),
     ("evaluator.server.startup_timeout_s", -1, "evaluator.server.startup_timeout_s", ""),
+    ("evaluator.server.startup_timeout_s", "x", "evaluator.server.startup_timeout_s",
+     "expected a number of seconds"),
+    ("evaluator.server.stop_timeout_s", float("inf"), "evaluator.server.stop_timeout_s",
+     "must be a finite number of seconds > 0"),
+    ("evaluator.server.port", True, "evaluator.server.port", "got the boolean true"),
+    ("evaluator.server.base_url", "ftp://x", "evaluator.server.base_url", "http(s) URL"),
+    ("evaluator.server.metric_patterns", {"a b": "(x)"},
+     "evaluator.server.metric_patterns['a b']", "metric names must be identifiers"),
+    ("evaluator.server.metric_patterns", {"kv": 3},
+     "evaluator.server.metric_patterns.kv", "expected a regular expression string"),
+    ("evaluator.server.argv", ["./no-such-server.sh"], "evaluator.server.argv[0]",
+     "does not exist"),
+    ("evaluator.env", {"X": "{nope}"}, "evaluator.env.X", "unknown placeholder {nope}"),
     ("evaluator.server.metric_patterns", {"kv": "no group"},
      "evaluator.server.metric_patterns.kv", "has no (group)"),
     ("evaluator.server.metric_patterns", {"kv": "(unclosed"},

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from deploytune.outcome import Constraint
+from deploytune.setting_error import SettingError, finite_number, kind_of
 
 __all__ = ["EarlyAbort", "parse_early_abort"]
 
@@ -39,12 +40,21 @@ class EarlyAbort:
     enabled: bool = True
 
     def __post_init__(self) -> None:
+        """Check the settings.
+
+        Raises:
+            SettingError: At ``("before_feasible",)``, ``("after_feasible",)`` or
+                ``("enabled",)``.
+        """
         for name in ("before_feasible", "after_feasible"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
-                    or v < 1:
-                raise ValueError(f"early_abort.{name}: must be a number >= 1 (a multiple of the "
-                                 f"constraint's limit), got {v!r}")
+            number = finite_number(v)
+            if number is None or number < 1:
+                raise SettingError((name,), f"must be a number >= 1 (a multiple of the "
+                                   f"constraint's limit), got {kind_of(v)}; e.g. {name}: 3")
+        if not isinstance(self.enabled, bool):
+            raise SettingError(("enabled",), f"expected true or false, got "
+                               f"{kind_of(self.enabled)}")
 
     def factor(self, any_feasible: bool) -> float:
         """The ``k`` that applies."""

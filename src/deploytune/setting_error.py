@@ -1,4 +1,5 @@
-"""The error of an invalid setting, and the words its messages are made of.
+"""The error of an invalid setting, the words its messages are made of, and the one number
+check every class that takes settings shares (:func:`finite_number`).
 
 Every class that takes settings (a search space's definition, a server's settings, the
 early-abort rule, ...) raises :class:`SettingError`: *where* the mistake is, as a path of keys
@@ -19,11 +20,21 @@ Example:
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["SettingError", "format_path", "join", "kind_of", "show", "suggest"]
+__all__ = [
+    "SettingError",
+    "finite_number",
+    "format_path",
+    "join",
+    "kind_of",
+    "one_line",
+    "show",
+    "suggest",
+]
 
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 """Keys that read as names in a path (``a.b``); others are shown in brackets (``a[3]``)."""
@@ -78,6 +89,23 @@ def show(value: Any, limit: int = 60) -> str:
     except Exception:
         text = f"<{type(value).__name__}>"
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def one_line(text: str) -> str:
+    """``text`` with every run of whitespace (newlines included) made one space."""
+    return " ".join(text.split())
+
+
+def finite_number(value: Any) -> float | None:
+    """``value`` as a float when it is a finite int or float, else ``None`` (a bool is not a
+    number here, nor an integer too large for a float)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def kind_of(value: Any) -> str:

@@ -18,6 +18,7 @@ from deploytune.evaluators.base import Monitor
 from deploytune.evaluators.classify import Rule, classify
 from deploytune.evaluators.command import CommandEvaluator
 from deploytune.outcome import CrashKind
+from deploytune.setting_error import SettingError
 from deploytune.space import Space
 from tests.evaluators.targets import read_pid, wait_dead
 
@@ -81,16 +82,20 @@ def test_render_is_public_and_floats_round_trip() -> None:
 def test_template_errors() -> None:
     with pytest.raises(ValueError, match="never a shell line"):
         CommandEvaluator("python bench.py")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="argv\\[0\\] must be the program"):
+    with pytest.raises(SettingError, match="argv\\[0\\]: must be the program") as info:
         CommandEvaluator([["python"], "x"])
+    assert info.value.path == ("argv", 0)
     with pytest.raises(ValueError, match="literal braces"):
         CommandEvaluator(["prog", "{unclosed"])
     with pytest.raises(ValueError, match="empty placeholder"):
         CommandEvaluator(["prog", "{}"])
     with pytest.raises(ValueError, match=r"""is not a placeholder .*'\{\{"x": 1\}\}'"""):
         CommandEvaluator(["/bin/echo", '{"x": 1}'])
-    with pytest.raises(ValueError, match="argv\\[1\\] must be a string or a non-empty list"):
+    with pytest.raises(ValueError, match="argv\\[1\\]: must be a string or a non-empty list"):
         CommandEvaluator(["prog", 3])  # type: ignore[list-item]
+    with pytest.raises(SettingError, match="literal braces") as info:
+        CommandEvaluator(["prog", ["--t", "{t"]])
+    assert info.value.path == ("argv", 1, 1) and str(info.value).startswith("argv[1][1]: ")
 
 
 def test_check_space_names_the_unknown_placeholder() -> None:
@@ -98,19 +103,22 @@ def test_check_space_names_the_unknown_placeholder() -> None:
     with pytest.raises(ValueError) as info:
         ev.check_space(SPACE)
     text = str(info.value)
-    assert "unknown placeholder {threds} in argv[2][1]" in text
+    assert text.startswith("argv[2][1]: unknown placeholder {threds} in '{threds}'")
     assert "(backend, batch_size, lr, threads)" in text
     CommandEvaluator(["prog", "{batch_size}", "{config_json}"],
                      env={"X": "{lr}"}).check_space(SPACE)
-    with pytest.raises(ValueError, match=r"\{gpu\} in env\['CUDA'\]"):
+    with pytest.raises(SettingError, match=r"^env\['CUDA'\]: unknown placeholder \{gpu\}") \
+            as info:
         CommandEvaluator(["prog"], env={"CUDA": "{gpu}"}).check_space(SPACE)
+    assert info.value.path == ("env", "CUDA")
 
 
 def test_check_finds_the_program(tmp_path: Path) -> None:
     CommandEvaluator(["python3", "-c", "pass"]).check()
     CommandEvaluator([PY]).check()
     CommandEvaluator(["{program}"]).check()  # templated: cannot be checked
-    with pytest.raises(ValueError, match="'deploytune-nope' was not found on PATH"):
+    with pytest.raises(SettingError, match=r"^argv\[0\]: the program 'deploytune-nope' was "
+                       r"not found on PATH"):
         CommandEvaluator(["deploytune-nope"]).check()
     (tmp_path / "bench.sh").write_text("#!/bin/sh\necho '{}'\n")
     with pytest.raises(ValueError, match=r"is not executable; run 'chmod \+x ./bench.sh'"):

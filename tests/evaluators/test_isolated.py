@@ -18,6 +18,7 @@ from deploytune.evaluators.base import Monitor
 from deploytune.evaluators.classify import Rule, classify
 from deploytune.evaluators.isolated import IsolatedEvaluator
 from deploytune.outcome import CrashKind
+from deploytune.setting_error import SettingError
 from tests.evaluators import targets
 from tests.evaluators.targets import REPO_ROOT, read_pid, wait_dead
 
@@ -66,8 +67,9 @@ def test_unimportable_function_objects_are_rejected() -> None:
         IsolatedEvaluator(nested)
     with pytest.raises(ValueError, match=r"'package\.module:function'"):
         IsolatedEvaluator("examples/toy.py")
-    with pytest.raises(ValueError, match="timeout_s must be a positive number"):
+    with pytest.raises(SettingError, match=r"^timeout_s: must be a positive number") as info:
         IsolatedEvaluator("a:b", timeout_s=0)
+    assert info.value.path == ("timeout_s",)
 
 
 def test_the_child_does_not_import_optuna(tmp_path: Path) -> None:
@@ -81,9 +83,10 @@ def test_the_child_does_not_import_optuna(tmp_path: Path) -> None:
 
 def test_check(tmp_path: Path) -> None:
     make("ok", tmp_path).check()
-    with pytest.raises(ValueError, match=r"evaluator\.python: cannot import "
-                       r"'no_such_module:f': ModuleNotFoundError: .*; make sure"):
+    with pytest.raises(SettingError, match=r"^target: cannot import "
+                       r"'no_such_module:f': ModuleNotFoundError: .*; make sure") as info:
         IsolatedEvaluator("no_such_module:f", cwd=tmp_path).check()
+    assert info.value.path == ("target",)
     with pytest.raises(ValueError, match=r"'tests.evaluators.targets:missing': AttributeError"
                        r".*defines 'missing' at module level"):
         make("missing", tmp_path).check()

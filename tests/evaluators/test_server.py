@@ -32,6 +32,7 @@ from deploytune.evaluators.server import (
 )
 from deploytune.loadgen import LoadSpec
 from deploytune.outcome import CrashKind
+from deploytune.setting_error import SettingError
 from deploytune.spec import load_spec
 
 FAKE = str(Path(__file__).resolve().parents[1] / "fake_openai_server.py")
@@ -191,12 +192,14 @@ def test_children_of_the_server_are_killed_with_it() -> None:
 
 
 def test_settings_reject_bad_values() -> None:
-    with pytest.raises(ValueError, match=r"evaluator\.server\.port"):
+    with pytest.raises(SettingError, match=r"^port: expected a TCP port 1-65535") as info:
         ServerSettings(("x",), port=70000)
+    assert info.value.path == ("port",)
     with pytest.raises(ValueError, match="startup_timeout_s"):
         ServerSettings(("x",), startup_timeout_s=0)
-    with pytest.raises(ValueError, match="needs one \\(group\\)"):
+    with pytest.raises(SettingError, match="has no \\(group\\)") as info:
         ServerSettings(("x",), metric_patterns={"kv": "KV size"})
+    assert info.value.path == ("metric_patterns", "kv")
     with pytest.raises(ValueError, match="health_url"):
         ServerSettings(("x",), health_url="localhost:8000/health")
 

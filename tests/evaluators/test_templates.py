@@ -8,10 +8,13 @@ import pytest
 
 from deploytune.evaluators.templates import (
     CONFIG_JSON,
+    ArgvTemplate,
     Template,
     check_placeholders,
+    config_json_of,
     format_value,
 )
+from deploytune.setting_error import SettingError
 from deploytune.space import Space
 
 SPACE = Space.from_dict({"batch_size": {"type": "int", "low": 1, "high": 64},
@@ -44,10 +47,35 @@ def test_a_malformed_template_names_where_and_the_fix(text: str, fix: str) -> No
     assert fix in str(info.value)
 
 
+def test_a_template_error_carries_its_path_and_where() -> None:
+    with pytest.raises(SettingError) as info:
+        Template("{}", "env['X']", ("env", "X"))
+    assert info.value.path == ("env", "X") and str(info.value).startswith("env['X']: '{}' ")
+
+
+def test_argv_template_renders_groups_and_env_and_names_its_mistakes() -> None:
+    command = ArgvTemplate(["prog", "--bs={batch_size}", ["--lr", "{lr}"], "{config_json}"],
+                           env={"BS": "{batch_size}", "LR": "{lr}"})
+    assert command.render({"batch_size": 4}) == (["prog", "--bs=4", '{"batch_size": 4}'],
+                                                 {"BS": "4"})
+    assert command.render({"batch_size": 4}, config_json_of({"a": 1}))[0][-1] == '{"a": 1}'
+    assert [t.where for t in command.templates()] == [
+        "argv[0]", "argv[1]", "argv[2][0]", "argv[2][1]", "argv[3]", "env['BS']", "env['LR']"]
+    assert command.line(12) == "prog --bs..."
+    with pytest.raises(ValueError, match="argv\\[0\\] '\\{p\\}' refers to a parameter"):
+        ArgvTemplate(["{p}"]).render({})
+    for argv, env, path in [("prog x", None, ("argv",)), (["prog", []], None, ("argv", 1)),
+                            (["prog"], {"A=B": "1"}, ("env", "A=B")),
+                            (["prog", ["a", "{"]], None, ("argv", 1, 1))]:
+        with pytest.raises(SettingError) as info:
+            ArgvTemplate(argv, env)  # type: ignore[arg-type]
+        assert info.value.path == path
+
+
 def test_check_placeholders_names_the_unknown_and_the_reserved() -> None:
     ok = [Template("{batch_size}", "argv[1]"), Template("{port}", "argv[2]")]
     check_placeholders(ok, SPACE, extra=("port",))
-    with pytest.raises(ValueError, match=r"unknown placeholder \{port\} in argv\[2\]"):
+    with pytest.raises(ValueError, match=r"^argv\[2\]: unknown placeholder \{port\}"):
         check_placeholders(ok, SPACE)
     reserved = Space.from_dict({"python": {"type": "int", "low": 1, "high": 2}})
     with pytest.raises(ValueError, match="reserved"):

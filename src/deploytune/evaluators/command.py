@@ -43,25 +43,25 @@ Example:
 from __future__ import annotations
 
 import json
-import math
 import os
-import shutil
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from deploytune.evaluators._child import to_jsonable
 from deploytune.evaluators.base import Evaluation, Evaluator, Monitor
 from deploytune.evaluators.child_run import ChildRun
 from deploytune.evaluators.launcher import launcher_argv, memory_limit_bytes
+from deploytune.evaluators.limits import check_log_tail_bytes, describe_limits, positive_limit
 from deploytune.evaluators.pipe_stream import DEFAULT_LOG_TAIL_BYTES
 from deploytune.evaluators.process import ChildStartError, run_child
 from deploytune.evaluators.templates import (
     CONFIG_JSON,
     PYTHON,
     SPECIAL_PLACEHOLDERS,
+    ArgvTemplate,
     Template,
     check_metrics_file,
     check_placeholders,
+    config_json_of,
 )
 from deploytune.outcome import CrashKind
 
@@ -105,15 +105,6 @@ def _identity(path: str) -> tuple[int, ...] | None:
     except OSError:
         return None
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
-def _positive(name: str, value: float | None) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-            math.isfinite(value) and value > 0):
-        raise ValueError(f"evaluator.command: {name} must be a positive number (got {value!r})")
-    return float(value)
 
 
 def _shown(data: bytes | str, n: int = 200) -> str:
@@ -190,6 +181,14 @@ class CommandEvaluator(Evaluator):
             and inside it) instead of stdout; only a file the run wrote counts.
         log_tail_bytes: How many bytes of the end of stdout and of stderr to keep, each; also
             the longest stdout line read whole.
+
+    Attributes:
+        command: The argv and environment templates
+            (:class:`~deploytune.evaluators.templates.ArgvTemplate`).
+
+    Raises:
+        SettingError: An invalid argument, at its path (``("argv", 2)``, ``("timeout_s",)``,
+            ...), naming the fix.
     """
 
     def __init__(
@@ -203,54 +202,20 @@ class CommandEvaluator(Evaluator):
         metrics_file: str | os.PathLike[str] | None = None,
         log_tail_bytes: int = DEFAULT_LOG_TAIL_BYTES,
     ):
-        if isinstance(argv, (str, bytes)) or not isinstance(argv, Sequence) or not argv:
-            shown = f"; write e.g. {argv.split()!r}" if isinstance(argv, str) else ""
-            raise ValueError(f"evaluator.command: argv must be a non-empty list of arguments "
-                             f"(never a shell line), got {type(argv).__name__}{shown}")
-        if not isinstance(argv[0], str) or not argv[0]:
-            raise ValueError("evaluator.command: argv[0] must be the program to run, a "
-                             "non-empty string such as 'python' or './bench.sh'")
-        self._argv: list[Template | tuple[Template, ...]] = []
-        for i, item in enumerate(argv):
-            if isinstance(item, str):
-                self._argv.append(Template(item, f"argv[{i}]"))
-            elif isinstance(item, Sequence) and not isinstance(item, bytes) and item:
-                self._argv.append(tuple(Template(x, f"argv[{i}][{j}]")
-                                        for j, x in enumerate(item)))
-            else:
-                raise ValueError(f"evaluator.command: argv[{i}] must be a string or a "
-                                 f"non-empty list of strings (a group), got {item!r}")
-        if env is not None and not isinstance(env, Mapping):
-            raise ValueError(f"evaluator.command: env must be a mapping of names to strings, "
-                             f"got {type(env).__name__}")
-        self._env: dict[str, Template] = {}
-        for key, value in (env or {}).items():
-            if not isinstance(key, str) or not key or "=" in key:
-                raise ValueError(f"evaluator.command: env name {key!r} is not a valid "
-                                 f"environment variable name")
-            self._env[key] = Template(value, f"env[{key!r}]")
+        self.command = ArgvTemplate(argv, env)
         self.cwd = os.fspath(cwd) if cwd is not None else None
-        self.timeout_s = _positive("timeout_s", timeout_s)
-        self.memory_mb = _positive("memory_mb", memory_mb)
+        self.timeout_s = positive_limit("timeout_s", timeout_s)
+        self.memory_mb = positive_limit("memory_mb", memory_mb)
         self._metrics_file = (None if metrics_file is None
-                              else Template(os.fspath(metrics_file), "metrics_file"))
+                              else Template(os.fspath(metrics_file), "metrics_file",
+                                            ("metrics_file",)))
         if self._metrics_file is not None:
-            try:
-                check_metrics_file(self._metrics_file.text)
-            except ValueError as exc:
-                raise ValueError(f"evaluator.command: metrics_file: {exc}") from None
-        if isinstance(log_tail_bytes, bool) or not isinstance(log_tail_bytes, int) \
-                or log_tail_bytes < 1:
-            raise ValueError(f"evaluator.command: log_tail_bytes must be a positive integer "
-                             f"(got {log_tail_bytes!r})")
-        self.log_tail_bytes = log_tail_bytes
+            check_metrics_file(self._metrics_file.text)
+        self.log_tail_bytes = check_log_tail_bytes(log_tail_bytes)
 
     # ----------------------------------------------------------------------------- templates
     def _templates(self) -> list[Template]:
-        out: list[Template] = []
-        for item in self._argv:
-            out.extend(item if isinstance(item, tuple) else (item,))
-        out.extend(self._env.values())
+        out = self.command.templates()
         if self._metrics_file is not None:
             out.append(self._metrics_file)
         return out
@@ -263,31 +228,8 @@ class CommandEvaluator(Evaluator):
             ValueError: A value cannot be formatted, ``argv[0]`` or the metrics file refers to
                 an inactive parameter.
         """
-        cache: list[str] = []
-
-        def config_json() -> str:
-            if not cache:
-                cache.append(json.dumps(dict(config), default=to_jsonable))
-            return cache[0]
-
-        argv: list[str] = []
-        for item in self._argv:
-            if isinstance(item, tuple):
-                texts = [t.render(config, config_json) for t in item]
-                if all(t is not None for t in texts):
-                    argv.extend(t for t in texts if t is not None)
-                continue
-            text = item.render(config, config_json)
-            if text is not None:
-                argv.append(text)
-            elif item.where == "argv[0]":
-                raise ValueError(f"argv[0] {item.text!r} refers to a parameter that is "
-                                 f"inactive in this configuration")
-        env: dict[str, str] = {}
-        for key, tpl in self._env.items():
-            value = tpl.render(config, config_json)
-            if value is not None:
-                env[key] = value
+        config_json = config_json_of(config)
+        argv, env = self.command.render(config, config_json)
         metrics_file = None
         if self._metrics_file is not None:
             metrics_file = self._metrics_file.render(config, config_json)
@@ -389,40 +331,14 @@ class CommandEvaluator(Evaluator):
     # -------------------------------------------------------------------------------- checks
     def check(self) -> None:
         """Verify that the program (``argv[0]``) can be found and executed, and that ``cwd``
-        exists. A templated ``argv[0]`` is not checked.
+        exists (:meth:`ArgvTemplate.check_program
+        <deploytune.evaluators.templates.ArgvTemplate.check_program>`). A templated
+        ``argv[0]`` is not checked.
 
         Raises:
-            ValueError: Naming the program and the fix.
+            SettingError: At ``("argv", 0)`` or ``("cwd",)``, naming the program and the fix.
         """
-        base = self.cwd or os.getcwd()
-        if not os.path.isdir(base):
-            raise ValueError(f"evaluator.command: cwd {base!r} is not an existing directory")
-        first = self._argv[0]
-        assert isinstance(first, Template)
-        if first.names == (PYTHON,) and first.text == "{python}":
-            return  # the tuner's own interpreter
-        if first.names:
-            return
-        prog = first.render({}, str)
-        assert prog is not None
-        if os.sep in prog or (os.altsep is not None and os.altsep in prog):
-            path = os.path.join(base, prog)
-            if not os.path.exists(path):
-                raise ValueError(f"evaluator.command: the program {prog!r} does not exist "
-                                 f"(looked for {path}; relative paths start at cwd)")
-            if os.path.isdir(path) or not os.access(path, os.X_OK):
-                raise ValueError(f"evaluator.command: the program {prog!r} is not executable; "
-                                 f"run 'chmod +x {prog}' or name its interpreter first, e.g. "
-                                 f"['python', {prog!r}, ...]")
-            return
-        rendered_path = (self._env["PATH"].render({}, str) if "PATH" in self._env else None)
-        search = rendered_path or os.environ.get("PATH", os.defpath)
-        if shutil.which(prog, path=search) is None:
-            local = os.path.join(base, prog)
-            hint = (f"; it is in {base}: write './{prog}'" if os.path.isfile(local)
-                    else "; install it or give its full path")
-            raise ValueError(f"evaluator.command: the program {prog!r} was not found on "
-                             f"PATH{hint}")
+        self.command.check_program(self.cwd)
 
     def check_space(self, space: Space, extra: Sequence[str] = ()) -> None:
         """Verify that every placeholder names a parameter of ``space`` (or is
@@ -430,19 +346,10 @@ class CommandEvaluator(Evaluator):
         like one of those (:func:`~deploytune.evaluators.templates.check_placeholders`).
 
         Raises:
-            ValueError: Naming the placeholder, where it is, and the space's parameters.
+            SettingError: Naming the placeholder, where it is, and the space's parameters.
         """
         check_placeholders(self._templates(), space, extra)
 
     def describe(self) -> str:
         """``command python bench.py --batch {batch_size} ... (60 s, 4096 MB)``."""
-        words: list[str] = []
-        for item in self._argv:
-            words.extend(t.text for t in (item if isinstance(item, tuple) else (item,)))
-        line = " ".join(words)
-        if len(line) > 60:
-            line = line[:57] + "..."
-        limits = [f"{self.timeout_s:g} s" if self.timeout_s is not None else "no time limit"]
-        if self.memory_mb is not None:
-            limits.append(f"{self.memory_mb:g} MB")
-        return f"command {line} ({', '.join(limits)})"
+        return f"command {self.command.line()} ({describe_limits(self.timeout_s, self.memory_mb)})"

@@ -9,14 +9,13 @@ process the function started (forked, daemonized) when the trial ends or the tun
 
 Example:
     >>> evaluator = IsolatedEvaluator("examples.toy:evaluate", timeout_s=60, memory_mb=4096)
-    >>> evaluator.check()  # raises ValueError when the target cannot be imported
+    >>> evaluator.check()  # raises SettingError when the target cannot be imported
     >>> evaluation = evaluator.evaluate({"batch_size": 8}, Monitor())
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import sys
@@ -29,10 +28,12 @@ from deploytune.evaluators._child import BOOTSTRAP, to_jsonable
 from deploytune.evaluators.base import Evaluation, Evaluator, Monitor
 from deploytune.evaluators.child_run import ChildRun
 from deploytune.evaluators.launcher import memory_limit_bytes
+from deploytune.evaluators.limits import check_log_tail_bytes, describe_limits, positive_limit
 from deploytune.evaluators.pipe_stream import DEFAULT_LOG_TAIL_BYTES
 from deploytune.evaluators.process import ChildStartError, run_child
 from deploytune.evaluators.process_group import TERM_GRACE_S
 from deploytune.outcome import CrashKind
+from deploytune.setting_error import SettingError
 
 __all__ = ["CHECK_TIMEOUT_S", "RESULT_LINGER_S", "IsolatedEvaluator"]
 
@@ -49,31 +50,35 @@ _PACKAGE_ROOT = str(Path(deploytune.__file__).resolve().parent.parent)
 
 
 def _target_of(fn: Callable[..., Any]) -> tuple[str, str | None]:
-    """``("module:qualname", import root or None)`` for a module-level function object."""
+    """``("module:qualname", import root or None)`` for a module-level function object.
+
+    Raises:
+        SettingError: At ``("target",)``: ``fn`` cannot be imported by another process.
+    """
     module = getattr(fn, "__module__", None)
     qualname = getattr(fn, "__qualname__", None)
     shown = qualname or type(fn).__name__
     fix = ("move it to module level in an importable module (e.g. my_eval.py) and pass "
            "'my_eval:evaluate'")
     if not isinstance(module, str) or not isinstance(qualname, str):
-        raise ValueError(f"evaluator.python: {shown!r} has no module and name to import it by "
-                         f"in the child process; {fix}")
+        raise SettingError(("target",), f"{shown!r} has no module and name to import it by "
+                           f"in the child process; {fix}")
     if "<lambda>" in qualname:
-        raise ValueError(f"evaluator.python: a lambda cannot be imported in the child "
-                         f"process; {fix}")
+        raise SettingError(("target",), f"a lambda cannot be imported in the child "
+                           f"process; {fix}")
     if "<locals>" in qualname:
-        raise ValueError(f"evaluator.python: {qualname!r} is defined inside a function and "
-                         f"cannot be imported in the child process; {fix}")
+        raise SettingError(("target",), f"{qualname!r} is defined inside a function and "
+                           f"cannot be imported in the child process; {fix}")
     if module == "__main__":
-        raise ValueError(f"evaluator.python: {qualname!r} is defined in __main__ (the script "
-                         f"being run), which the child process cannot import; {fix}")
+        raise SettingError(("target",), f"{qualname!r} is defined in __main__ (the script "
+                           f"being run), which the child process cannot import; {fix}")
     obj: Any = sys.modules.get(module)
     for part in qualname.split("."):
         obj = getattr(obj, part, None)
     if obj is not fn:
-        raise ValueError(f"evaluator.python: {module}:{qualname} does not lead back to this "
-                         f"function (is it decorated or replaced?); pass the target as a "
-                         f"'module:function' string")
+        raise SettingError(("target",), f"{module}:{qualname} does not lead back to this "
+                           f"function (is it decorated or replaced?); pass the target as a "
+                           f"'module:function' string")
     return f"{module}:{qualname}", _import_root(module)
 
 
@@ -89,17 +94,6 @@ def _import_root(module: str) -> str | None:
     if path.stem != parts[-1] or len(path.parents) < len(parts):
         return None
     return str(path.parents[len(parts) - 1])
-
-
-def _positive(name: str, value: float | None) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-            math.isfinite(value) and value > 0):
-        raise ValueError(f"evaluator.python: {name} must be a positive number of "
-                         f"{'seconds' if name == 'timeout_s' else 'megabytes'} "
-                         f"(got {value!r})")
-    return float(value)
 
 
 def _import_hint(exception: str, target: str, cwd: str) -> str:
@@ -190,6 +184,10 @@ class IsolatedEvaluator(Evaluator):
             directory), so that ``examples.foo:evaluate`` imports. For a function object,
             the directory it was imported from is added as well.
         log_tail_bytes: How many bytes of the end of stdout and of stderr to keep, each.
+
+    Raises:
+        SettingError: An invalid argument, at its path (``("target",)``, ``("timeout_s",)``,
+            ...), naming the fix.
     """
 
     def __init__(
@@ -207,32 +205,28 @@ class IsolatedEvaluator(Evaluator):
         paths = [os.fspath(p) for p in ([sys_path] if isinstance(sys_path, str) else sys_path)]
         if isinstance(target, str):
             if not _TARGET_RE.match(target):
-                raise ValueError(f"evaluator.python: target {target!r} is not of the form "
-                                 f"'package.module:function' (a file path is not accepted: "
-                                 f"give the module name, and its directory in sys_path)")
+                raise SettingError(("target",), f"{target!r} is not of the form "
+                                   f"'package.module:function' (a file path is not accepted: "
+                                   f"give the module name, and its directory in sys_path)")
             self.target = target
         elif callable(target):
             self.target, root = _target_of(target)
             if root is not None and root not in paths:
                 paths.append(root)
         else:
-            raise ValueError(f"evaluator.python: target must be 'module:function' or a "
-                             f"function, got {type(target).__name__}")
-        self.timeout_s = _positive("timeout_s", timeout_s)
-        self.memory_mb = _positive("memory_mb", memory_mb)
+            raise SettingError(("target",), f"must be 'module:function' or a function, got "
+                               f"{type(target).__name__}")
+        self.timeout_s = positive_limit("timeout_s", timeout_s)
+        self.memory_mb = positive_limit("memory_mb", memory_mb)
         for key, value in (env or {}).items():
             if not isinstance(key, str) or not isinstance(value, str):
-                raise ValueError(f"evaluator.python: env[{key!r}] must be a string "
-                                 f"(got {type(value).__name__})")
+                raise SettingError(("env", key), f"must be a string (got "
+                                   f"{type(value).__name__})", f"env[{key!r}]")
         self.env = dict(env or {})
         self.cwd = os.fspath(cwd) if cwd is not None else None
         self.python = os.fspath(python)
         self.sys_path = paths
-        if isinstance(log_tail_bytes, bool) or not isinstance(log_tail_bytes, int) \
-                or log_tail_bytes < 1:
-            raise ValueError(f"evaluator.python: log_tail_bytes must be a positive integer "
-                             f"(got {log_tail_bytes!r})")
-        self.log_tail_bytes = log_tail_bytes
+        self.log_tail_bytes = check_log_tail_bytes(log_tail_bytes)
 
     # ------------------------------------------------------------------------------- running
     def _run(self, payload: bytes, monitor: Monitor, *, check: bool,
@@ -308,27 +302,26 @@ class IsolatedEvaluator(Evaluator):
         """Import the target in a child process and verify it is callable.
 
         Raises:
-            ValueError: Naming the target and what to fix, when the module cannot be
-                imported, lacks the function, or the child fails to start or crashes.
+            SettingError: At ``("target",)``, naming the target and what to fix, when the
+                module cannot be imported, lacks the function, or the child crashes; at
+                ``("python",)`` when the child fails to start.
         """
         timeout = self.timeout_s if self.timeout_s is not None else CHECK_TIMEOUT_S
         try:
             run, session = self._run(_payload({}, self.sys_path), Monitor(), check=True,
                                      timeout_s=timeout)
         except ChildStartError as exc:
-            raise ValueError(f"evaluator.python: {exc}; python= must be the path of a Python "
-                             f"interpreter and cwd= an existing directory") from None
+            raise SettingError(("python",), f"{exc}; python= must be the path of a Python "
+                               f"interpreter and cwd= an existing directory") from None
         if session.result is not None:
             return
         if session.error is not None:
-            raise ValueError(f"evaluator.python: {self._import_error(session.error)}")
+            raise SettingError(("target",), self._import_error(session.error))
         failure = run.failure()
         detail = failure[0] if failure else "the child exited without an answer"
-        raise ValueError(f"evaluator.python: checking {self.target!r} failed: {detail}")
+        raise SettingError(("target",), f"checking {self.target!r} failed: {detail}")
 
     def describe(self) -> str:
         """``python examples.toy:evaluate (isolated, 60 s, 4096 MB)``."""
-        limits = [f"{self.timeout_s:g} s" if self.timeout_s is not None else "no time limit"]
-        if self.memory_mb is not None:
-            limits.append(f"{self.memory_mb:g} MB")
-        return f"python {self.target} (isolated, {', '.join(limits)})"
+        return (f"python {self.target} (isolated, "
+                f"{describe_limits(self.timeout_s, self.memory_mb)})")

@@ -35,18 +35,16 @@ and the pattern metrics.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from deploytune.evaluators._child import to_jsonable
 from deploytune.evaluators.base import AbortTrial, Evaluation, Evaluator, Monitor
-from deploytune.evaluators.command import CommandEvaluator
 from deploytune.evaluators.launcher import launcher_argv, memory_limit_bytes
+from deploytune.evaluators.limits import describe_limits, positive_limit
 from deploytune.evaluators.process_group import ProcessGroup, process_group_members
 from deploytune.evaluators.server_network import HEALTH_PROBE_S, free_port, healthy, port_is_free
 from deploytune.evaluators.server_settings import (
@@ -57,7 +55,12 @@ from deploytune.evaluators.server_settings import (
     classify_server_log,
 )
 from deploytune.evaluators.server_watch import MemorySampler, ServerLog
-from deploytune.evaluators.templates import Template, check_placeholders
+from deploytune.evaluators.templates import (
+    ArgvTemplate,
+    Template,
+    check_placeholders,
+    config_json_of,
+)
 from deploytune.outcome import CrashKind
 
 if TYPE_CHECKING:
@@ -88,13 +91,14 @@ class _Failure(Exception):
         self.kind = kind
 
 
-def _render_url(template: Template, values: Mapping[str, Any]) -> str:
+def _render_url(template: Template, values: Mapping[str, Any],
+                config_json: Callable[[], str]) -> str:
     """A URL template for one configuration (and its port).
 
     Raises:
         ValueError: A value cannot be formatted, or the URL refers to an inactive parameter.
     """
-    text = template.render(values, lambda: json.dumps(dict(values), default=to_jsonable))
+    text = template.render(values, config_json)
     if text is None:
         raise ValueError(f"{template.where} {template.text!r} refers to a parameter that is "
                          f"inactive in this configuration")
@@ -114,6 +118,15 @@ class ServerEvaluator(Evaluator):
         memory_mb: Address-space cap of the server (``RLIMIT_AS``, MiB); leave it unset for CUDA
             servers, which reserve far more virtual memory than they use.
 
+    Attributes:
+        command: The server's argv and environment templates
+            (:class:`~deploytune.evaluators.templates.ArgvTemplate`); ``render`` them with the
+            trial's port among the values.
+
+    Raises:
+        SettingError: An invalid argument, at its path (``("argv", 0)``, ``("env", name)``,
+            ``("health_url",)``, ...).
+
     Example:
         >>> evaluator = ServerEvaluator(
         ...     ServerSettings(("{python}", "-m", "llama_cpp.server", "--model", "m.gguf",
@@ -128,29 +141,30 @@ class ServerEvaluator(Evaluator):
                  timeout_s: float | None = None, memory_mb: float | None = None):
         self.settings = settings
         self.load = load
-        self._command = CommandEvaluator(settings.argv, env=env, cwd=cwd, timeout_s=timeout_s,
-                                         memory_mb=memory_mb)
-        # the URLs are templates too, checked and rendered by the command's template engine
-        self._urls = (Template(settings.health_url, "argv[1]"),
-                      Template(settings.base_url, "argv[2]"))
-        self.cwd = self._command.cwd
-        self.timeout_s = self._command.timeout_s
-        self.memory_mb = self._command.memory_mb
+        self.command = ArgvTemplate(settings.argv, env)
+        self.cwd = os.fspath(cwd) if cwd is not None else None
+        self.timeout_s = positive_limit("timeout_s", timeout_s)
+        self.memory_mb = positive_limit("memory_mb", memory_mb)
+        # the URLs are templates too, checked and rendered by the same engine
+        self._urls = (Template(settings.health_url, "health_url", ("health_url",)),
+                      Template(settings.base_url, "base_url", ("base_url",)))
 
     # ---------------------------------------------------------------------------- checking
     def check(self) -> None:
-        """Verify that the server's program can be found."""
-        self._command.check()
+        """Verify that the server's program can be found (see
+        :meth:`~deploytune.evaluators.templates.ArgvTemplate.check_program`)."""
+        self.command.check_program(self.cwd)
 
     def check_space(self, space: Space) -> None:
         """Verify that every placeholder names a parameter of ``space`` or is ``{port}``."""
-        self._command.check_space(space, extra=(PORT_PLACEHOLDER,))
+        check_placeholders(self.command.templates(), space, extra=(PORT_PLACEHOLDER,))
         check_placeholders(self._urls, space, extra=(PORT_PLACEHOLDER,))
 
     def describe(self) -> str:
         """``server llama_cpp.server ... (start-up 120 s) + load 16 requests``."""
-        line = self._command.describe().removeprefix("command ")
-        return f"server {line}, start-up <= {self.settings.startup_timeout_s:g} s"
+        limits = describe_limits(self.timeout_s, self.memory_mb)
+        return (f"server {self.command.line()} ({limits}), start-up <= "
+                f"{self.settings.startup_timeout_s:g} s")
 
     # ---------------------------------------------------------------------------- running
     def evaluate(self, config: dict[str, Any], monitor: Monitor) -> Evaluation:
@@ -159,8 +173,9 @@ class ServerEvaluator(Evaluator):
         port = self.settings.port if self.settings.port is not None else free_port()
         values = {**config, PORT_PLACEHOLDER: port}
         try:
-            argv, env, _ = self._command.render(values)
-            health_url, base_url = (_render_url(t, values) for t in self._urls)
+            config_json = config_json_of(values)
+            argv, env = self.command.render(values, config_json)
+            health_url, base_url = (_render_url(t, values, config_json) for t in self._urls)
         except ValueError as exc:
             return Evaluation(error=f"cannot build the server's command: {exc}",
                               crash_kind=CrashKind.INVALID_CONFIG, cost_s=0.0)

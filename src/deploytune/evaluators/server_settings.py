@@ -13,14 +13,21 @@ from dataclasses import dataclass, field
 
 from deploytune.evaluators.classify import Rule
 from deploytune.outcome import CrashKind
+from deploytune.setting_error import SettingError, finite_number, kind_of, one_line, show
 
 __all__ = [
     "PORT_PLACEHOLDER",
     "SERVER_METRIC_PATTERNS",
     "SERVER_RULES",
+    "TIMEOUT_FIELDS",
     "ServerSettings",
     "classify_server_log",
 ]
+
+TIMEOUT_FIELDS = ("startup_timeout_s", "stop_timeout_s", "release_timeout_s")
+"""The fields of :class:`ServerSettings` that are time limits, in seconds."""
+
+_METRIC_NAME = re.compile(r"^[A-Za-z_][\w.\-]*$")
 
 PORT_PLACEHOLDER = "port"
 """The placeholder of the trial's port in the argv, the environment and the URLs."""
@@ -72,7 +79,6 @@ def classify_server_log(text: str) -> CrashKind | None:
     return None
 
 
-
 @dataclass(frozen=True)
 class ServerSettings:
     """How to run and reach the server (the ``evaluator.server`` section).
@@ -105,26 +111,52 @@ class ServerSettings:
         default_factory=lambda: dict(SERVER_METRIC_PATTERNS))
 
     def __post_init__(self) -> None:
-        if self.port is not None and not (isinstance(self.port, int) and 0 < self.port < 65536):
-            raise ValueError(f"evaluator.server.port: {self.port!r} is not a TCP port; give "
-                             f"1-65535, or leave it out to pick a free port per trial")
-        for name in ("startup_timeout_s", "stop_timeout_s", "release_timeout_s"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"evaluator.server.{name}: must be a positive number of "
-                                 f"seconds, got {value!r}")
+        """Check the settings (``argv`` is checked by the evaluator that renders it).
+
+        Raises:
+            SettingError: At the field (``("port",)``, ``("metric_patterns", name)``, ...).
+        """
+        port = self.port
+        if port is not None and (isinstance(port, bool) or not isinstance(port, int)
+                                 or not 0 < port < 65536):
+            raise SettingError(("port",), f"expected a TCP port 1-65535, got {kind_of(port)}; "
+                               f"leave it out to pick a free port per trial")
         for url_name in ("health_url", "base_url"):
             url = getattr(self, url_name)
             if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-                raise ValueError(f"evaluator.server.{url_name}: {url!r} is not an http(s) URL; "
-                                 f"write e.g. http://127.0.0.1:{{port}}/health")
+                raise SettingError((url_name,), f"{url!r} is not an http(s) URL; write e.g. "
+                                   f"http://127.0.0.1:{{port}}/health")
+        for name in TIMEOUT_FIELDS:
+            _check_seconds(name, getattr(self, name))
         for name, pattern in self.metric_patterns.items():
-            try:
-                compiled = re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"evaluator.server.metric_patterns.{name}: {pattern!r} is not "
-                                 f"a valid regular expression ({exc})") from None
-            if compiled.groups < 1:
-                raise ValueError(f"evaluator.server.metric_patterns.{name}: {pattern!r} needs "
-                                 f"one (group) around the number, e.g. "
-                                 f"'KV cache size: ([\\d,]+) tokens'")
+            _check_pattern(name, pattern)
+
+
+def _check_seconds(name: str, value: object) -> None:
+    """Refuse a time limit ``name`` that is not a finite number of seconds > 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SettingError((name,), f"expected a number of seconds, got {kind_of(value)}; "
+                           f"write e.g. {name}: 60")
+    number = finite_number(value)
+    if number is None or number <= 0:
+        raise SettingError((name,), f"must be a finite number of seconds > 0 (got "
+                           f"{show(value)}); give a positive value or remove the key")
+
+
+def _check_pattern(name: object, pattern: object) -> None:
+    """Refuse a metric pattern that is not a regular expression with a group, or whose
+    metric name is not an identifier."""
+    at = ("metric_patterns", name)
+    if not isinstance(name, str) or not _METRIC_NAME.match(name):
+        raise SettingError(at, f"metric names must be identifiers, got {kind_of(name)}")
+    if not isinstance(pattern, str) or not pattern:
+        raise SettingError(at, f"expected a regular expression string, got {kind_of(pattern)}")
+    try:
+        groups = re.compile(pattern).groups
+    except (re.error, OverflowError) as exc:
+        raise SettingError(at, f"{pattern!r} is not a valid regular expression "
+                           f"({one_line(str(exc))}); escape ( [ . * + ? with a backslash") \
+            from None
+    if groups < 1:
+        raise SettingError(at, f"{pattern!r} has no (group); put parentheses around the "
+                           f"number, e.g. 'KV cache size: ([\\d,]+) tokens'")

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from deploytune.setting_error import SettingError
+from deploytune.setting_error import SettingError, format_path
 from deploytune.space import Space
 from deploytune.spec.errors import Invalid, invalid_at
 from deploytune.spec.messages import join, one_line, show, suggest
@@ -36,48 +36,62 @@ def probe_evaluator(spec: EvaluatorSpec, base_dir: Path, space: Space) -> None:
     if spec.kind == "python":
         isolated = _isolated(spec, base_dir)
         try:
-            _run_check(isolated.check, "evaluator.python")
+            _run_check(isolated.check, spec.kind, "evaluator.python")
         finally:
             isolated.close()
         return
     if spec.kind == "server":
         server = _server_evaluator(spec)
-        _run_check(server.check, "evaluator.server.argv[0]")
-        _run_check(lambda: server.check_space(space), "evaluator.server")
+        _run_check(server.check, spec.kind, "evaluator.server.argv[0]")
+        _run_check(lambda: server.check_space(space), spec.kind, "evaluator.server")
         return
     command = _command_evaluator(spec)
     try:
-        at = "evaluator.command.argv[0]" if isinstance(spec.argv[0], str) else "evaluator.command"
-        _run_check(command.check, at)
-        _run_check(lambda: command.check_space(space), "evaluator.command")
+        _run_check(command.check, spec.kind, "evaluator.command.argv[0]")
+        _run_check(lambda: command.check_space(space), spec.kind, "evaluator.command")
     finally:
         command.close()
 
 
-_LEGACY_PREFIXES = ("evaluator.python: ", "evaluator.command: ")
-"""What the python and command evaluators still put in front of their ``ValueError``
-messages; a :class:`~deploytune.setting_error.SettingError` carries its path instead."""
+_SECTION = {"python": "evaluator.python", "command": "evaluator.command",
+            "server": "evaluator.server"}
+"""Where each kind of evaluator's own settings are, by default."""
+
+_SHARED_AT = {"cwd": "evaluator.cwd", "timeout_s": "evaluator.timeout_s",
+              "memory_mb": "evaluator.memory_mb"}
+_FIELD_AT = {
+    "python": {**_SHARED_AT, "target": "evaluator.python", "python": "evaluator.python",
+               "sys_path": "evaluator.python", "env": "evaluator.env"},
+    "command": {**_SHARED_AT, "env": "evaluator.command.env"},
+    "server": {**_SHARED_AT, "env": "evaluator.env"},
+}
+"""The spec's field of an evaluator's keyword argument, where it is not the key of the same
+name in the section (the python target is the section itself; the limits, and the python and
+server evaluators' environment, are keys of ``evaluator``)."""
 
 
-def _evaluator_error(exc: ValueError | TypeError, at: str) -> Invalid:
-    """The parser's error for an evaluator's ``exc`` about the settings at ``at``: a
-    :class:`~deploytune.setting_error.SettingError`'s path goes after ``at``; another error's
-    message is shown at ``at``, without a prefix of :data:`_LEGACY_PREFIXES`."""
-    if isinstance(exc, SettingError):
-        return invalid_at(at, exc)
-    text = one_line(str(exc))
-    for prefix in _LEGACY_PREFIXES:
-        if text.startswith(prefix):
-            return Invalid(at, text[len(prefix):])
-    return Invalid(at, text)
+def _evaluator_error(exc: Exception, kind: str, at: str) -> Invalid:
+    """The parser's error for the ``kind`` evaluator's ``exc``: a
+    :class:`~deploytune.setting_error.SettingError`'s path, a keyword argument of the
+    evaluator first, becomes the spec's field of it (``("argv", 0)`` of a command is
+    ``evaluator.command.argv[0]``, ``("target",)`` of a python evaluator is
+    ``evaluator.python``); another error's message is shown at ``at``."""
+    if not isinstance(exc, SettingError):
+        return Invalid(at, one_line(str(exc)))
+    key = exc.path[0] if exc.path else None
+    field = _FIELD_AT[kind].get(key) if isinstance(key, str) else None
+    if field is None:
+        return invalid_at(_SECTION[kind], exc)
+    return Invalid(format_path(exc.path[1:], field), exc.message)
 
 
-def _run_check(check: Callable[[], object], at: str) -> None:
-    """Run one of the evaluator's checks; its failure becomes an error at ``at``."""
+def _run_check(check: Callable[[], object], kind: str, at: str) -> None:
+    """Run one of the ``kind`` evaluator's checks; its failure becomes an error at its field
+    (another failure than a ``ValueError``: at ``at``)."""
     try:
         check()
     except ValueError as exc:
-        raise _evaluator_error(exc, at) from None
+        raise _evaluator_error(exc, kind, at) from None
     except Exception as exc:
         raise Invalid(at, f"cannot be checked ({type(exc).__name__}: "
                       f"{one_line(str(exc))})") from None
@@ -188,7 +202,7 @@ def _isolated(spec: EvaluatorSpec, base_dir: Path) -> IsolatedEvaluator:
                                  memory_mb=spec.memory_mb, env=spec.env, cwd=spec.cwd,
                                  sys_path=(str(base_dir),))
     except (TypeError, ValueError) as exc:
-        raise _evaluator_error(exc, "evaluator.python") from None
+        raise _evaluator_error(exc, "python", "evaluator.python") from None
 
 
 def _command_evaluator(spec: EvaluatorSpec) -> CommandEvaluator:
@@ -200,7 +214,7 @@ def _command_evaluator(spec: EvaluatorSpec) -> CommandEvaluator:
         return CommandEvaluator(argv, env=spec.env, cwd=spec.cwd, timeout_s=spec.timeout_s,
                                 memory_mb=spec.memory_mb, metrics_file=spec.metrics_file)
     except (TypeError, ValueError) as exc:
-        raise _evaluator_error(exc, "evaluator.command") from None
+        raise _evaluator_error(exc, "command", "evaluator.command") from None
 
 
 def _server_evaluator(spec: EvaluatorSpec) -> ServerEvaluator:
@@ -216,7 +230,7 @@ def _server_evaluator(spec: EvaluatorSpec) -> ServerEvaluator:
         return ServerEvaluator(settings, load, env=spec.env, cwd=spec.cwd,
                                timeout_s=spec.timeout_s, memory_mb=spec.memory_mb)
     except (TypeError, ValueError) as exc:
-        raise _evaluator_error(exc, "evaluator.server") from None
+        raise _evaluator_error(exc, "server", "evaluator.server") from None
 
 
 def build_evaluator(spec: EvaluatorSpec, base_dir: Path) -> Evaluator:

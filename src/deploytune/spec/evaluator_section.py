@@ -9,6 +9,7 @@ from typing import Any
 
 from deploytune.evaluators.classify import Rule
 from deploytune.outcome import CrashKind
+from deploytune.setting_error import SettingError
 from deploytune.space import Space
 from deploytune.spec.checks import (
     as_mapping,
@@ -20,7 +21,7 @@ from deploytune.spec.checks import (
     positive_number,
     safe_float,
 )
-from deploytune.spec.errors import Invalid
+from deploytune.spec.errors import Invalid, invalid_at
 from deploytune.spec.evaluator import check_placeholders, probe_evaluator
 from deploytune.spec.messages import join, kind_of, one_line, show, suggest
 from deploytune.spec.model import EvaluatorSpec
@@ -238,8 +239,8 @@ def _command(raw: Any) -> tuple[tuple[str | tuple[str, ...], ...], dict[str, str
 
         try:
             check_metrics_file(metrics_file)
-        except ValueError as exc:
-            raise Invalid(f"{path}.metrics_file", str(exc)) from None
+        except SettingError as exc:
+            raise invalid_at(path, exc) from None
     return tuple(argv), env, metrics_file
 
 

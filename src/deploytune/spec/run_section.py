@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,9 +17,7 @@ from deploytune.spec.checks import (
     check_jsonable,
     check_keys,
     int_at_least,
-    is_number,
     positive_number,
-    safe_float,
 )
 from deploytune.spec.errors import Invalid, invalid_at
 from deploytune.spec.messages import kind_of, one_line, suggest
@@ -117,24 +114,14 @@ def parse_pruner(raw: Any) -> str | None:
 
 
 def parse_early_abort(raw: Any) -> EarlyAbort:
-    """The early-abort rule: true / false, or a mapping of its settings."""
+    """The early-abort rule: true / false, or a mapping of its settings (checked by
+    :class:`~deploytune.early_abort.EarlyAbort` itself; a null value keeps the default)."""
     example = "early_abort: {before_feasible: 5, after_feasible: 3} (or true / false)"
     if raw is None or isinstance(raw, bool):
         return build_early_abort(raw)
     d = as_mapping(raw, "early_abort", example)
     check_keys(d, "early_abort", EARLY_ABORT_KEYS)
-    settings: dict[str, Any] = {}
-    for key, v in d.items():
-        at = f"early_abort.{key}"
-        if v is None:
-            continue
-        if key == "enabled":
-            if not isinstance(v, bool):
-                raise Invalid(at, f"expected true or false, got {kind_of(v)}")
-        elif not is_number(v) or not math.isfinite(safe_float(v)) or v < 1:
-            raise Invalid(at, f"must be a number >= 1 (a multiple of the constraint's "
-                          f"limit), got {kind_of(v)}; e.g. {key}: 3")
-        settings[key] = v
+    settings = {key: v for key, v in d.items() if v is not None}
     try:
         return build_early_abort(settings)
     except SettingError as exc:

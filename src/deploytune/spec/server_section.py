@@ -17,13 +17,13 @@ Example::
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import fields
 from typing import Any
 
-from deploytune.evaluators.server_settings import ServerSettings
-from deploytune.spec.checks import as_mapping, as_string, check_keys, is_number, positive_number
-from deploytune.spec.errors import Invalid
+from deploytune.evaluators.server_settings import TIMEOUT_FIELDS, ServerSettings
+from deploytune.setting_error import SettingError
+from deploytune.spec.checks import as_mapping, as_string, check_keys, is_number
+from deploytune.spec.errors import Invalid, invalid_at
 from deploytune.spec.messages import join, kind_of, one_line
 
 __all__ = ["LOAD_EXAMPLE", "SERVER_EXAMPLE", "SERVER_KEYS", "parse_load", "parse_server"]
@@ -35,12 +35,14 @@ SERVER_KEYS = tuple(f.name for f in fields(ServerSettings))
 SERVER_EXAMPLE = ("server: {argv: [\"{python}\", -m, llama_cpp.server, --model, m.gguf, "
                   "--port, \"{port}\"], health_url: \"http://127.0.0.1:{port}/v1/models\"}")
 LOAD_EXAMPLE = "load: {requests: 16, concurrency: 2, max_tokens: 32}"
+_PATTERNS_EXAMPLE = "metric_patterns: {kv_tokens: \"KV cache size: ([\\\\d,]+) tokens\"}"
 
 
 def parse_server(raw: Any, argument: Any) -> dict[str, Any]:
     """The validated ``evaluator.server`` mapping, in the keyword form of
     :class:`~deploytune.evaluators.server.ServerSettings` (argv as a tuple of strings and
-    groups). ``argument`` validates one argv item (the command section's rules)."""
+    groups, the time limits as floats). ``argument`` validates one argv item (the command
+    section's rules); the values are checked by building the settings once."""
     path = "evaluator.server"
     d = as_mapping(raw, path, SERVER_EXAMPLE)
     check_keys(d, path, SERVER_KEYS)
@@ -65,22 +67,15 @@ def parse_server(raw: Any, argument: Any) -> dict[str, Any]:
     if not isinstance(argv[0], str) or not argv[0]:
         raise Invalid(f"{path}.argv[0]", "the program to run must be a non-empty string")
     out: dict[str, Any] = {"argv": tuple(argv)}
-    port = d.get("port")
-    if port is not None and port != "auto":
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-            raise Invalid(join(path, "port"), f"expected a TCP port 1-65535 or auto, got "
-                          f"{kind_of(port)}; leave it out to pick a free port per trial")
-        out["port"] = port
+    if d.get("port") is not None and d["port"] != "auto":
+        out["port"] = d["port"]
     for key in ("health_url", "base_url"):
         if d.get(key) is not None:
-            url = as_string(d[key], join(path, key), "a URL", f"{key}: http://127.0.0.1:{{port}}")
-            if not url.startswith(("http://", "https://")):
-                raise Invalid(join(path, key), f"{url!r} is not an http(s) URL; write e.g. "
-                              f"http://127.0.0.1:{{port}}/health")
-            out[key] = url
-    for key in ("startup_timeout_s", "stop_timeout_s", "release_timeout_s"):
+            out[key] = as_string(d[key], join(path, key), "a URL",
+                                 f"{key}: http://127.0.0.1:{{port}}")
+    for key in TIMEOUT_FIELDS:
         if d.get(key) is not None:
-            out[key] = positive_number(d[key], join(path, key), "seconds")
+            out[key] = d[key]
     if d.get("release_check") is not None:
         check = d["release_check"]
         if not isinstance(check, list) or not check:
@@ -89,29 +84,16 @@ def parse_server(raw: Any, argument: Any) -> dict[str, Any]:
         out["release_check"] = tuple(argument(x, f"{path}.release_check[{i}]")
                                      for i, x in enumerate(check))
     if d.get("metric_patterns") is not None:
-        out["metric_patterns"] = _patterns(d["metric_patterns"], join(path, "metric_patterns"))
-    return out
-
-
-def _patterns(raw: Any, path: str) -> dict[str, str]:
-    d = as_mapping(raw, path, "metric_patterns: {kv_tokens: \"KV cache size: ([\\\\d,]+) tokens\"}")
-    out: dict[str, str] = {}
-    for name, pattern in d.items():
-        at = join(path, name)
-        if not isinstance(name, str) or not re.match(r"^[A-Za-z_][\w.\-]*$", name):
-            raise Invalid(at, f"metric names must be identifiers, got {kind_of(name)}")
-        if not isinstance(pattern, str) or not pattern:
-            raise Invalid(at, f"expected a regular expression string, got {kind_of(pattern)}")
-        try:
-            groups = re.compile(pattern).groups
-        except (re.error, OverflowError) as exc:
-            raise Invalid(at, f"{pattern!r} is not a valid regular expression "
-                          f"({one_line(str(exc))}); escape ( [ . * + ? with a backslash") \
-                from None
-        if groups < 1:
-            raise Invalid(at, f"{pattern!r} has no (group); put parentheses around the number, "
-                          f"e.g. 'KV cache size: ([\\d,]+) tokens'")
-        out[name] = pattern
+        out["metric_patterns"] = dict(as_mapping(d["metric_patterns"],
+                                                 join(path, "metric_patterns"),
+                                                 _PATTERNS_EXAMPLE))
+    try:
+        ServerSettings(**out)
+    except SettingError as exc:
+        raise invalid_at(path, exc) from None
+    for key in TIMEOUT_FIELDS:
+        if key in out:
+            out[key] = float(out[key])
     return out
 
 
