@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.text import Text
 
 from deploytune.history import ATTR_FRESH_OF, ATTR_SETUP
+from deploytune.parallel.storage import open_storage
 from deploytune.problem import claimable, difference, setup_of
 from deploytune.storage_faults import storage_text
 
@@ -94,7 +95,7 @@ def validated_study(spec: Spec, study_name: str | None) -> str:
         StudyNotFound: No such study, or it holds no finished trial.
         StudyMismatch: It holds another problem (one line saying which part differs).
     """
-    storage = optuna.storages.get_storage(spec.storage)
+    storage = open_storage(spec.storage)
     studies = {s.study_name: s for s in storage.get_all_studies()}
     where = storage_text(spec.storage)
     if study_name is None:
@@ -139,7 +140,7 @@ def validated_study(spec: Spec, study_name: str | None) -> str:
 
 def select_study(spec: Spec, fresh: bool, console: Console) -> str:
     """The name of the study this run tunes, creating a ``--fresh`` one when asked."""
-    storage = optuna.storages.get_storage(spec.storage)
+    storage = open_storage(spec.storage)
     studies = storage.get_all_studies()
     family = _family(studies, spec.study_name)
     setup = setup_of(spec.objective, spec.constraints, spec.space)

@@ -19,10 +19,9 @@ Example:
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeGuard
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
@@ -33,6 +32,7 @@ from deploytune.evaluators.classify import Rule, parse_rules
 from deploytune.execution import run_trial
 from deploytune.feasibility import DEFAULT_CONFIDENCE, check_confidence
 from deploytune.history import ATTR_CONFIDENCE, ATTR_SETUP, ATTR_WORKER, TrialRecord, record
+from deploytune.monitoring import make_check
 from deploytune.outcome import Constraint, CrashKind, Objective, Outcome, parse_constraints
 from deploytune.parallel.coordination import Coordination
 from deploytune.parallel.heartbeat import DEFAULT_INTERVAL_S as HEARTBEAT_S
@@ -219,39 +219,6 @@ def _missing_metric_message(number: int, outcome: Outcome, objective: Objective,
             f"evaluator and run again (the trial was not counted, its configuration is queued)")
 
 
-_MAX_STEP = 2**31 - 1
-"""The largest step Optuna's relational storages keep (a 32-bit integer column)."""
-
-
-def _usable_step(step: Any) -> TypeGuard[int]:
-    """Whether a streamed ``step`` can go to the pruner: an integer from 0 to 2**31 - 1.
-
-    Anything else (-1, a 30-digit number, 2.5, ``True``) is the evaluator's mistake; the
-    report still counts for early abort, only the pruner does not see it."""
-    return (isinstance(step, int) and not isinstance(step, bool)
-            and 0 <= step <= _MAX_STEP)
-
-
-def _make_check(early: EarlyAbort, objective: Objective, constraints: Sequence[Constraint],
-                any_feasible: bool, trial: optuna.Trial,
-                use_pruner: bool) -> Callable[[Mapping[str, float], int | None], str | None]:
-    """The monitor's check of each streamed report: the early-abort rule's reason to stop,
-    else the pruner's (fed the objective when ``use_pruner`` and the step is usable)."""
-
-    def check(partial: Mapping[str, float], step: int | None) -> str | None:
-        reason = early.reason(partial, constraints, any_feasible)
-        if reason is not None:
-            return reason
-        if use_pruner and _usable_step(step) and objective.metric in partial:
-            value = partial[objective.metric]
-            if math.isfinite(value):
-                trial.report(value, step)
-                if trial.should_prune():
-                    return f"pruned at step {step} ({objective.metric} = {value:g})"
-        return None
-    return check
-
-
 @dataclass(frozen=True)
 class _Settings:
     """:func:`optimize`'s arguments, parsed and checked once: what its loop reads."""
@@ -377,7 +344,7 @@ def _run_next_trial(study: optuna.Study, settings: _Settings, evaluator: Evaluat
             one misses one too (recorded as interrupted, its configuration queued again).
     """
     trial, config = started
-    check = _make_check(settings.early, settings.objective, settings.constraints,
+    check = make_check(settings.early, settings.objective, settings.constraints,
                         snapshot.any_feasible, trial, settings.use_pruner)
     outcome = _evaluate(study, trial, config, evaluator, settings, check,
                         snapshot.full_run_costs, coord)

@@ -15,6 +15,7 @@ left as it was.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import signal
 import sqlite3
@@ -29,6 +30,7 @@ from rich.console import Console
 from rich.text import Text
 
 from deploytune.history import ATTR_FRESH_OF
+from deploytune.parallel.storage import open_storage
 from deploytune.result import Result
 from deploytune.storage_faults import (
     StorageError,
@@ -147,15 +149,27 @@ def _evaluations_text(result: Result) -> str:
 def _previous_result(spec: Spec, name: str) -> Result | None:
     """The study's result before this run, or ``None`` for a new study."""
     try:
-        study = optuna.load_study(study_name=name, storage=spec.storage)
+        study = optuna.load_study(study_name=name, storage=open_storage(spec.storage))
     except KeyError:
         return None
     return Result.from_study(study, spec.objective, spec.constraints)
 
 
+def _budget_and_validation(spec: Spec, previous: Result | None, validate: Validation | None,
+                           worker: bool) -> tuple[int | None, Validation]:
+    """The budget and re-runs of this run: the spec's; only the finalists' re-runs of a study
+    whose search is over (``validate``); or the search without them (a ``worker``)."""
+    if validate is not None:
+        assert previous is not None
+        return sum(not t.validation for t in previous.trials), validate
+    if worker:
+        return spec.budget_trials, dataclasses.replace(spec.validation, finalists=0)
+    return spec.budget_trials, spec.validation
+
+
 def tune_spec(spec: Spec, *, console: Console, live: bool = True, report: bool = True,
               fresh: bool = False, validate: Validation | None = None,
-              study_name: str | None = None) -> Result:
+              study_name: str | None = None, worker: bool = False) -> Result:
     """Run (or resume) the study of ``spec`` to its budget and write its report; or, with
     ``validate``, only re-run the finalists of the existing study (``deploytune validate``).
 
@@ -171,7 +185,9 @@ def tune_spec(spec: Spec, *, console: Console, live: bool = True, report: bool =
         validate: Re-run the finalists of the existing study as these settings say, and
             nothing else: no new configuration, whatever the spec's budget (a study written
             by plain Optuna code works too, see :func:`validated_study`).
-        study_name: With ``validate``: the study to validate (default: the spec's).
+        study_name: The study to run or validate (default: the spec's, as ``fresh`` says).
+        worker: One of several workers on the study (``deploytune worker``): the search
+            only; the finalists' re-runs are left to ``deploytune tune``.
 
     Raises:
         KeyboardInterrupt: On Ctrl-C or SIGTERM, after the running trial was recorded as
@@ -188,16 +204,12 @@ def tune_spec(spec: Spec, *, console: Console, live: bool = True, report: bool =
     resume = (f"; the trials recorded so far are kept: once fixed, `{resume_hint(spec)}` "
               f"resumes")
     with _storage_faults(spec.storage):
-        if validate is None:
-            name = select_study(spec, fresh, console)
-        else:
+        if validate is not None:
             name = validated_study(spec, study_name)
+        else:
+            name = study_name or select_study(spec, fresh, console)
         previous = _previous_result(spec, name)
-    budget, validation = spec.budget_trials, spec.validation
-    if validate is not None:
-        assert previous is not None
-        budget = sum(not t.validation for t in previous.trials)
-        validation = validate
+    budget, validation = _budget_and_validation(spec, previous, validate, worker)
     _say_which_study(console, name, previous, spec.study_name != name and not fresh)
     sampler = make_sampler(spec.sampler, space=spec.space, seed=spec.seed,
                            budget=spec.budget_trials, **spec.sampler_options)
@@ -215,7 +227,8 @@ def tune_spec(spec: Spec, *, console: Console, live: bool = True, report: bool =
                     time_budget_s=spec.budget_seconds if validate is None else None,
                     retries=spec.retries, rules=spec.rules, early_abort=spec.early_abort,
                     pruner=spec.build_pruner(), on_trial_start=progress.on_start,
-                    confidence=spec.confidence, validation=validation)
+                    confidence=spec.confidence, validation=validation,
+                    resources=spec.resources)
             except ValueError as exc:
                 if progress.started:
                     raise
@@ -282,6 +295,8 @@ def _read_only_storage(url: str, target: str) -> optuna.storages.BaseStorage:
     created anywhere (Optuna creates missing tables when it opens a storage)."""
     from urllib.parse import quote
 
+    if url.lower().startswith("journal:"):
+        return open_storage(url)  # a journal is read by replaying it: nothing is written
     db = sqlite_path(url)
     engine_kwargs: dict[str, Any] = {}
     if db is not None:

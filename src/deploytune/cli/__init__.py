@@ -30,11 +30,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.text import Text
 
-if TYPE_CHECKING:
-    from rich.console import Console
+from deploytune.cli.output import fail as _fail
+from deploytune.cli.output import make_console as _make_console
+from deploytune.cli.output import say
+from deploytune.cli.run import run_study, run_workers
 
+if TYPE_CHECKING:
     from deploytune.spec import Spec
-    from deploytune.validation import Validation
 
 __all__ = ["COMMANDS_GROUP", "app", "load_commands", "load_spec_or_exit", "main", "say"]
 
@@ -49,28 +51,6 @@ app = typer.Typer(
     add_completion=False,
 )
 """The typer application behind the ``deploytune`` command."""
-
-
-def say(console: Console, text: str) -> None:
-    """Print ``text`` as it is (never read as rich markup or emoji codes), unwrapped: how every
-    command, a plug-in's too, prints what may hold a user's text."""
-    console.print(Text(text), soft_wrap=True)
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    """Print ``message`` to stderr (no traceback) and return the Exit to raise.
-
-    Exit codes: 2 for an invalid spec, bad options or a missing study; 1 for a failure of the
-    storage or of the disk.
-    """
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code=code)
-
-
-def _make_console() -> Console:
-    from rich.console import Console
-
-    return Console()
 
 
 @app.command()
@@ -90,6 +70,11 @@ def tune(
                         "are. Later runs of the spec resume the newest study whose problem "
                         "matches the spec. Needed after changing the objective, constraints "
                         "or space.")] = False,
+    workers: Annotated[int, typer.Option(
+        "--workers", "-w", min=1, help="Worker processes on this machine, each evaluating one "
+                                       "trial at a time (with `resources`, each trial leases "
+                                       "its devices). Other machines join with `deploytune "
+                                       "worker`.")] = 1,
 ) -> None:
     """Tune the deployment described by SPEC_FILE, resuming its study if it exists.
 
@@ -100,8 +85,37 @@ def tune(
     interrupted and re-queued: run the same command to resume).
     """
     spec = load_spec_or_exit(spec_file)
-    _tune(spec_file, spec, _make_console(), live=live, report=report,
-          resume=f"deploytune tune {spec_file}", fresh=fresh)
+    console = _make_console()
+    study_name = None
+    if workers > 1:
+        study_name = run_workers(spec_file, spec, console, workers, fresh)
+    run_study(spec_file, spec, console, live=live, report=report,
+          resume=f"deploytune tune {spec_file}", fresh=fresh, study_name=study_name)
+
+
+@app.command()
+def worker(
+    spec_file: Annotated[Path, typer.Argument(
+        help="The spec of the study to join (the same file on every machine; its storage "
+             "must be shared: PostgreSQL, or an SQLite / journal file on this machine).",
+        show_default=False)],
+    study_name: Annotated[str | None, typer.Option(
+        "--study", help="The study to join (default: the one `deploytune tune` would run).")
+    ] = None,
+    live: Annotated[bool | None, typer.Option(
+        "--live/--plain", help="A live progress line, or one plain line per trial.",
+        show_default=False)] = None,
+) -> None:
+    """Join the spec's study as one more worker: evaluate one trial at a time until the
+    study's budget is spent, with every other worker on any machine (exact budget, no
+    configuration proposed twice, a dead worker's trial run again once).
+
+    The finalists' re-runs and the report are left to `deploytune tune`. Exit status as
+    `deploytune tune`.
+    """
+    spec = load_spec_or_exit(spec_file)
+    run_study(spec_file, spec, _make_console(), live=live, report=False,
+          resume=f"deploytune worker {spec_file}", study_name=study_name, worker=True)
 
 
 @app.command()
@@ -136,7 +150,7 @@ def validate(
                     f"(deploytune validate SPEC.yaml, with --study NAME for another study in "
                     f"the spec's storage); nothing was changed")
     spec = load_spec_or_exit(spec_file)
-    _tune(spec_file, spec, _make_console(), live=None, report=report,
+    run_study(spec_file, spec, _make_console(), live=None, report=report,
           resume=f"deploytune validate {spec_file}",
           validate=Validation(finalists, repeats, during_search=False), study_name=study_name)
 
@@ -150,36 +164,6 @@ def load_spec_or_exit(path: Path) -> Spec:
         return load_spec(path)
     except SpecError as exc:
         raise _fail(str(exc)) from None
-
-
-def _tune(spec_path: Path, spec: Spec, console: Console, *, live: bool | None, report: bool,
-          resume: str, fresh: bool = False, validate: Validation | None = None,
-          study_name: str | None = None) -> None:
-    """Run the spec's study to its budget and print the summary; Ctrl-C exits 130, a study
-    holding another problem or a metric the evaluator does not report exits 2, a storage
-    failure or another reason to stop (a failing sampler) exits 1."""
-    from deploytune.cli.render_analysis import render_summary
-    from deploytune.tuner import MetricNotReported, TuningStopped
-    from deploytune.tuning import StorageError, StudyMismatch, StudyNotFound, tune_spec
-
-    if live is None:  # a log file or a pipe gets one plain line per trial
-        live = console.is_interactive
-    try:
-        result = tune_spec(spec, console=console, live=live, report=report, fresh=fresh,
-                           validate=validate, study_name=study_name)
-    except KeyboardInterrupt:
-        say(console, f"\nstopped: the running trial was recorded as interrupted and "
-                      f"will be evaluated again; run `{resume}` to resume")
-        raise typer.Exit(code=130) from None
-    except (StudyMismatch, StudyNotFound) as exc:
-        raise _fail(f"{spec_path}: {exc}") from None
-    except StorageError as exc:
-        raise _fail(str(exc), code=1) from None
-    except TuningStopped as exc:  # one line; the trial is re-queued, nothing was counted
-        raise _fail(f"{spec_path}: {exc}",
-                    code=2 if isinstance(exc, MetricNotReported) else 1) from None
-    name = result.study.study_name if result.study is not None else spec.study_name
-    render_summary(result, console, title=f"study {name}")
 
 
 @app.command()
@@ -224,7 +208,7 @@ def demo(
         ("deploytune demo", "bold"),
         f": tuning EfficientNet-Lite0 on this CPU ({spec_path}); each trial is a fresh process "
         f"with a time limit and a memory cap, so crashes are expected and recorded"))
-    _tune(spec_path, load_spec_or_exit(spec_path), console, live=live, report=True,
+    run_study(spec_path, load_spec_or_exit(spec_path), console, live=live, report=True,
           resume="deploytune demo")
 
 

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, overload
 
 import optuna
 
@@ -40,6 +40,19 @@ def _driver_missing(url: str, exc: BaseException) -> StorageDriverMissing | None
         fix = f"install the Python module {name!r}"
     return StorageDriverMissing(f"storage: the database driver for {scheme}:// is not "
                                 f"installed (no module {name!r}); {fix}")
+
+
+@overload
+def open_storage(storage: str | optuna.storages.BaseStorage) -> optuna.storages.BaseStorage: ...
+
+
+@overload
+def open_storage(storage: None) -> None: ...
+
+
+@overload
+def open_storage(storage: str | optuna.storages.BaseStorage | None
+                 ) -> optuna.storages.BaseStorage | None: ...
 
 
 def open_storage(storage: str | optuna.storages.BaseStorage | None

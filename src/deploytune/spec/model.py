@@ -11,6 +11,7 @@ from deploytune.early_abort import EarlyAbort
 from deploytune.evaluators.classify import Rule
 from deploytune.feasibility import DEFAULT_CONFIDENCE
 from deploytune.outcome import Constraint, Objective
+from deploytune.parallel.leases import Resources
 from deploytune.space import Space
 from deploytune.spec.errors import Invalid, SpecError
 from deploytune.spec.evaluator import build_evaluator
@@ -114,6 +115,7 @@ class Spec:
         confidence: The chance constraint: P(a fresh run meets every constraint) needed for a
             configuration to count as reliably feasible.
         validation: Re-runs of uncertain incumbents and of the finalists.
+        resources: This machine's devices and how many a trial leases, or ``None``.
     """
 
     source: str
@@ -135,6 +137,7 @@ class Spec:
     storage: str = ""
     confidence: float = DEFAULT_CONFIDENCE
     validation: Validation = field(default_factory=Validation)
+    resources: Resources | None = None
 
     def build_evaluator(self) -> Evaluator:
         """A fresh evaluator as described by :attr:`evaluator`; the caller closes it.
@@ -206,6 +209,10 @@ class Spec:
             "validation": {"finalists": self.validation.finalists,
                            "repeats": self.validation.repeats,
                            "during_search": self.validation.during_search},
+            "resources": None if self.resources is None else {
+                "kind": self.resources.kind,
+                "devices": [int(d) if d.isdigit() else d for d in self.resources.devices],
+                "per_trial": self.resources.per_trial},
         }
 
 

@@ -12,6 +12,7 @@ from deploytune.spec.evaluator_section import parse_evaluator
 from deploytune.spec.messages import kind_of, one_line
 from deploytune.spec.model import Spec
 from deploytune.spec.objective_section import parse_constraints, parse_objective
+from deploytune.spec.resources_section import parse_resources
 from deploytune.spec.run_section import (
     parse_budget,
     parse_confidence,
@@ -101,6 +102,7 @@ class Parser:
         confidence = parse_confidence(data.get("confidence"))
         validation = parse_validation_section(data.get("validation"))
         storage = parse_storage(data.get("storage"), self.base_dir, self.stem)
+        resources = parse_resources(data.get("resources"), space)
         evaluator, retries, rules = parse_evaluator(data["evaluator"], space, self.base_dir,
                                                     self.check_evaluator)
         return Spec(source=self.source, base_dir=self.base_dir, study_name=study, space=space,
@@ -108,4 +110,4 @@ class Parser:
                     retries=retries, rules=rules, early_abort=early, pruner=pruner,
                     budget_trials=trials, budget_seconds=seconds, sampler=sampler,
                     sampler_options=options, seed=seed, storage=storage,
-                    confidence=confidence, validation=validation)
+                    confidence=confidence, validation=validation, resources=resources)

@@ -20,7 +20,7 @@ PRUNERS = ("none", "median", "successive_halving", "hyperband")
 
 TOP_KEYS = ("study", "space", "forbidden", "objective", "constraints", "evaluator",
             "early_abort", "pruner", "budget", "sampler", "seed", "storage", "confidence",
-            "validation")
+            "validation", "resources")
 REQUIRED = ("space", "objective", "evaluator", "budget")
 REQUIRED_EXAMPLES = {
     "space": "e.g. space: {batch_size: {type: int, low: 1, high: 64}}",

@@ -26,9 +26,10 @@ def parse_study(raw: Any, stem: str) -> str:
 
 
 def parse_storage(raw: Any, base_dir: Path, stem: str) -> str:
-    """The storage URL (default: ``<stem>.db`` in ``base_dir``); sqlite paths made absolute.
+    """The storage URL (default: ``<stem>.db`` in ``base_dir``); sqlite and journal paths made
+    absolute.
 
-    A relative sqlite path is resolved against ``base_dir``; its folder must exist.
+    A relative sqlite or journal path is resolved against ``base_dir``; its folder must exist.
     """
     if raw is None:
         return f"sqlite:///{base_dir / (stem + '.db')}"
@@ -40,26 +41,32 @@ def parse_storage(raw: Any, base_dir: Path, stem: str) -> str:
         hint = f"sqlite:///{db}" if db.endswith((".db", ".sqlite", ".sqlite3")) else None
         raise Invalid("storage", f"{url!r} is not a storage URL; "
                       + (f"write {hint}" if hint else f"write e.g. {example}"))
-    if m["scheme"].lower() != "sqlite":
+    scheme = m["scheme"].lower()
+    if scheme not in ("sqlite", "journal"):
         return url
     rest = m["rest"]
-    if not rest:
+    if not rest and scheme == "sqlite":
         return url  # sqlite:// is an in-memory database
+    example_file = "study.db" if scheme == "sqlite" else "study.log"
     if not rest.startswith("/"):
-        raise Invalid("storage", f"a sqlite URL has three slashes before a relative path "
-                      f"(sqlite:///study.db) and four before an absolute one; got {url!r}")
+        raise Invalid("storage", f"a {scheme} URL has three slashes before a relative path "
+                      f"({scheme}:///{example_file}) and four before an absolute one; got "
+                      f"{url!r}")
     db, sep, query = rest[1:].partition("?")
-    if not db or db == ":memory:":
+    if scheme == "sqlite" and (not db or db == ":memory:"):
         return url
+    if scheme == "journal" and (not db or query):
+        raise Invalid("storage", f"a journal storage names its file, e.g. "
+                      f"journal:///{example_file}; got {url!r}")
     try:
         file = (base_dir / Path(db).expanduser()).resolve()
     except (OSError, RuntimeError, ValueError) as exc:
-        raise Invalid("storage", f"cannot resolve the sqlite path {db!r} ({exc})") \
+        raise Invalid("storage", f"cannot resolve the {scheme} path {db!r} ({exc})") \
             from None
     if is_dir(file):
-        raise Invalid("storage", f"{str(file)!r} is a folder; name a database file inside "
-                      f"it, e.g. sqlite:///{db.rstrip('/')}/study.db")
+        raise Invalid("storage", f"{str(file)!r} is a folder; name a file inside it, e.g. "
+                      f"{scheme}:///{db.rstrip('/')}/{example_file}")
     if not is_dir(file.parent):
         raise Invalid("storage", f"the folder {str(file.parent)!r} does not exist; create "
                       f"it or fix the path (relative paths start from the spec's folder)")
-    return f"sqlite:///{file}{sep}{query}"
+    return f"{scheme}:///{file}{sep}{query}"

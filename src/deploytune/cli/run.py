@@ -1,0 +1,79 @@
+"""Running a spec's study from the command line: one tuner (``tune``, ``worker``,
+``validate``) or several worker processes on this machine (``tune --workers N``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from deploytune.cli.output import fail, say
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from deploytune.spec import Spec
+    from deploytune.validation import Validation
+
+__all__ = ["run_study", "run_workers"]
+
+
+def run_workers(spec_file: Path, spec: Spec, console: Console, workers: int,
+                 fresh: bool) -> str:
+    """Run ``workers`` local worker processes on the spec's study to the end of its search;
+    the study's name (the finalists' re-runs and the report are left to the caller)."""
+    from deploytune.parallel.launch import run_local_workers
+    from deploytune.parallel.lock import StudyLock
+    from deploytune.tuning import StorageError, select_study
+
+    if not StudyLock(spec.storage, spec.study_name).across_processes:
+        raise fail(f"{spec_file}: --workers: worker processes share the study through its "
+                    f"storage; use sqlite:///file.db, postgresql://... or journal:///file.log")
+    try:
+        name = select_study(spec, fresh, console)
+    except StorageError as exc:
+        raise fail(str(exc), code=1) from None
+    say(console, f"study {name}: {workers} workers")
+    try:
+        codes = run_local_workers(spec_file, name, workers, lambda line: say(console, line))
+    except KeyboardInterrupt:
+        say(console, f"\nstopped: running trials were recorded as interrupted and will be "
+                     f"evaluated again; run `deploytune tune {spec_file}` to resume")
+        raise typer.Exit(code=130) from None
+    if any(codes):
+        raise fail(f"{spec_file}: a worker stopped with exit status {max(codes)} (its "
+                    f"message is above); the study keeps every recorded trial",
+                    code=max(codes))
+    return name
+
+
+def run_study(spec_path: Path, spec: Spec, console: Console, *, live: bool | None, report: bool,
+          resume: str, fresh: bool = False, validate: Validation | None = None,
+          study_name: str | None = None, worker: bool = False) -> None:
+    """Run the spec's study to its budget and print the summary; Ctrl-C exits 130, a study
+    holding another problem or a metric the evaluator does not report exits 2, a storage
+    failure or another reason to stop (a failing sampler) exits 1."""
+    from deploytune.cli.render_analysis import render_summary
+    from deploytune.tuner import MetricNotReported, TuningStopped
+    from deploytune.tuning import StorageError, StudyMismatch, StudyNotFound, tune_spec
+
+    if live is None:  # a log file or a pipe gets one plain line per trial
+        live = console.is_interactive
+    try:
+        result = tune_spec(spec, console=console, live=live, report=report, fresh=fresh,
+                           validate=validate, study_name=study_name, worker=worker)
+    except KeyboardInterrupt:
+        say(console, f"\nstopped: the running trial was recorded as interrupted and "
+                      f"will be evaluated again; run `{resume}` to resume")
+        raise typer.Exit(code=130) from None
+    except (StudyMismatch, StudyNotFound) as exc:
+        raise fail(f"{spec_path}: {exc}") from None
+    except StorageError as exc:
+        raise fail(str(exc), code=1) from None
+    except TuningStopped as exc:  # one line; the trial is re-queued, nothing was counted
+        raise fail(f"{spec_path}: {exc}",
+                    code=2 if isinstance(exc, MetricNotReported) else 1) from None
+    name = result.study.study_name if result.study is not None else spec.study_name
+    if not worker:
+        render_summary(result, console, title=f"study {name}")
