@@ -33,6 +33,7 @@ def _evaluated(storage: str) -> list[dict[str, Any]]:
     return [t.params for t in trials if t.state.is_finished() and not is_interrupted(t)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sampler_name", ["cabo", "random", "smac"])
 @pytest.mark.parametrize("moment", ["ask", "evaluation"])
 def test_resume_after_ctrl_c_proposes_what_an_uninterrupted_run_would(

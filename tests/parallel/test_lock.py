@@ -5,6 +5,8 @@ from __future__ import annotations
 import multiprocessing
 from pathlib import Path
 
+import pytest
+
 from deploytune.parallel.lock import StudyLock, file_of
 
 
@@ -32,12 +34,14 @@ def _run_bumpers(storage: str, tmp_path: Path, workers: int = 4, times: int = 40
     return int(counter.read_text())
 
 
+@pytest.mark.slow
 def test_file_lock_serialises_processes(tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     assert _run_bumpers(storage, tmp_path) == 160
     assert (tmp_path / "study.db.study-lock").exists()
 
 
+@pytest.mark.slow
 def test_postgres_advisory_lock_serialises_processes(postgres_url: str,
                                                      tmp_path: Path) -> None:
     assert _run_bumpers(postgres_url, tmp_path) == 160

@@ -101,7 +101,13 @@ class StudyLock:
     @contextlib.contextmanager
     def _flock(self) -> Iterator[None]:
         assert self._file is not None
-        fd = os.open(self._file, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self._file, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            # a read-only folder: no worker can write the study there either, and the
+            # storage's own error says so in one line
+            yield
+            return
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
