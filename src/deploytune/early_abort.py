@@ -94,9 +94,6 @@ def parse_early_abort(value: EarlyAbort | bool | Mapping[str, Any] | None) -> Ea
         if unknown:
             raise ValueError(f"early_abort: unknown key(s) {sorted(unknown)}; use "
                              f"before_feasible, after_feasible, enabled")
-        try:
-            return EarlyAbort(**dict(value))
-        except SettingError as exc:  # named as optimize()'s argument
-            raise SettingError(("early_abort", *exc.path), exc.message) from None
+        return EarlyAbort(**dict(value))
     raise ValueError(f"early_abort: expected true, false or a mapping with before_feasible / "
                      f"after_feasible, got {value!r}")

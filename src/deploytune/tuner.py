@@ -47,6 +47,7 @@ from deploytune.recovery import (
 )
 from deploytune.result import Result
 from deploytune.schedule import StudySnapshot, queue_rerun
+from deploytune.setting_error import SettingError
 from deploytune.space import Space
 from deploytune.validation import Validation, parse_validation
 
@@ -269,8 +270,12 @@ def _parse_settings(
     obj = Objective(objective, direction)
     cons = parse_constraints(constraints)
     _check_budgets(budget, time_budget_s, retries)
+    try:
+        early = parse_early_abort(early_abort)
+    except SettingError as exc:  # named as optimize()'s argument
+        raise SettingError(("early_abort", *exc.path), exc.message) from None
     return _Settings(space_obj, obj, cons, budget, time_budget_s, retries, parse_rules(rules),
-                     parse_early_abort(early_abort), check_confidence(confidence),
+                     early, check_confidence(confidence),
                      parse_validation(validation), use_pruner, on_trial_start, callbacks)
 
 
