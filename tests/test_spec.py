@@ -791,6 +791,39 @@ def test_command_checks(tmp_path: Path, argv: list[Any], field: str, hint: str) 
     assert hint in err.message, str(err)
 
 
+_PLACES = ("placeholders must name a parameter of space (backend, batch_size, lr, threads) "
+           "or be {config_json} or {python} (the tuner's interpreter); write {{ and }} for "
+           "literal braces")
+
+
+@pytest.mark.parametrize(("path", "value", "field", "message"), [
+    ("evaluator.command.argv.4", "{batch}", "evaluator.command.argv[4]",
+     f"unknown placeholder {{batch}} (did you mean 'batch_size'?); {_PLACES}"),
+    ("evaluator.command.argv.4", "{0}", "evaluator.command.argv[4]",
+     f"unknown placeholder {{0}}; {_PLACES}"),
+    ("evaluator.command.argv.4", "x{}", "evaluator.command.argv[4]",
+     "'x{}' has an empty placeholder {}; put a parameter name inside the braces, or write "
+     "{{ and }} for literal braces"),
+    ("evaluator.command.argv.4", "{lr!s}", "evaluator.command.argv[4]",
+     "'{lr!s}': the conversion !s is not supported; write {lr}"),
+    ("evaluator.command.env.OMP_NUM_THREADS", "{lr:{w}}",
+     "evaluator.command.env.OMP_NUM_THREADS",
+     "'{lr:{w}}': nested placeholders in a format spec are not supported; write {lr} or "
+     "{lr:.3g}"),
+    ("evaluator.command.metrics_file", "m-{batch_size.json", "evaluator.command.metrics_file",
+     "'m-{batch_size.json': expected '}' before end of string; write {{ and }} for literal "
+     "braces"),
+    ("space.python", {"type": "int", "low": 1, "high": 2}, "space.python",
+     "the name 'python' is reserved: {python} in the command evaluator's templates is the "
+     "tuner's Python interpreter; rename the parameter (e.g. python_value)"),
+])
+def test_template_mistakes_word_for_word(path: str, value: Any, field: str,
+                                         message: str) -> None:
+    """The template engine checks the spec's templates, in the spec's words (issue 19)."""
+    err = error_of(mutated(path, value, command_dict()))
+    assert (err.field_path, err.message) == (field, message)
+
+
 WEIRD_YAML = ["2024-01-01", "2024-01-01 10:00:00", "!!set {a, b}", ".nan", "-.inf", "1e999",
               "123456789012345678901234567890", "{1: 2}", "[]", "{}", "~", "!!binary aGk=",
               "&a [*a]", "[[[[[[1]]]]]]", "0x1F", "true", "'{backend}'", "{? [1] : 2}"]

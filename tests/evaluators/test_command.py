@@ -103,7 +103,8 @@ def test_check_space_names_the_unknown_placeholder() -> None:
     with pytest.raises(ValueError) as info:
         ev.check_space(SPACE)
     text = str(info.value)
-    assert text.startswith("argv[2][1]: unknown placeholder {threds} in '{threds}'")
+    assert text.startswith("argv[2][1]: unknown placeholder {threds} (did you mean "
+                           "'threads'?)")
     assert "(backend, batch_size, lr, threads)" in text
     CommandEvaluator(["prog", "{batch_size}", "{config_json}"],
                      env={"X": "{lr}"}).check_space(SPACE)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 
 import pytest
 
@@ -80,3 +81,47 @@ def test_check_placeholders_names_the_unknown_and_the_reserved() -> None:
     reserved = Space.from_dict({"python": {"type": "int", "low": 1, "high": 2}})
     with pytest.raises(ValueError, match="reserved"):
         check_placeholders([], reserved)
+
+
+def test_check_placeholders_words_the_spec_s_messages() -> None:
+    """The spec's checks are these (tests/test_spec.py): a close name is suggested, the
+    reserved name is refused at ``space.<name>`` saying what its placeholder is."""
+    with pytest.raises(SettingError) as info:
+        check_placeholders([Template("{bach_size}", "argv[1]", ("argv", 1))], SPACE)
+    assert info.value.path == ("argv", 1)
+    assert info.value.message == (
+        "unknown placeholder {bach_size} (did you mean 'batch_size'?); placeholders must "
+        "name a parameter of space (batch_size, lr) or be {config_json} or {python} (the "
+        "tuner's interpreter); write {{ and }} for literal braces")
+    port = Space.from_dict({"port": {"type": "int", "low": 1, "high": 2}})
+    with pytest.raises(SettingError) as info:
+        check_placeholders([], port, {"port": "the trial's port"}, kind="server")
+    assert info.value.path == ("space", "port")
+    assert info.value.message == (
+        "the name 'port' is reserved: {port} in the server evaluator's templates is the "
+        "trial's port; rename the parameter (e.g. port_value)")
+
+
+def test_templates_are_built_and_checked_one_at_a_time() -> None:
+    """A lazy iterable's malformed template is found after the unknown placeholder before
+    it, and after the reserved names (the order of the spec's errors)."""
+    def lazy(*texts: str) -> Iterator[Template]:
+        return (Template(t, f"argv[{i}]", ("argv", i)) for i, t in enumerate(texts))
+
+    with pytest.raises(SettingError, match=r"unknown placeholder \{nope\}"):
+        check_placeholders(lazy("{nope}", "{}"), SPACE)
+    with pytest.raises(SettingError, match="empty placeholder"):
+        check_placeholders(lazy("{}", "{nope}"), SPACE)
+    reserved = Space.from_dict({"python": {"type": "int", "low": 1, "high": 2}})
+    with pytest.raises(SettingError, match="reserved"):
+        check_placeholders(lazy("{}"), reserved)
+
+
+def test_any_name_leaves_odd_field_names_to_the_space_check() -> None:
+    with pytest.raises(SettingError, match="is not a placeholder"):
+        Template("{0}", "argv[1]")
+    assert Template("{0}", "argv[1]", any_name=True).names == ("0",)
+    with pytest.raises(SettingError, match=r"^argv\[1\]: unknown placeholder \{0\}"):
+        check_placeholders([Template("{0}", "argv[1]", any_name=True)], SPACE)
+    with pytest.raises(SettingError, match="the conversion !r is not supported"):
+        Template("{0!r}", "argv[1]", any_name=True)

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from deploytune.evaluators._child import to_jsonable
-from deploytune.setting_error import SettingError
+from deploytune.setting_error import SettingError, show, suggest
 
 if TYPE_CHECKING:
     from deploytune.space import Space
@@ -58,6 +58,13 @@ SPECIAL_PLACEHOLDERS = (CONFIG_JSON, PYTHON)
 same name; unchecked, the parameter's value would be used)."""
 
 _NAME_RE = re.compile(r"^[A-Za-z_][\w.\-]*$")
+
+_MEANINGS = {CONFIG_JSON: "the whole configuration as JSON",
+             PYTHON: "the tuner's Python interpreter"}
+"""What each special placeholder stands for, in the message refusing a parameter of its name."""
+
+_BRACES = "write {{ and }} for literal braces"
+"""The fix of a stray brace, in the messages of malformed templates."""
 
 
 def format_value(value: Any, spec: str) -> str:
@@ -90,15 +97,21 @@ class Template:
         where: How messages name it (``argv[1]``, ``env['X']``).
         path: Where it is in its evaluator's settings (``("argv", 1)``), for the error of a
             malformed template; default: nowhere (``where`` names it).
+        any_name: Take any field name (``{0}``, ``{a b}``) for a placeholder's name, leaving
+            it to :func:`check_placeholders`, which finds no parameter of that name (the
+            spec's checks, which call it an unknown placeholder); by default such a field is
+            refused here.
 
     Raises:
         SettingError: A malformed template (at ``path``, naming the fix; ``str()`` starts
             with ``where``).
     """
 
-    def __init__(self, text: Any, where: str, path: Sequence[Any] = ()):
+    def __init__(self, text: Any, where: str, path: Sequence[Any] = (), *,
+                 any_name: bool = False):
         self.where = where
         self.path = tuple(path)
+        self._any_name = any_name
         if not isinstance(text, str):
             raise self._error(f"must be a string, got {type(text).__name__} {text!r}")
         if "\x00" in text:
@@ -108,8 +121,7 @@ class Template:
         try:
             parsed = list(string.Formatter().parse(text))
         except ValueError as exc:
-            raise self._error(f"{text!r}: {exc}; write {{{{ and }}}} for literal braces") \
-                from None
+            raise self._error(f"{show(text)}: {exc}; {_BRACES}") from None
         pieces: list[tuple[str, str | None, str]] = []
         for literal, name, spec, conversion in parsed:
             if name is None:
@@ -129,19 +141,19 @@ class Template:
         renders."""
         text = self.text
         if not name:
-            raise self._error(f"{text!r} has an empty placeholder {{}}; put a parameter name "
-                              f"inside the braces, or write {{{{}}}} for literal braces")
-        if not _NAME_RE.match(name):
+            raise self._error(f"{show(text)} has an empty placeholder {{}}; put a parameter "
+                              f"name inside the braces, or {_BRACES}")
+        if not self._any_name and not _NAME_RE.match(name):
             fixed = text.replace("{", "{{").replace("}", "}}")
             raise self._error(f"{text!r}: {{{name}...}} is not a placeholder (placeholders "
                               f"name a parameter, e.g. {{batch_size}}); for literal braces "
                               f"write {{{{ and }}}}: {fixed!r}")
         if conversion:
-            raise self._error(f"{text!r}: the conversion !{conversion} is not supported; "
+            raise self._error(f"{show(text)}: the conversion !{conversion} is not supported; "
                               f"write {{{name}}}")
         if spec and "{" in spec:
-            raise self._error(f"{text!r}: nested placeholders in a format spec are not "
-                              f"supported")
+            raise self._error(f"{show(text)}: nested placeholders in a format spec are not "
+                              f"supported; write {{{name}}} or {{{name}:.3g}}")
 
     def render(self, config: Mapping[str, Any], config_json: Callable[[], str]) -> str | None:
         """The text for ``config``; ``None`` when a referenced parameter is inactive."""
@@ -327,24 +339,42 @@ def check_metrics_file(text: str) -> None:
 
 
 def check_placeholders(templates: Iterable[Template], space: Space,
-                       extra: Sequence[str] = ()) -> None:
-    """Verify that every placeholder of ``templates`` names a parameter of ``space`` (or is
-    ``{config_json}``, ``{python}`` or one of ``extra``), and that no parameter is named like
-    one of those.
+                       extra: Sequence[str] | Mapping[str, str] = (), *,
+                       kind: str = "") -> None:
+    """Verify that no parameter of ``space`` is named like a placeholder (``{config_json}``,
+    ``{python}`` or one of ``extra``), then that every placeholder of ``templates`` names a
+    parameter of ``space`` or is one of those.
+
+    The templates are taken one at a time, in order: a lazy iterable that builds them
+    (the spec's checks) gets a malformed template's error in its turn among the unknown
+    placeholders.
+
+    Args:
+        templates: The templates to check.
+        space: The search space.
+        extra: The evaluator's own placeholders (the server's ``port``); a mapping gives what
+            each stands for, for the message refusing a parameter of its name.
+        kind: The evaluator's kind (``"command"``, ``"server"``), as the messages name it.
 
     Raises:
-        SettingError: At the template's path, naming the placeholder and the space's
-            parameters; or, with an empty path, naming the parameter with a reserved name.
+        SettingError: At the template's path, naming the placeholder, a close name and the
+            space's parameters; or at ``("space", name)``, naming the parameter with a
+            reserved name.
     """
     names = list(space.names)
-    for name in (*SPECIAL_PLACEHOLDERS, *extra):
-        if name in names:
-            raise SettingError((), f"the parameter name {name!r} is reserved for the "
-                               f"placeholder {{{name}}}; rename the parameter")
+    meanings = {**_MEANINGS, **(extra if isinstance(extra, Mapping)
+                                else dict.fromkeys(extra, "a value the evaluator fills in"))}
+    owner = f"the {kind} evaluator's" if kind else "the evaluator's"
+    for name, meaning in meanings.items():
+        if name in space:
+            raise SettingError(("space", name), f"the name {name!r} is reserved: {{{name}}} "
+                               f"in {owner} templates is {meaning}; rename the parameter "
+                               f"(e.g. {name}_value)")
     for tpl in templates:
         for name in tpl.names:
-            if name not in SPECIAL_PLACEHOLDERS and name not in names and name not in extra:
+            if name not in meanings and name not in space:
                 raise tpl._error(
-                    f"unknown placeholder {{{name}}} in {tpl.text!r}; placeholders must name "
-                    f"a parameter of the space ({', '.join(names) or 'none'}) or be "
-                    f"{{{CONFIG_JSON}}} or {{{PYTHON}}}; write {{{{ and }}}} for literal braces")
+                    f"unknown placeholder {{{name}}}"
+                    f"{suggest(name, [*names, *SPECIAL_PLACEHOLDERS])}; placeholders must "
+                    f"name a parameter of space ({', '.join(names) or 'none'}) or be "
+                    f"{{{CONFIG_JSON}}} or {{{PYTHON}}} (the tuner's interpreter); {_BRACES}")

@@ -1,23 +1,23 @@
 """The evaluator's checks with effects, and building it: imports, executables, placeholders.
 
 Checking a Python target imports it (in a child process when isolated); checking a command
-looks up its executable and checks its ``{placeholders}`` against the space.
+looks up its executable and checks its ``{placeholders}`` against the space, with the
+template engine of the evaluators (:mod:`deploytune.evaluators.templates`).
 """
 
 from __future__ import annotations
 
 import importlib
-import string
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from deploytune.evaluators.server_settings import PORT_PLACEHOLDER
 from deploytune.setting_error import SettingError, format_path
 from deploytune.space import Space
 from deploytune.spec.errors import Invalid, invalid_at
-from deploytune.spec.messages import join, one_line, show, suggest
-from deploytune.spec.schema import CONFIG_JSON, PYTHON
+from deploytune.spec.messages import one_line, show
 
 if TYPE_CHECKING:
     from deploytune.evaluators.base import Evaluator
@@ -98,69 +98,44 @@ def _run_check(check: Callable[[], object], kind: str, at: str) -> None:
 
 
 def check_placeholders(spec: EvaluatorSpec, space: Space) -> None:
-    """Check every template (argv items, env values, metrics_file) and its placeholders.
+    """Check every template (argv items, env values, metrics_file, the server's URLs) and its
+    placeholders, with the template engine
+    (:func:`~deploytune.evaluators.templates.check_placeholders`): its error, at the field's
+    path, becomes the spec's.
 
     The syntax is the command evaluator's: ``{name}`` or ``{name:format}`` naming a parameter
-    of the space, ``{config_json}``, and ``{{`` / ``}}`` for literal braces.
+    of the space, ``{config_json}``, ``{python}`` (and a server's ``{port}``), and ``{{`` /
+    ``}}`` for literal braces.
     """
-    items: list[tuple[str, str]] = []
+    from deploytune.evaluators import templates
+
+    extra = {PORT_PLACEHOLDER: "the trial's port"} if spec.kind == "server" else {}
+    fields = (templates.Template(text, format_path(path), path, any_name=True)
+              for path, text in _templated_fields(spec))
+    try:
+        templates.check_placeholders(fields, space, extra, kind=spec.kind)
+    except SettingError as exc:
+        raise invalid_at("", exc) from None
+
+
+def _templated_fields(spec: EvaluatorSpec) -> Iterator[tuple[tuple[Any, ...], str]]:
+    """``(field path, text)`` of each template of the evaluator, in the order they are
+    checked: argv items (groups opened), env values, metrics_file, the server's URLs."""
     server = spec.kind == "server"
-    prefix = "evaluator.server.argv" if server else "evaluator.command.argv"
-    for i, a in enumerate(spec.argv):
-        if isinstance(a, str):
-            items.append((f"{prefix}[{i}]", a))
+    section = ("evaluator", "server" if server else "command")
+    for i, item in enumerate(spec.argv):
+        if isinstance(item, str):
+            yield (*section, "argv", i), item
         else:
-            items.extend((f"{prefix}[{i}][{j}]", x) for j, x in enumerate(a))
-    env_at = "evaluator.env" if server else "evaluator.command.env"
+            yield from (((*section, "argv", i, j), x) for j, x in enumerate(item))
+    env_at = ("evaluator",) if server else section
     for key, value in (spec.env or {}).items():
-        items.append((join(env_at, key), value))
+        yield (*env_at, "env", key), value
     if spec.metrics_file is not None:
-        items.append(("evaluator.command.metrics_file", spec.metrics_file))
+        yield (*section, "metrics_file"), spec.metrics_file
     for key in ("health_url", "base_url"):
         if server and (spec.server or {}).get(key) is not None:
-            items.append((f"evaluator.server.{key}", str((spec.server or {})[key])))
-    names = list(space.names)
-    extra = ("port",) if server else ()
-    for name in (CONFIG_JSON, PYTHON, *extra):
-        if name in space:
-            what = {CONFIG_JSON: "the whole configuration as JSON",
-                    PYTHON: "the tuner's Python interpreter"}.get(name, "the trial's port")
-            raise Invalid(join("space", name), f"the name {name!r} is reserved: {{{name}}} in "
-                          f"the {spec.kind} evaluator's templates is {what}; rename the "
-                          f"parameter (e.g. {name}_value)")
-    for at, text in items:
-        for name in _placeholders(text, at):
-            if name not in (CONFIG_JSON, PYTHON, *extra) and name not in space:
-                raise Invalid(at, f"unknown placeholder {{{name}}}"
-                              f"{suggest(name, [*names, CONFIG_JSON, PYTHON])}; "
-                              f"placeholders must name a parameter of space "
-                              f"({', '.join(names)}) or be {{{CONFIG_JSON}}} or "
-                              f"{{{PYTHON}}} (the tuner's interpreter); write {{{{ and }}}} "
-                              f"for literal braces")
-
-
-def _placeholders(text: str, at: str) -> list[str]:
-    """The placeholder names of the template ``text``; raises on a malformed template."""
-    braces = "write {{ and }} for literal braces"
-    try:
-        parsed = list(string.Formatter().parse(text))
-    except ValueError as exc:
-        raise Invalid(at, f"{show(text)}: {exc}; {braces}") from None
-    out: list[str] = []
-    for _, name, spec, conversion in parsed:
-        if name is None:
-            continue
-        if not name:
-            raise Invalid(at, f"{show(text)} has an empty placeholder {{}}; put a parameter "
-                          f"name inside the braces, or {braces}")
-        if conversion:
-            raise Invalid(at, f"{show(text)}: the conversion !{conversion} is not "
-                          f"supported; write {{{name}}}")
-        if spec and "{" in spec:
-            raise Invalid(at, f"{show(text)}: nested placeholders in a format spec are not "
-                          f"supported; write {{{name}}} or {{{name}:.3g}}")
-        out.append(name)
-    return out
+            yield (*section, key), str((spec.server or {})[key])
 
 
 def _import_target(target: str, base_dir: Path) -> Callable[..., Any]:

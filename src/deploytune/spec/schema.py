@@ -60,5 +60,3 @@ MAX_DEPTH = 50
 MAX_STUDY_NAME = 128
 TARGET_RE = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*$")
 SCHEME_RE = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*)://(?P<rest>.*)$", re.DOTALL)
-CONFIG_JSON = "config_json"  # the command evaluator's whole-configuration placeholder
-PYTHON = "python"  # the command evaluator's placeholder for the tuner's interpreter
