@@ -53,11 +53,16 @@ def test_the_goals_judge_four_workers_against_one() -> None:
                 "interrupted": 0, "failed": False, "sampler_s": [0.1], "ask_gap_s": [0.2],
                 "trials_per_worker": [13, 13, 12, 12]}
 
-    runs = [run(w, s, 100.0 / w + 3, 0.1 * s) for s in range(5) for w in (1, 4)]
+    runs = [run(w, s, 100.0 / w + 3, 0.1 * s) for s in range(6) for w in (1, 4)]
     summary = summarise(runs, (1, 4), 50)
     four = summary["rows"][1]
     assert four["speedup"] == pytest.approx(103 / 28)
+    assert four["outside_span_s_mean"] == pytest.approx(1.0)
     assert [g["met"] for g in summary["goals"]] == [True, True, True]
+    worse = [{**r, "regret": r["regret"] + 0.5} if r["workers"] == 4 else r for r in runs]
+    assert [g["met"] for g in summarise(worse, (1, 4), 50)["goals"]] == [True, False, True]
+    five = [r for r in runs if r["seed"] < 5]  # 5 pairs: p >= 0.0625, the test cannot decide
+    assert [g["met"] for g in summarise(five, (1, 4), 50)["goals"]] == [True, None, True]
     runs[-1]["duplicates"] = 1
     summary = summarise(runs, (1, 4), 50)
     assert [g["met"] for g in summary["goals"]] == [True, True, False]

@@ -157,7 +157,7 @@ def bench(
     summary seed_{s}.json next to it, OUT/summary.json, OUT/summary.md (the table, then per
     (problem, budget) paired Wilcoxon tests and a scoreboard) and OUT/figures/*.png. The
     experiments are sub-commands: overhead, isolation, early-abort, probe, trust, record,
-    tables (`deploytune bench COMMAND --help`).
+    tables, workers (`deploytune bench COMMAND --help`).
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -433,6 +433,32 @@ def tables_command(out: Out = DEFAULT_OUT) -> None:
     paths = [default_table_path(w) for w in WORKLOADS if default_table_path(w).exists()]
     write_text(out / "tables.md", tables_markdown(paths))
     say(Console(), f"written {out / 'tables.md'} ({len(paths)} tables)")
+
+
+@bench_app.command("workers")
+def workers_command(
+    problem: Annotated[str, typer.Option(
+        "--problem", help="A simulated problem (see `deploytune problems`).")] = "llm-sim-8b-24gb",
+    sampler: Annotated[str, typer.Option("--sampler", help="The workers' sampler.")] = "cabo",
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Seeds 0..N-1.")] = 5,
+    workers: Annotated[str, typer.Option(
+        "--workers", help="Comma-separated worker counts; the first is the reference.")] = "1,2,4",
+    budget: Annotated[int, typer.Option(
+        "--budget", "-b", min=1, help="Evaluations per study.")] = 50,
+    sleep: Annotated[float, typer.Option(
+        "--sleep", min=0.0, help="Seconds each evaluation sleeps.")] = 2.0,
+    storage: Annotated[str | None, typer.Option(
+        "--storage", help="A storage URL in which every run makes a new study (default: an "
+                          "SQLite file per run under OUT/runs).", show_default=False)] = None,
+    out: Out = Path("results/workers"),
+) -> None:
+    """Wall-clock speed-up and regret of 1, 2 and 4 worker processes on one study whose
+    evaluations sleep, with exact budgets, duplicates and left-over trials counted; writes
+    OUT/workers.md and OUT/workers.json."""
+    from deploybench.workers_cli import run_workers_command
+
+    run_workers_command(problem, _check_samplers(sampler), seeds, workers, budget, sleep,
+                        storage, out)
 
 
 def _first_sentence(text: str) -> str:
