@@ -54,7 +54,7 @@ def postgres_server() -> Iterator[str]:
                                   "--auth=trust", "-E", "UTF8"]),
                        check=True, capture_output=True, env=env)
         options = (f"-k {sock} -p {PORT} -c listen_addresses='' -c fsync=off "
-                   f"-c max_connections=200")
+                   f"-c max_connections=500")
         subprocess.run(_as_owner([str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options,
                                   "-l", str(root / "log"), "-w", "start"]),
                        check=True, capture_output=True, env=env)

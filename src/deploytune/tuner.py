@@ -314,7 +314,11 @@ def _search(study: optuna.Study, settings: _Settings, evaluator: Evaluator,
     record it, until the budget is spent and no finalist is left to run again. Reading the
     study, deciding and asking happen under the study lock (:mod:`deploytune.parallel`);
     while other workers' running trials hold the rest of the budget, wait for them."""
+    from deploytune.samplers._base import SpaceSampler
+
     final_runs = 0  # finalists' re-runs of this call
+    if isinstance(sampler, SpaceSampler):
+        sampler.warm_up()  # a slow first import, outside the study lock
     while True:
         with coord.held():
             coord.recover(study, settings.space)

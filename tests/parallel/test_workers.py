@@ -66,7 +66,8 @@ def _evaluations(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
             if t.state.is_finished() and not is_interrupted(t)]
 
 
-def _check_exact(storage: str, budget: int, study_name: str = "workers") -> optuna.Study:
+def _check_exact(storage: str | optuna.storages.BaseStorage, budget: int,
+                 study_name: str = "workers") -> optuna.Study:
     study = optuna.load_study(study_name=study_name, storage=storage)
     evaluations = _evaluations(study)
     assert len(evaluations) == budget
@@ -100,21 +101,27 @@ def test_file_storages_with_workers(tmp_path: Path, kind: str) -> None:
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
         journal = JournalStorage(JournalFileBackend(str(tmp_path / "study.log")))
-        _check_exact(journal, 30)  # type: ignore[arg-type]
+        _check_exact(journal, 30)
 
 
 def _wait_for_running_trial(storage: str, pid: int, timeout: float = 120) -> int:
+    """The number of a trial that worker ``pid`` is evaluating (one storage object for all the
+    polls: a new one per poll would hold a server connection each until collected)."""
+    rdb = optuna.storages.RDBStorage(storage)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            study = optuna.load_study(study_name="workers", storage=storage)
-        except KeyError:
-            time.sleep(0.1)
-            continue
-        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if (t.user_attrs.get(ATTR_WORKER) or {}).get("pid") == pid and t.params:
-                return t.number
-        time.sleep(0.05)
+    try:
+        while time.monotonic() < deadline:
+            try:
+                study = optuna.load_study(study_name="workers", storage=rdb)
+            except KeyError:
+                time.sleep(0.1)
+                continue
+            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                if (t.user_attrs.get(ATTR_WORKER) or {}).get("pid") == pid and t.params:
+                    return t.number
+            time.sleep(0.05)
+    finally:
+        rdb.engine.dispose()
     raise AssertionError("the worker never ran a trial")
 
 

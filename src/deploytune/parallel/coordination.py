@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = ["WAIT_S", "Coordination", "lease_folder_for"]
 
-WAIT_S = 0.5
+WAIT_S = 0.2
 """Seconds a worker waits before looking again when the budget is taken by running trials."""
 
 

@@ -72,6 +72,11 @@ class SpaceSampler(BaseSampler, abc.ABC):
         """Called by Optuna in forked workers: give this worker its own seed."""
         self.seed = _fresh_seed()
 
+    def warm_up(self) -> None:
+        """Import what proposing needs. The tuner calls it once before its first ask, outside
+        the study lock, so that a slow first import (scikit-learn: about 1.5 s here) does not
+        hold the other workers up. Nothing by default."""
+
     def history(self, study: Study) -> list[TrialRecord]:
         """The study's finished trials that fit the space (:meth:`Space.fits`), by number: a
         trial added with a subset of the parameters or a value outside the declared range

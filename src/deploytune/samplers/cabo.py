@@ -241,6 +241,10 @@ class CaboSampler(SpaceSampler):
         self._cover = [p for p in space.params if isinstance(p, Categorical)
                        and 1 < len(p.choices) <= self.settings.coverage_max_choices]
 
+    def warm_up(self) -> None:
+        """Import scikit-learn's forests (see :meth:`SpaceSampler.warm_up`)."""
+        import sklearn.ensemble  # noqa: F401
+
     # ---------------------------------------------------------------------------- propose
     def propose(self, study: Study, trial: FrozenTrial) -> Config:
         """The acquisition maximiser among unseen candidates (see the module docstring)."""

@@ -260,6 +260,10 @@ class RandomForestSampler(SpaceSampler):
         self._all: list[Config] | None = None
         self._enumerated = False
 
+    def warm_up(self) -> None:
+        """Import scikit-learn's forests (see :meth:`SpaceSampler.warm_up`)."""
+        import sklearn.ensemble  # noqa: F401
+
     # ------------------------------------------------------------------------------- propose
     def propose(self, study: Study, trial: FrozenTrial) -> Config:
         """Initial design, a random interleave, or the EI maximiser (see the module)."""
