@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -116,8 +115,10 @@ def kill_leftovers(worker: Mapping[str, Any] | None = None, *,
     """
     token: str | None = None
     if worker is not None:
+        from deploytune.recovery import host_name  # $DEPLOYTUNE_HOST or the host name
+
         host, pid, start = worker.get("host"), worker.get("pid"), worker.get("start")
-        if host not in (None, socket.gethostname()) or not isinstance(pid, int) \
+        if host not in (None, host_name()) or not isinstance(pid, int) \
                 or isinstance(pid, bool) or start is None:
             return []
         token = f"{pid}:{start}"
