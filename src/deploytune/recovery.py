@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -167,12 +167,15 @@ def interrupt_trial(study: optuna.Study, trial: FrozenTrial | optuna.Trial,
     study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
 
 
-def recover_stale_trials(study: optuna.Study, space: Space | None = None) -> list[int]:
+def recover_stale_trials(study: optuna.Study, space: Space | None = None,
+                         running: Sequence[FrozenTrial] | None = None) -> list[int]:
     """Mark the trials left running by a killed tuner on this host as interrupted and queue
-    their (whole) configurations again; returns their numbers."""
+    their (whole) configurations again; returns their numbers. ``running``: the study's
+    ``RUNNING`` trials when the caller has just read them (read here otherwise)."""
     host = host_name()
-    stale = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-             if _is_stale(t, host)]
+    if running is None:
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    stale = [t for t in running if _is_stale(t, host)]
     from deploytune.evaluators.lifetime import kill_leftovers
 
     ended: list[Any] = []

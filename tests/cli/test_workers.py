@@ -11,7 +11,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from deploytune.history import ATTR_LEASE, is_interrupted
+from deploytune.history import ATTR_LEASE, ATTR_VALIDATION, is_interrupted
 from deploytune.spec import SpecError, parse_spec
 from tests.test_cli_tune import cli, write_spec
 
@@ -53,7 +53,7 @@ def test_tune_with_workers_runs_the_exact_budget_then_the_finalists(tmp_path: Pa
     trials = study.get_trials(deepcopy=False)
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     search = [t for t in trials if t.state.is_finished() and not is_interrupted(t)
-              and not t.user_attrs.get("dt.validation")]
+              and not t.user_attrs.get(ATTR_VALIDATION)]
     assert len(search) == 12
     assert len({json.dumps(t.params, sort_keys=True) for t in search}) == 12
     assert all(len(t.user_attrs[ATTR_LEASE]["devices"]) == 1 for t in search)

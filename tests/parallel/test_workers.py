@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 
 from deploytune.history import (
     ATTR_ERROR,
+    ATTR_HEARTBEAT,
     ATTR_INTERRUPTED,
     ATTR_LEASE,
     ATTR_METRICS,
@@ -117,7 +118,9 @@ def _wait_for_running_trial(storage: str, pid: int, timeout: float = 120) -> int
                 time.sleep(0.1)
                 continue
             for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                if (t.user_attrs.get(ATTR_WORKER) or {}).get("pid") == pid and t.params:
+                # evaluating (its heartbeat began), not still writing its parameters
+                if (t.user_attrs.get(ATTR_WORKER) or {}).get("pid") == pid \
+                        and ATTR_HEARTBEAT in t.user_attrs:
                     return t.number
             time.sleep(0.05)
     finally:

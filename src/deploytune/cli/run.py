@@ -24,12 +24,12 @@ def run_workers(spec_file: Path, spec: Spec, console: Console, workers: int,
     """Run ``workers`` local worker processes on the spec's study to the end of its search;
     the study's name (the finalists' re-runs and the report are left to the caller)."""
     from deploytune.parallel.launch import run_local_workers
-    from deploytune.parallel.lock import StudyLock
+    from deploytune.parallel.lock import shared_across_processes
     from deploytune.tuning import StorageError, select_study
 
-    if not StudyLock(spec.storage, spec.study_name).across_processes:
+    if not shared_across_processes(spec.storage):
         raise fail(f"{spec_file}: --workers: worker processes share the study through its "
-                    f"storage; use sqlite:///file.db, postgresql://... or journal:///file.log")
+                   f"storage; use sqlite:///file.db, postgresql://... or journal:///file.log")
     try:
         name = select_study(spec, fresh, console)
     except StorageError as exc:
@@ -43,14 +43,15 @@ def run_workers(spec_file: Path, spec: Spec, console: Console, workers: int,
         raise typer.Exit(code=130) from None
     if any(codes):
         raise fail(f"{spec_file}: a worker stopped with exit status {max(codes)} (its "
-                    f"message is above); the study keeps every recorded trial",
-                    code=max(codes))
+                   f"message is above); the study keeps every recorded trial",
+                   code=max(codes))
     return name
 
 
-def run_study(spec_path: Path, spec: Spec, console: Console, *, live: bool | None, report: bool,
-          resume: str, fresh: bool = False, validate: Validation | None = None,
-          study_name: str | None = None, worker: bool = False) -> None:
+def run_study(spec_path: Path, spec: Spec, console: Console, *, live: bool | None,
+              report: bool, resume: str, fresh: bool = False,
+              validate: Validation | None = None, study_name: str | None = None,
+              worker: bool = False) -> None:
     """Run the spec's study to its budget and print the summary; Ctrl-C exits 130, a study
     holding another problem or a metric the evaluator does not report exits 2, a storage
     failure or another reason to stop (a failing sampler) exits 1."""
@@ -73,7 +74,7 @@ def run_study(spec_path: Path, spec: Spec, console: Console, *, live: bool | Non
         raise fail(str(exc), code=1) from None
     except TuningStopped as exc:  # one line; the trial is re-queued, nothing was counted
         raise fail(f"{spec_path}: {exc}",
-                    code=2 if isinstance(exc, MetricNotReported) else 1) from None
+                   code=2 if isinstance(exc, MetricNotReported) else 1) from None
     name = result.study.study_name if result.study is not None else spec.study_name
     if not worker:
         render_summary(result, console, title=f"study {name}")

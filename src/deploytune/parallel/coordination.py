@@ -93,9 +93,9 @@ class Coordination:
     def recover(self, study: optuna.Study, space: Space) -> None:
         """Record the trials of dead workers as interrupted and queue them again (under the
         lock)."""
-        recover_stale_trials(study, space)
         running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-        for t in self.watch.stale(running):
+        gone = set(recover_stale_trials(study, space, running))
+        for t in self.watch.stale([t for t in running if t.number not in gone]):
             host = (t.user_attrs.get(ATTR_WORKER) or {}).get("host", "?")
             interrupt_trial(study, t, f"its worker (host {host}) stopped beating for "
                             f"{self.watch.grace_s:g} s", space)

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["StudyLock", "file_of"]
+__all__ = ["StudyLock", "file_of", "shared_across_processes"]
 
 _PROCESS_LOCKS: dict[str, threading.Lock] = {}
 _PROCESS_LOCKS_GUARD = threading.Lock()
@@ -41,6 +41,12 @@ def file_of(storage: str) -> Path | None:
     if m is None or m["path"] in ("", ":memory:"):
         return None
     return Path(m["path"])
+
+
+def shared_across_processes(storage: str) -> bool:
+    """Whether several processes can share a study in ``storage`` (PostgreSQL, or an SQLite or
+    journal file), so that its lock coordinates them and not only the threads of one."""
+    return file_of(storage) is not None or _is_postgres(storage)
 
 
 def _is_postgres(storage: str) -> bool:
@@ -67,9 +73,12 @@ class StudyLock:
     def __init__(self, storage: str | Any | None, study_name: str) -> None:
         self.study_name = study_name
         self.url = storage if isinstance(storage, str) else None
-        key = f"{self.url or id(storage)}::{study_name}"
-        with _PROCESS_LOCKS_GUARD:
-            self._thread_lock = _PROCESS_LOCKS.setdefault(key, threading.Lock())
+        if storage is None:  # a study in memory of its own: nobody else can reach it
+            self._thread_lock = threading.Lock()
+        else:
+            key = f"{self.url or id(storage)}::{study_name}"
+            with _PROCESS_LOCKS_GUARD:
+                self._thread_lock = _PROCESS_LOCKS.setdefault(key, threading.Lock())
         self._file: Path | None = None
         self._engine: Any = None
         self._conn: Any = None
@@ -81,9 +90,8 @@ class StudyLock:
 
     @property
     def across_processes(self) -> bool:
-        """Whether the lock coordinates processes (PostgreSQL, SQLite or journal files), not
-        only the threads of this one."""
-        return self._file is not None or (self.url is not None and _is_postgres(self.url))
+        """Whether the lock coordinates processes (:func:`shared_across_processes`)."""
+        return self.url is not None and shared_across_processes(self.url)
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
