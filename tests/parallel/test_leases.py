@@ -114,3 +114,14 @@ def test_a_killed_holder_frees_its_devices(tmp_path: Path) -> None:
     p.kill()
     p.join()
     assert leases.acquire(2, timeout_s=2).devices == ("0", "1")
+
+
+def test_the_lease_folder_stays_beside_the_study(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from deploytune.parallel.coordination import lease_folder_for
+
+    monkeypatch.setenv("DEPLOYTUNE_HOST", "../../outside")
+    folder = lease_folder_for(f"sqlite:///{tmp_path / 'study.db'}", "s")
+    assert folder.parent == tmp_path / "study.db.leases"
+    assert folder.name not in (".", "..")
+    assert folder.resolve().parent == tmp_path.resolve() / "study.db.leases"

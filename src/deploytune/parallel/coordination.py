@@ -11,6 +11,7 @@ gone), on any host once their beat stopped for the grace period.
 from __future__ import annotations
 
 import contextlib
+import re
 import tempfile
 import time
 import zlib
@@ -40,8 +41,9 @@ def lease_folder_for(storage: str | Any | None, study_name: str) -> Path:
     journal file, else in the system's temporary folder (keyed by storage and study)."""
     url = storage if isinstance(storage, str) else None
     path = file_of(url) if url else None
-    if path is not None:
-        return path.with_name(f"{path.name}.leases") / host_name()
+    if path is not None:  # the host's name made one plain folder name ($DEPLOYTUNE_HOST)
+        host = re.sub(r"[^A-Za-z0-9_.-]", "_", host_name()).lstrip(".") or "host"
+        return path.with_name(f"{path.name}.leases") / host
     key = zlib.crc32(f"{url or id(storage)}::{study_name}".encode())
     return Path(tempfile.gettempdir()) / f"deploytune-leases-{key:08x}"
 
