@@ -28,7 +28,7 @@ def test_every_run_spends_the_exact_budget_without_duplicates(tmp_path: Path) ->
     assert [(r["workers"], r["seed"]) for r in runs] == [(1, 0), (2, 0), (1, 1), (2, 1)]
     for run in runs:
         assert set(run) >= _RUN_KEYS, run.get("log_tail")
-        assert not run["failed"] and run["exit_codes"] == [0] * run["workers"]
+        assert not run["failed"] and run["exit_codes"] == [0]  # one process forks them
         assert run["evaluations"] == 6 and run["trials"] == 6
         assert run["duplicates"] == 0 and run["left_over"] == 0 and run["interrupted"] == 0
         assert sum(run["trials_per_worker"]) == 6 and len(run["trials_per_worker"]) <= \
@@ -44,6 +44,15 @@ def test_every_run_spends_the_exact_budget_without_duplicates(tmp_path: Path) ->
     assert written["summary"]["rows"][1]["workers"] == 2
     markdown = (tmp_path / "workers.md").read_text()
     assert "| workers | wall s |" in markdown and "Every run:" in markdown
+
+
+def test_workers_can_each_start_an_interpreter(tmp_path: Path) -> None:
+    settings = WorkersSettings(sampler="random", seeds=1, workers=(2,), budget=4, sleep_s=0.05,
+                               launch="exec")
+    run, = run_workers_bench(settings, tmp_path, "test")["runs"]
+    assert not run["failed"] and run["exit_codes"] == [0, 0], run.get("log_tail")
+    assert run["evaluations"] == 4 and run["duplicates"] == 0 and run["left_over"] == 0
+    assert len(set(run["trials_per_worker"])) >= 1 and sum(run["trials_per_worker"]) == 4
 
 
 def test_the_goals_judge_four_workers_against_one() -> None:
@@ -77,6 +86,8 @@ def test_the_command_refuses_bad_options(tmp_path: Path) -> None:
     runner = CliRunner()
     bad = runner.invoke(app, ["bench", "workers", "--workers", "0,2", "--out", str(tmp_path)])
     assert bad.exit_code != 0 and "worker counts" in bad.output
+    bad = runner.invoke(app, ["bench", "workers", "--launch", "ssh", "--out", str(tmp_path)])
+    assert bad.exit_code != 0 and "--launch" in bad.output
     assert parse_worker_counts("1, 2,4,2") == (1, 2, 4)
     with pytest.raises(typer.BadParameter):
         parse_worker_counts("two")

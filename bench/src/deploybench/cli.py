@@ -450,6 +450,10 @@ def workers_command(
     storage: Annotated[str | None, typer.Option(
         "--storage", help="A storage URL in which every run makes a new study (default: an "
                           "SQLite file per run under OUT/runs).", show_default=False)] = None,
+    launch: Annotated[str, typer.Option(
+        "--launch", help="fork: one process forks the workers, as `deploytune tune --workers "
+                         "N` does; exec: an interpreter per worker, as `deploytune worker` on "
+                         "separate machines.")] = "fork",
     out: Out = Path("results/workers"),
 ) -> None:
     """Wall-clock speed-up and regret of 1, 2 and 4 worker processes on one study whose
@@ -458,7 +462,7 @@ def workers_command(
     from deploybench.workers_cli import run_workers_command
 
     run_workers_command(problem, _check_samplers(sampler), seeds, workers, budget, sleep,
-                        storage, out)
+                        storage, launch, out)
 
 
 def _first_sentence(text: str) -> str:

@@ -54,6 +54,9 @@ class WorkersSettings:
         sleep_s: Seconds every evaluation sleeps.
         storage: A storage URL in which every run makes a new study; ``None``: a fresh SQLite
             file per run under the output folder.
+        launch: ``"fork"``: one process imports what the workers need and forks them, as
+            ``deploytune tune --workers N`` does; ``"exec"``: every worker is an interpreter
+            of its own, as workers on separate machines (``deploytune worker``) start.
         timeout_s: Seconds a run may take before its workers are killed; ``None``: 120 s plus
             three times the budget's sleeping.
     """
@@ -65,6 +68,7 @@ class WorkersSettings:
     budget: int = 50
     sleep_s: float = 2.0
     storage: str | None = None
+    launch: str = "fork"
     timeout_s: float | None = None
 
     def run_timeout_s(self) -> float:
@@ -119,12 +123,21 @@ def inspect_study(storage: str, study_name: str, problem: Problem, budget: int) 
     }
 
 
-def _worker_argv(settings: WorkersSettings, seed: int, storage: str, study: str,
-                 report: Path) -> list[str]:
-    args = {"problem": settings.problem, "sampler": settings.sampler, "seed": seed,
-            "budget": settings.budget, "sleep_s": settings.sleep_s, "storage": storage,
-            "study": study, "report": str(report)}
-    return [sys.executable, "-m", "deploybench.workers_worker", json.dumps(args)]
+def _worker_settings(settings: WorkersSettings, seed: int, storage: str, study: str,
+                     report: Path) -> str:
+    return json.dumps({"problem": settings.problem, "sampler": settings.sampler, "seed": seed,
+                       "budget": settings.budget, "sleep_s": settings.sleep_s,
+                       "storage": storage, "study": study, "report": str(report)})
+
+
+def _launch_argvs(settings: WorkersSettings, seed: int, storage: str, study: str,
+                  reports: Sequence[Path]) -> list[list[str]]:
+    """The processes a run starts: one that forks a worker per report, or one per report."""
+    runner = [sys.executable, "-m", "deploybench.workers_worker"]
+    jsons = [_worker_settings(settings, seed, storage, study, r) for r in reports]
+    if settings.launch == "fork":
+        return [[*runner, "--fork", *jsons]]
+    return [[*runner, j] for j in jsons]
 
 
 def _run_processes(argvs: Sequence[list[str]], logs: Sequence[Path],
@@ -182,8 +195,8 @@ def run_study(settings: WorkersSettings, problem: Problem, workers: int, seed: i
     else:
         storage, study = settings.storage, f"workers-w{workers}-s{seed}-{uuid.uuid4().hex[:8]}"
     reports = [run_dir / f"worker_{i}.json" for i in range(workers)]
-    logs = [run_dir / f"worker_{i}.log" for i in range(workers)]
-    argvs = [_worker_argv(settings, seed, storage, study, r) for r in reports]
+    argvs = _launch_argvs(settings, seed, storage, study, reports)
+    logs = [run_dir / f"process_{i}.log" for i in range(len(argvs))]
     load_before = os.getloadavg()[0]
     wall_s, codes = _run_processes(argvs, logs, settings.run_timeout_s())
     done = _worker_reports(reports)

@@ -31,17 +31,20 @@ def parse_worker_counts(text: str) -> tuple[int, ...]:
 
 
 def _command(problem: str, sampler: str, seeds: int, workers: Sequence[int], budget: int,
-             sleep: float, storage: str | None, out: Path) -> str:
+             sleep: float, storage: str | None, launch: str, out: Path) -> str:
     parts = ["deploytune", "bench", "workers", "--problem", problem, "--sampler", sampler,
              "--seeds", str(seeds), "--workers", ",".join(map(str, workers)),
              "--budget", str(budget), "--sleep", f"{sleep:g}"]
     if storage is not None:
         parts += ["--storage", storage]
+    if launch != "fork":
+        parts += ["--launch", launch]
     return shlex.join([*parts, "--out", str(out)])
 
 
 def run_workers_command(problem: str, samplers: Sequence[str], seeds: int, workers: str,
-                        budget: int, sleep: float, storage: str | None, out: Path) -> None:
+                        budget: int, sleep: float, storage: str | None, launch: str,
+                        out: Path) -> None:
     """Check the options, run the benchmark, print every run and then the report.
 
     Args:
@@ -52,6 +55,7 @@ def run_workers_command(problem: str, samplers: Sequence[str], seeds: int, worke
         budget: ``--budget``.
         sleep: ``--sleep``.
         storage: ``--storage``.
+        launch: ``--launch``: ``fork`` or ``exec``.
         out: ``--out``.
     """
     from rich.console import Console
@@ -63,6 +67,9 @@ def run_workers_command(problem: str, samplers: Sequence[str], seeds: int, worke
     if len(samplers) != 1:
         raise typer.BadParameter("give one sampler", param_hint="'--sampler'")
     counts = parse_worker_counts(workers)
+    if launch not in ("fork", "exec"):
+        raise typer.BadParameter(f"expected fork or exec, got {launch!r}",
+                                 param_hint="'--launch'")
     try:
         live = resolve_problem(problem).live is not None
     except ValueError as exc:
@@ -71,7 +78,8 @@ def run_workers_command(problem: str, samplers: Sequence[str], seeds: int, worke
         raise typer.BadParameter(f"{problem!r} runs real evaluations; choose a simulated "
                                  f"problem", param_hint="'--problem'")
     settings = WorkersSettings(problem=problem, sampler=samplers[0], seeds=seeds,
-                               workers=counts, budget=budget, sleep_s=sleep, storage=storage)
+                               workers=counts, budget=budget, sleep_s=sleep, storage=storage,
+                               launch=launch)
     console = Console()
     total = seeds * len(counts)
     done = {"n": 0}
@@ -85,7 +93,8 @@ def run_workers_command(problem: str, samplers: Sequence[str], seeds: int, worke
         say(console, f"[{done['n']}/{total}] {run['workers']} workers, seed {run['seed']}: "
                      f"{run['wall_s']:.1f} s, {what}")
 
-    command = _command(problem, samplers[0], seeds, counts, budget, sleep, storage, out)
+    command = _command(problem, samplers[0], seeds, counts, budget, sleep, storage, launch,
+                       out)
     results = run_workers_bench(settings, out, command, on_run)
     typer.echo((out / "workers.md").read_text())
     say(console, f"written {out / 'workers.md'} and {out / 'workers.json'}")

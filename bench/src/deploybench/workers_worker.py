@@ -8,6 +8,10 @@ and the cost model's seconds as each trial's cost), sleeping ``sleep_s`` seconds
 evaluation so that evaluations take real time. Every worker of a run uses the same sampler
 seed: the samplers key their draws by the trial's position in the study, not by the process.
 
+With ``--fork`` one process imports what the workers need and forks them, as ``deploytune tune
+--workers N`` starts its workers; without, every worker is an interpreter of its own, as workers
+on separate machines start.
+
 When it is done it writes a small JSON report (:func:`run_worker`'s return value) to the
 ``report`` path: its process id, the trials it evaluated, the seconds its sampler spent per ask
 and the seconds from each of its trials being recorded to its next evaluation starting (waiting
@@ -135,11 +139,37 @@ def run_worker(settings: dict[str, Any]) -> dict[str, Any]:
             "first_start_s": first[0] if first else None}
 
 
-def main(argv: list[str]) -> None:
-    """``python -m deploybench.workers_worker JSON``: run one worker, write its report."""
-    settings = json.loads(argv[0])
+def _write_report(settings: dict[str, Any]) -> int:
     report = run_worker(settings)
     Path(settings["report"]).write_text(json.dumps(report) + "\n")
+    return 0
+
+
+def fork_run(settings: list[dict[str, Any]]) -> int:
+    """Run one worker per settings as ``deploytune tune --workers N`` does: import what they
+    need once here, then fork them (:func:`deploytune.parallel.launch.fork_workers`); the
+    largest exit status (1 for a worker killed by a signal)."""
+    import deploytune.tuner  # noqa: F401
+    from deploytune.parallel.launch import fork_workers
+    from deploytune.samplers import make_sampler
+    from deploytune.samplers._base import SpaceSampler
+
+    first = settings[0]
+    sampler = make_sampler(first["sampler"], space=resolve_problem(first["problem"]).space,
+                           seed=int(first["seed"]), budget=int(first["budget"]))
+    if isinstance(sampler, SpaceSampler):
+        sampler.warm_up()
+    codes = fork_workers(lambda i: _write_report(settings[i]), len(settings), print)
+    return max(c if c >= 0 else 1 for c in codes)
+
+
+def main(argv: list[str]) -> None:
+    """``python -m deploybench.workers_worker JSON``: run one worker, write its report;
+    ``python -m deploybench.workers_worker --fork JSON JSON ...``: fork one worker per JSON
+    (:func:`fork_run`)."""
+    if argv and argv[0] == "--fork":
+        sys.exit(fork_run([json.loads(a) for a in argv[1:]]))
+    _write_report(json.loads(argv[0]))
 
 
 if __name__ == "__main__":

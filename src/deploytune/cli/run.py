@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from deploytune.cli.output import fail, say
+from deploytune.cli.output import fail, make_console, say
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -20,10 +20,13 @@ __all__ = ["run_study", "run_workers"]
 
 
 def run_workers(spec_file: Path, spec: Spec, console: Console, workers: int,
-                 fresh: bool) -> str:
+                fresh: bool) -> str:
     """Run ``workers`` local worker processes on the spec's study to the end of its search;
-    the study's name (the finalists' re-runs and the report are left to the caller)."""
-    from deploytune.parallel.launch import run_local_workers
+    the study's name (the finalists' re-runs and the report are left to the caller).
+
+    The workers are forked from this process (:func:`~deploytune.parallel.launch.fork_workers`)
+    once it has imported what they need; each runs what ``deploytune worker`` runs."""
+    from deploytune.parallel.launch import fork_workers
     from deploytune.parallel.lock import shared_across_processes
     from deploytune.tuning import StorageError, select_study
 
@@ -35,17 +38,42 @@ def run_workers(spec_file: Path, spec: Spec, console: Console, workers: int,
     except StorageError as exc:
         raise fail(str(exc), code=1) from None
     say(console, f"study {name}: {workers} workers")
+    _import_for_workers(spec)
+
+    def entry(_index: int) -> int:
+        try:
+            run_study(spec_file, spec, make_console(), live=False, report=False,
+                      resume=f"deploytune worker {spec_file}", study_name=name, worker=True)
+        except typer.Exit as stop:
+            return stop.exit_code
+        return 0
+
     try:
-        codes = run_local_workers(spec_file, name, workers, lambda line: say(console, line))
+        codes = fork_workers(entry, workers, lambda line: say(console, line))
     except KeyboardInterrupt:
         say(console, f"\nstopped: running trials were recorded as interrupted and will be "
                      f"evaluated again; run `deploytune tune {spec_file}` to resume")
         raise typer.Exit(code=130) from None
-    if any(codes):
-        raise fail(f"{spec_file}: a worker stopped with exit status {max(codes)} (its "
-                   f"message is above); the study keeps every recorded trial",
-                   code=max(codes))
+    failed = [c for c in codes if c != 0]
+    if failed:
+        status = max(failed) if max(failed) > 0 else 1  # a worker killed by a signal
+        raise fail(f"{spec_file}: a worker stopped with exit status {failed[0]} (its "
+                   f"message is above); the study keeps every recorded trial", code=status)
     return name
+
+
+def _import_for_workers(spec: Spec) -> None:
+    """Import what every worker needs before they are forked, once: the tuner and what the
+    spec's sampler imports before its first ask."""
+    import deploytune.progress
+    import deploytune.tuner  # noqa: F401
+    from deploytune.samplers import make_sampler
+    from deploytune.samplers._base import SpaceSampler
+
+    sampler = make_sampler(spec.sampler, space=spec.space, seed=spec.seed,
+                           budget=spec.budget_trials, **spec.sampler_options)
+    if isinstance(sampler, SpaceSampler):
+        sampler.warm_up()
 
 
 def run_study(spec_path: Path, spec: Spec, console: Console, *, live: bool | None,
