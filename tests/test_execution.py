@@ -111,7 +111,8 @@ def test_function_evaluator_streams_and_aborts_in_process() -> None:
             report({"p95_ms": 10.0 * (step + 1)}, step=step)
         return {"accuracy": 1.0, "p95_ms": 100.0}
 
-    def check(partial: dict[str, float], step: int | None) -> str | None:
+    def check(partial: dict[str, float], step: int | None,
+              rung: str | None = None) -> str | None:
         return "over 35" if partial["p95_ms"] > 35 else None
 
     out = run_trial(FunctionEvaluator(fn), {}, OBJ, CONS, new_monitor=lambda: Monitor(check))

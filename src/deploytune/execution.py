@@ -126,6 +126,7 @@ def run_trial(
         break
     outcome.cost_s = total_cost
     outcome.attempts = attempts
+    outcome.rungs = monitor.rungs
     if evaluation.aborted is not None:
         limit = evaluator.timeout_s
         outcome.seconds_saved = estimate_seconds_saved(

@@ -62,6 +62,7 @@ __all__ = [
     "ATTR_METRICS",
     "ATTR_REPEAT_OF",
     "ATTR_REQUEUED_FROM",
+    "ATTR_RUNGS",
     "ATTR_SECONDS_SAVED",
     "ATTR_SETUP",
     "ATTR_STATUS",
@@ -103,6 +104,9 @@ ATTR_LEASE = "dt.lease"
 (:mod:`deploytune.parallel.leases`)."""
 ATTR_SETUP = "dt.setup"
 """Study user attribute: the objective, direction and constraints the study was made for."""
+ATTR_RUNGS = "dt.rungs"
+"""On a trial whose evaluation passed fidelity rungs: rung name -> the metrics when it ended, in
+the order reached (:class:`~deploytune.evaluators.base.Monitor`)."""
 ATTR_FRESH_OF = "dt.fresh_of"
 """Study user attribute: the name of the study that ``deploytune tune --fresh`` started this one
 next to (the family's first name)."""
@@ -142,6 +146,8 @@ class TrialRecord:
         attempts: How many times the configuration was run (transient retries).
         repeat_of: For a deliberate re-run, the number of the configuration's first trial.
         validation: Whether it is a finalist's re-run after the search's budget.
+        rungs: Rung name -> the metrics when the evaluation ended that fidelity rung, in the
+            order reached (empty for an evaluation without rungs).
     """
 
     number: int
@@ -158,6 +164,7 @@ class TrialRecord:
     attempts: int = 1
     repeat_of: int | None = None
     validation: bool = False
+    rungs: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def feasible(self) -> bool:
@@ -209,8 +216,28 @@ class TrialRecord:
             seconds_saved=float(saved) if isinstance(saved, (int, float)) else None,
             attempts=int(attrs.get(ATTR_ATTEMPTS, 1) or 1),
             repeat_of=int(repeat_of) if isinstance(repeat_of, int) else None,
-            validation=bool(attrs.get(ATTR_VALIDATION, False)))
+            validation=bool(attrs.get(ATTR_VALIDATION, False)),
+            rungs=_rungs_of(attrs.get(ATTR_RUNGS)))
 
+
+
+def _rungs_of(stored: Any) -> dict[str, dict[str, float]]:
+    """The ``dt.rungs`` attribute as read back: rung -> numeric metrics; anything else
+    dropped."""
+    if not isinstance(stored, dict):
+        return {}
+    return {str(rung): {str(k): float(v) for k, v in metrics.items()
+                        if isinstance(v, (int, float, str)) and not isinstance(v, bool)
+                        and _is_number(v)}
+            for rung, metrics in stored.items() if isinstance(metrics, dict)}
+
+
+def _is_number(v: float | str) -> bool:
+    try:
+        float(v)
+    except ValueError:
+        return False
+    return True
 
 
 def record(study: optuna.Study, trial: optuna.Trial, outcome: Outcome) -> FrozenTrial:
@@ -228,6 +255,9 @@ def record(study: optuna.Study, trial: optuna.Trial, outcome: Outcome) -> Frozen
         trial.set_user_attr(ATTR_SECONDS_SAVED, round(float(outcome.seconds_saved), 3))
     if outcome.attempts != 1:
         trial.set_user_attr(ATTR_ATTEMPTS, int(outcome.attempts))
+    if outcome.rungs:
+        trial.set_user_attr(ATTR_RUNGS, {r: {k: _json_float(v) for k, v in m.items()}
+                                         for r, m in outcome.rungs.items()})
     if outcome.status is Status.CRASHED:
         return study.tell(trial, state=TrialState.FAIL, skip_if_finished=False)
     _write_constraints(trial, outcome.violations)

@@ -1,15 +1,18 @@
 """The checks of one running evaluation's streamed reports: the early-abort rule
-(:mod:`deploytune.early_abort`) and Optuna's pruner on the objective."""
+(:mod:`deploytune.early_abort`), its rung rule at the end of a fidelity rung
+(:mod:`deploytune.promotion`) and Optuna's pruner on the objective."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeGuard
 
 import optuna
 
 from deploytune.early_abort import EarlyAbort
+from deploytune.evaluators.base import AbortCheck
+from deploytune.history import TrialRecord
 from deploytune.outcome import Constraint, Objective
 
 __all__ = ["make_check"]
@@ -29,13 +32,18 @@ def _usable_step(step: Any) -> TypeGuard[int]:
 
 
 def make_check(early: EarlyAbort, objective: Objective, constraints: Sequence[Constraint],
-               any_feasible: bool, trial: optuna.Trial,
-               use_pruner: bool) -> Callable[[Mapping[str, float], int | None], str | None]:
+               history: Sequence[TrialRecord], trial: optuna.Trial,
+               use_pruner: bool) -> AbortCheck:
     """The monitor's check of each streamed report: the early-abort rule's reason to stop,
-    else the pruner's (fed the objective when ``use_pruner`` and the step is usable)."""
+    else, at the end of a rung, the rung rule's (judged from ``history``, the study's finished
+    evaluations), else the pruner's (fed the objective when ``use_pruner`` and the step is
+    usable)."""
+    any_feasible = any(r.feasible for r in history)
 
-    def check(partial: Mapping[str, float], step: int | None) -> str | None:
+    def check(partial: Mapping[str, float], step: int | None, rung: str | None) -> str | None:
         reason = early.reason(partial, constraints, any_feasible)
+        if reason is None and rung is not None:
+            reason = early.rung_reason(rung, partial, history, objective, constraints)
         if reason is not None:
             return reason
         if use_pruner and _usable_step(step) and objective.metric in partial:

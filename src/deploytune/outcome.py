@@ -234,6 +234,8 @@ class Outcome:
         attempts: How many times the configuration was run (transient failures are retried).
         missing: Metrics that the objective or a constraint needs and that an evaluation
             which ran to its end did not report (such a trial is ``crashed/runtime_error``).
+        rungs: Fidelity rung -> the metrics when the evaluation ended it, in the order reached
+            (:class:`~deploytune.evaluators.base.Monitor`).
     """
 
     status: Status
@@ -247,6 +249,7 @@ class Outcome:
     seconds_saved: float | None = None
     attempts: int = 1
     missing: tuple[str, ...] = ()
+    rungs: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def total_violation(self) -> float:

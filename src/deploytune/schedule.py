@@ -15,6 +15,7 @@ from deploytune.feasibility import assess, next_to_validate
 from deploytune.history import (
     ATTR_REPEAT_OF,
     ATTR_VALIDATION,
+    TrialRecord,
     is_interrupted,
     observations,
     trial_records,
@@ -41,6 +42,8 @@ class StudySnapshot:
     """Durations of the trials that ran to the end (feasible or infeasible)."""
     trials: list[FrozenTrial]
     """Every trial of the study, as read for this snapshot."""
+    history: list[TrialRecord]
+    """The finished evaluations (:func:`~deploytune.history.observations`)."""
     running: int = 0
     """Trials of the budget being evaluated now (by other workers: this one's are recorded
     before it reads the study again)."""
@@ -61,6 +64,7 @@ class StudySnapshot:
             full_run_costs=[o.cost_s for o in obs if o.cost_s > 0
                             and o.status in (Status.FEASIBLE, Status.INFEASIBLE)],
             trials=trials,
+            history=obs,
             running=sum(t.state is TrialState.RUNNING
                         and not t.user_attrs.get(ATTR_VALIDATION, False) for t in trials))
 

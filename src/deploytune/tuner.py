@@ -27,7 +27,7 @@ import optuna
 from optuna.trial import TrialState
 
 from deploytune.early_abort import EarlyAbort, parse_early_abort
-from deploytune.evaluators.base import Evaluator, FunctionEvaluator, Monitor
+from deploytune.evaluators.base import AbortCheck, Evaluator, FunctionEvaluator, Monitor
 from deploytune.evaluators.classify import Rule, parse_rules
 from deploytune.execution import run_trial
 from deploytune.feasibility import DEFAULT_CONFIDENCE, check_confidence
@@ -354,7 +354,7 @@ def _run_next_trial(study: optuna.Study, settings: _Settings, evaluator: Evaluat
     """
     trial, config = started
     check = make_check(settings.early, settings.objective, settings.constraints,
-                        snapshot.any_feasible, trial, settings.use_pruner)
+                       snapshot.history, trial, settings.use_pruner)
     outcome = _evaluate(study, trial, config, evaluator, settings, check,
                         snapshot.full_run_costs, coord)
     if outcome.missing and not snapshot.any_ran:
@@ -371,8 +371,7 @@ def _run_next_trial(study: optuna.Study, settings: _Settings, evaluator: Evaluat
 
 def _evaluate(study: optuna.Study, trial: optuna.Trial, config: dict[str, Any],
               evaluator: Evaluator, settings: _Settings,
-              check: Callable[[Mapping[str, float], int | None], str | None],
-              full_run_costs: Sequence[float], coord: Coordination) -> Outcome:
+              check: AbortCheck, full_run_costs: Sequence[float], coord: Coordination) -> Outcome:
     """Run ``config`` (retries, early abort and pruner included; beating on the trial and
     holding its devices' lease) and judge it.
 

@@ -231,7 +231,8 @@ def test_transient_failure_then_success(tmp_path: Path) -> None:
     assert second.error is None and second.metrics == {"x": 1}
 
 
-def p95_above_100(partial: Mapping[str, float], step: int | None) -> str | None:
+def p95_above_100(partial: Mapping[str, float], step: int | None,
+                  rung: str | None = None) -> str | None:
     p95 = partial.get("p95_ms", 0.0)
     return f"p95_ms = {p95:g} > 100" if p95 > 100 else None
 
@@ -240,7 +241,8 @@ def test_streamed_reports_abort_the_trial(tmp_path: Path) -> None:
     pid_file = tmp_path / "pid"
     steps: list[int | None] = []
 
-    def check(partial: Mapping[str, float], step: int | None) -> str | None:
+    def check(partial: Mapping[str, float], step: int | None,
+              rung: str | None = None) -> str | None:
         steps.append(step)
         return p95_above_100(partial, step)
 
@@ -267,7 +269,8 @@ def test_reports_are_not_the_final_metrics() -> None:
 def test_keyboard_interrupt_kills_the_child(tmp_path: Path) -> None:
     pid_file = tmp_path / "pid"
 
-    def interrupt(partial: Mapping[str, float], step: int | None) -> str | None:
+    def interrupt(partial: Mapping[str, float], step: int | None,
+                  rung: str | None = None) -> str | None:
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):

@@ -29,7 +29,8 @@ def make(name: str, tmp_path: Path, **kw: Any) -> IsolatedEvaluator:
                              sys_path=[str(REPO_ROOT)], **kw)
 
 
-def p95_above_100(partial: Mapping[str, float], step: int | None) -> str | None:
+def p95_above_100(partial: Mapping[str, float], step: int | None,
+                  rung: str | None = None) -> str | None:
     p95 = partial.get("p95_ms", 0.0)
     return f"p95_ms = {p95:g} > 100" if p95 > 100 else None
 
@@ -202,7 +203,8 @@ def test_streamed_reports_abort_the_trial(tmp_path: Path) -> None:
 def test_keyboard_interrupt_kills_the_child(tmp_path: Path) -> None:
     pid_file = tmp_path / "pid"
 
-    def interrupt(partial: Mapping[str, float], step: int | None) -> str | None:
+    def interrupt(partial: Mapping[str, float], step: int | None,
+                  rung: str | None = None) -> str | None:
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):

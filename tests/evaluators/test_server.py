@@ -150,7 +150,8 @@ def test_slow_stream_is_aborted_early_by_the_monitor() -> None:
     ev = _evaluator("--mode", "slow-stream", "--token-delay-ms", "150",
                     load=LoadSpec(requests=40, concurrency=1, max_tokens=6, report_every=1))
 
-    def check(partial: Mapping[str, float], step: int | None) -> str | None:
+    def check(partial: Mapping[str, float], step: int | None,
+              rung: str | None = None) -> str | None:
         return "too slow" if partial.get("tpot_p95_ms", 0) > 50 else None
 
     t0 = time.monotonic()

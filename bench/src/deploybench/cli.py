@@ -465,6 +465,62 @@ def workers_command(
                         storage, launch, out)
 
 
+@bench_app.command("fidelity")
+def fidelity_command(
+    problems: Annotated[str, typer.Option(
+        "--problems", help="Comma-separated problems with fidelity rungs.")
+    ] = "llm-sim-8b-24gb,llm-sim-70b-2xh100",
+    methods: Annotated[str, typer.Option(
+        "--methods", help="Comma-separated methods: cabo (single fidelity, the reference), "
+                          "cabo-rungs, ctpe-hyperband, ctpe-sh, random-asha.")
+    ] = "cabo,cabo-rungs,ctpe-hyperband,ctpe-sh,random-asha",
+    seeds: Annotated[int, typer.Option("--seeds", min=2, help="Seeds 0..N-1.")] = 8,
+    trials: Annotated[int, typer.Option(
+        "--trials", min=1, help="Evaluations of the single-fidelity reference; its simulated "
+                                "seconds are every method's cap.")] = 50,
+    promote_below: Annotated[float | None, typer.Option(
+        "--promote-below", min=0.0, max=0.99, help="The rung rule's threshold for the "
+        "deploytune methods (default: EarlyAbort's).", show_default=False)] = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Runs at once.")] = 2,
+    out: Out = Path("results/fidelity"),
+) -> None:
+    """Regret against simulated seconds of single-fidelity cabo, cabo with fidelity rungs,
+    and Optuna's TPE with Hyperband / successive halving and random search with ASHA, on
+    problems whose evaluations pass rungs; writes OUT/fidelity.md, .json and .png."""
+    import shlex
+
+    from rich.console import Console
+
+    from deploybench.fidelity_bench import METHODS, FidelitySettings, run_fidelity_bench
+    from deploytune.cli import say
+
+    names = tuple(m.strip() for m in methods.split(",") if m.strip())
+    unknown = [m for m in names if m not in METHODS]
+    if unknown or "cabo" not in names:
+        raise typer.BadParameter(f"choose among {', '.join(METHODS)}, cabo included",
+                                 param_hint="'--methods'")
+    settings = FidelitySettings(
+        problems=tuple(p.strip() for p in problems.split(",") if p.strip()), methods=names,
+        seeds=seeds, trials=trials, promote_below=promote_below, jobs=jobs)
+    command = shlex.join(["deploytune", "bench", "fidelity", "--problems", problems,
+                          "--methods", methods, "--seeds", str(seeds), "--trials", str(trials),
+                          *(["--promote-below", f"{promote_below:g}"]
+                            if promote_below is not None else []), "--out", str(out)])
+    console = Console()
+
+    def on_run(run: dict[str, Any]) -> None:
+        say(console, f"{run['problem']} {run['method']} seed {run['seed']}: "
+                     f"{len(run['rows'])} trials, {run['wall_s']:.1f} s")
+
+    try:
+        run_fidelity_bench(settings, out, command, on_run)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--problems'") from exc
+    typer.echo((out / "fidelity.md").read_text())
+    say(console, f"written {out / 'fidelity.md'}, {out / 'fidelity.json'} and "
+                 f"{out / 'fidelity.png'}")
+
+
 def _first_sentence(text: str) -> str:
     text = " ".join(text.split())
     end = text.find(". ")

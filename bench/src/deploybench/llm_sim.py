@@ -57,7 +57,10 @@ the noise-free values used for the optima.
 Fidelities (:data:`FIDELITIES`, see :func:`simulate_llm` and :func:`fidelity_cost_s`):
 ``analytic`` (instant, biased: ``alpha`` +20% and ``beta`` -20%, no preemption, only the static
 checks and the memory formula), ``boot`` (exact startup and KV capacity, no SLO metrics),
-``short`` (100 requests, noisier) and ``full`` (1,000 requests). Problems use ``full``.
+``short`` (100 requests, noisier) and ``full`` (1,000 requests). Problems use ``full``; with
+rungs (:attr:`Problem.staged <deploybench.problem.Problem.staged>`,
+:func:`simulate_llm_rungs`) a full evaluation passes ``boot`` and ``short`` on its way, and one
+stopped there costs that fidelity's seconds.
 
 Architecture numbers are those of the published Llama-3.1 configurations, GPU numbers those of
 the data sheets; efficiency, overhead and boot-time coefficients are plausible round numbers,
@@ -83,6 +86,7 @@ from deploybench.llm_sim_engine import (
     noise_free_stage,
     runtime_oom_probability,
     simulate_llm,
+    simulate_llm_rungs,
 )
 from deploybench.llm_sim_grid import (
     enumerate_metrics,
@@ -137,6 +141,7 @@ __all__ = [
     "random_reference",
     "runtime_oom_probability",
     "simulate_llm",
+    "simulate_llm_rungs",
 ]
 
 OPTIMA: dict[str, float] = {
@@ -211,6 +216,13 @@ def _simulator(inst: LLMInstance) -> Any:
     return simulate
 
 
+def _staged(inst: LLMInstance) -> Any:
+    def staged(config: Config, rng: np.random.Generator, report: Any) -> dict[str, float]:
+        return simulate_llm_rungs(inst, config, rng, report)
+
+    return staged
+
+
 def llm_sim_problem(name: str) -> Problem:
     """The ``llm-sim`` problem of instance ``name`` (a key of :data:`INSTANCES`)."""
     inst = INSTANCES[name]
@@ -226,7 +238,7 @@ def llm_sim_problem(name: str) -> Problem:
         name, llm_space(inst), inst.objective, "maximize", inst.constraints, _simulator(inst),
         OPTIMA[name], REFERENCES[name], cost=LLMSimCost(instance=name),
         description=description, families=("tensor_parallel_size", "quantization"),
-        feasible_families=FEASIBLE_FAMILIES.get(name))
+        feasible_families=FEASIBLE_FAMILIES.get(name), staged=_staged(inst))
 
 
 def llm_sim_8b_24gb() -> Problem:

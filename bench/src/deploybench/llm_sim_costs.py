@@ -82,13 +82,16 @@ class LLMSimCost(CostModel):
     The crash kind and the configuration's noise-free stage say where it failed: an ``oom``
     crash of a configuration that fails at startup noise-free costs that stage; of one that
     boots noise-free, a runtime OOM when its probability is above 0.1%, otherwise a CUDA-graph
-    OOM (boot). An aborted evaluation costs boot plus a quarter of the load test.
+    OOM (boot). An aborted evaluation costs boot plus a quarter of the load test, or, stopped
+    at the end of a fidelity rung (``boot``, ``short``), what that rung costs.
     """
 
     instance: str = "llm-sim-8b-24gb"
 
-    def seconds(self, config: Config, status: Status, crash_kind: CrashKind | None) -> float:
-        """Simulated seconds of an evaluation of ``config`` that ended with ``status``."""
+    def seconds(self, config: Config, status: Status, crash_kind: CrashKind | None,
+                rung: str | None = None) -> float:
+        """Simulated seconds of an evaluation of ``config`` that ended with ``status`` (after
+        the fidelity ``rung``, for an aborted one that passed one)."""
         inst = INSTANCES[self.instance]
         stage = noise_free_stage(inst, config)
         if status is Status.CRASHED:
@@ -103,6 +106,8 @@ class LLMSimCost(CostModel):
             elif stage == "ok" or stage in STAGES[1:STATIC_STAGES + 1]:
                 stage = "cuda_graph_oom" if stage == "ok" else stage
             return fidelity_cost_s(inst, config, "full", stage)
+        if status is Status.ABORTED and rung in ("boot", "short"):
+            return fidelity_cost_s(inst, config, rung, "ok")
         if status is Status.ABORTED:
             core = run_core(inst, config_columns(config))
             return float(core["boot_s"][0] + 0.25 * load_test_seconds(core, FULL_REQUESTS)[0])

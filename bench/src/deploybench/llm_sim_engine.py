@@ -6,7 +6,7 @@ for the model and :mod:`deploybench.llm_sim_perf` for its formulas).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,7 @@ __all__ = [
     "noise_free_stage",
     "runtime_oom_probability",
     "simulate_llm",
+    "simulate_llm_rungs",
 ]
 
 FIDELITIES = ("analytic", "boot", "short", "full")
@@ -169,6 +170,41 @@ def simulate_llm(instance: LLMInstance | str, config: Mapping[str, Any],
     metrics = {k: float(v[0]) for k, v in metrics_arrays(inst, core, requests).items()}
     if r is not None:
         _add_noise(inst, core, metrics, r, fidelity, requests)
+    return metrics
+
+
+def simulate_llm_rungs(instance: LLMInstance | str, config: Mapping[str, Any],
+                       rng: np.random.Generator,
+                       report: Callable[..., None]) -> dict[str, float]:
+    """:func:`simulate_llm` at ``full`` fidelity, passing the rungs on its way: ``boot``
+    (startup done: ``kv_cache_tokens``, ``max_concurrency``, ``memory_headroom_gib``,
+    ``boot_s``; step 0) and ``short`` (the metrics of a ``short`` load test, with its own noise;
+    step 1), each sent with ``report(metrics, step=..., rung=...)``.
+
+    A runtime OOM comes after the short rung (at :data:`RUNTIME_OOM_AT` of the full load). The
+    final metrics, and every crash, are those of ``simulate_llm(instance, config, rng)`` for the
+    same generator: the short rung's noise comes from a child of ``rng`` that leaves its stream
+    as it was.
+    """
+    inst = resolve_instance(instance)
+    core = _boot(inst, config, config_columns(config), rng)
+    report({"kv_cache_tokens": float(core["kv_cache_tokens"][0]),
+            "max_concurrency": float(core["max_concurrency"][0]),
+            "memory_headroom_gib": float(core["memory_headroom_gib"][0]),
+            "boot_s": float(core["boot_s"][0])}, step=0, rung="boot")
+    short_rng = rng.spawn(1)[0]
+    oom: MemoryError | None = None
+    try:
+        _check_runtime_oom(inst, config, core, rng, "full", FULL_REQUESTS)
+    except MemoryError as exc:
+        oom = exc
+    short = {k: float(v[0]) for k, v in metrics_arrays(inst, core, SHORT_REQUESTS).items()}
+    _add_noise(inst, core, short, short_rng, "short", SHORT_REQUESTS)
+    report(short, step=1, rung="short")
+    if oom is not None:
+        raise oom
+    metrics = {k: float(v[0]) for k, v in metrics_arrays(inst, core, FULL_REQUESTS).items()}
+    _add_noise(inst, core, metrics, rng, "full", FULL_REQUESTS)
     return metrics
 
 

@@ -22,6 +22,10 @@ from deploytune.space import Config, Space
 __all__ = ["TRUTH_DRAWS", "CostModel", "Problem", "SimulatedEvaluator", "Truth"]
 
 SimEvaluate = Callable[[Config, np.random.Generator], Mapping[str, float]]
+StagedSimulate = Callable[[Config, np.random.Generator, Callable[..., None]], Mapping[str, float]]
+"""``(config, rng, report) -> metrics``: a simulation that passes fidelity rungs, calling
+``report(metrics, step=..., rung=...)`` at the end of each, and whose final metrics equal
+``simulate``'s for the same generator."""
 """A problem's evaluation: (config, rng) -> metrics; raising = crash (see ``crash_kind_of``)."""
 
 
@@ -65,8 +69,10 @@ class CostModel:
         CrashKind.TRANSIENT.value: 5.0})
     scale: Callable[[Config], float] | None = None
 
-    def seconds(self, config: Config, status: Status, crash_kind: CrashKind | None) -> float:
-        """Simulated cost of an evaluation of ``config`` that ended with ``status``."""
+    def seconds(self, config: Config, status: Status, crash_kind: CrashKind | None,
+                rung: str | None = None) -> float:
+        """Simulated cost of an evaluation of ``config`` that ended with ``status`` (an
+        aborted one after the fidelity ``rung``, when it passed one: not used here)."""
         if status is Status.CRASHED:
             base = self.crash_s.get(crash_kind.value if crash_kind else "runtime_error", 10.0)
         elif status is Status.ABORTED:
@@ -114,6 +120,8 @@ class Problem:
     live: Callable[[], Any] | None = None
     """For a problem whose evaluations really run: makes the
     :class:`~deploytune.evaluators.base.Evaluator` the runner uses instead of ``simulate``."""
+    staged: StagedSimulate | None = None
+    """``simulate`` passing fidelity rungs (:data:`StagedSimulate`); ``None``: no rungs."""
 
     def __post_init__(self) -> None:
         if not self.objective.sign * (self.optimum - self.reference) > 0:
@@ -130,36 +138,51 @@ class Problem:
         return cls(name, sp, Objective(objective, direction), parse_constraints(constraints),
                    simulate, optimum, reference, **kw)
 
-    def evaluator(self, seed: int) -> Callable[[Config], Mapping[str, float]]:
+    def evaluator(self, seed: int, rungs: bool = False) -> Callable[..., Mapping[str, float]]:
         """An evaluate function for ``optimize()`` with noise seeded by ``seed``.
 
         Noise depends on (seed, configuration, how often that configuration was evaluated),
-        never on the order in which a sampler visits configurations.
+        never on the order in which a sampler visits configurations. With ``rungs`` (a problem
+        with :attr:`staged`), the function takes ``report`` and passes the fidelity rungs; its
+        final metrics are the same as without.
         """
         counts: dict[tuple[tuple[str, Any], ...], int] = {}
 
-        def evaluate(config: Config) -> Mapping[str, float]:
+        def generator(config: Config) -> np.random.Generator:
             key = self.space.key(config)
             n = counts.get(key, 0)
             counts[key] = n + 1
-            digest = _stable_hash(repr(key))
-            rng = np.random.default_rng([seed, digest, n])
-            return self.simulate(dict(config), rng)
+            return np.random.default_rng([seed, _stable_hash(repr(key)), n])
+
+        if rungs:
+            staged = self.staged
+            if staged is None:
+                raise ValueError(f"problem {self.name!r} has no fidelity rungs")
+
+            def evaluate_rungs(config: Config, report: Callable[..., None]
+                               ) -> Mapping[str, float]:
+                return staged(dict(config), generator(config), report)
+
+            return evaluate_rungs
+
+        def evaluate(config: Config) -> Mapping[str, float]:
+            return self.simulate(dict(config), generator(config))
 
         return evaluate
 
-    def sim_evaluator(self, seed: int) -> SimulatedEvaluator:
+    def sim_evaluator(self, seed: int, rungs: bool = False) -> SimulatedEvaluator:
         """An :class:`~deploytune.evaluators.base.Evaluator` for ``optimize()`` that evaluates
         like :meth:`evaluator` (the same noise, seeded by ``seed``) and reports the cost
         model's simulated seconds as each evaluation's ``cost_s``.
 
         Args:
             seed: Seed of the noise.
+            rungs: Pass the fidelity rungs (:attr:`staged`).
 
         Returns:
             A :class:`SimulatedEvaluator`.
         """
-        return SimulatedEvaluator(self, seed)
+        return SimulatedEvaluator(self, seed, rungs)
 
     def trial_seconds(self, config: Config, status: Status, crash_kind: CrashKind | None,
                       measured_s: float) -> float:
@@ -226,40 +249,46 @@ class SimulatedEvaluator(Evaluator):
     Args:
         problem: The problem.
         seed: Seed of the noise (as :meth:`Problem.evaluator`).
+        rungs: Pass the problem's fidelity rungs (:attr:`Problem.staged`); an evaluation
+            stopped at a rung costs what the cost model says for that rung.
 
     Attributes:
         problem: The problem.
         seed: The seed.
     """
 
-    def __init__(self, problem: Problem, seed: int):
+    def __init__(self, problem: Problem, seed: int, rungs: bool = False):
         self.problem = problem
         self.seed = seed
-        self._function = FunctionEvaluator(problem.evaluator(seed))
+        self.rungs = rungs
+        self._function = FunctionEvaluator(problem.evaluator(seed, rungs))
 
     def evaluate(self, config: dict[str, Any], monitor: Monitor) -> Evaluation:
         """Simulate ``config``; crashes become a crashed :class:`Evaluation`, never raised."""
         evaluation = self._function.evaluate(config, monitor)
-        evaluation.cost_s = self.simulated_seconds(config, evaluation)
+        evaluation.cost_s = self.simulated_seconds(config, evaluation, monitor.rung)
         return evaluation
 
-    def simulated_seconds(self, config: Config, evaluation: Evaluation) -> float:
+    def simulated_seconds(self, config: Config, evaluation: Evaluation,
+                          rung: str | None = None) -> float:
         """The cost model's seconds for ``evaluation`` of ``config``, judged as the tuner
         judges it (no user rules).
 
         Args:
             config: The evaluated configuration.
             evaluation: Its raw evaluation.
+            rung: The last fidelity rung it passed, if any.
 
         Returns:
             :meth:`CostModel.seconds` of the outcome's status and crash kind.
         """
         outcome = outcome_of(evaluation, self.problem.objective, self.problem.constraints)
-        return self.problem.cost.seconds(config, outcome.status, outcome.crash_kind)
+        return self.problem.cost.seconds(config, outcome.status, outcome.crash_kind, rung)
 
     def describe(self) -> str:
         """``simulated {problem} (seed {seed})``."""
-        return f"simulated {self.problem.name} (seed {self.seed})"
+        rungs = ", with rungs" if self.rungs else ""
+        return f"simulated {self.problem.name} (seed {self.seed}{rungs})"
 
 
 def _stable_hash(text: str) -> int:

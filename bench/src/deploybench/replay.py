@@ -191,7 +191,8 @@ class RecordedCost(CostModel):
 
     table: RecordedTable | None = None
 
-    def seconds(self, config: Config, status: Status, crash_kind: CrashKind | None) -> float:
+    def seconds(self, config: Config, status: Status, crash_kind: CrashKind | None,
+                rung: str | None = None) -> float:
         """The recorded wall seconds of ``config`` (interpolated for unmeasured cells)."""
         if self.table is None:
             return super().seconds(config, status, crash_kind)

@@ -25,7 +25,8 @@ argv), puts ``sys_path`` and the working directory in front of :data:`sys.path`,
 target and calls it. Messages go to the parent over file descriptor ``N``, one JSON object per
 line, so whatever the function prints on stdout / stderr never interferes:
 
-* ``{"type": "report", "metrics": {...}, "step": n}`` for each ``report(...)`` call;
+* ``{"type": "report", "metrics": {...}, "step": n, "rung": name}`` for each ``report(...)``
+  call;
 * ``{"type": "result", "metrics": {...}}`` at the end;
 * ``{"type": "error", "phase": "import" | "call" | "result", "kind": "oom",
   "exception": "MemoryError", "message": "...", "traceback": "..."}`` when the import or the
@@ -216,10 +217,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     def report(metrics: Mapping[str, Any] | None = None, step: int | None = None,
-               **kw: Any) -> None:
+               rung: str | None = None, **kw: Any) -> None:
         merged = {str(k): v for k, v in dict(metrics or {}).items()}
         merged.update(kw)
-        channel.send({"type": "report", "metrics": merged, "step": _step(step)})
+        channel.send({"type": "report", "metrics": merged, "step": _step(step),
+                      "rung": rung if isinstance(rung, str) else None})
 
     try:
         metrics = call_evaluation_function(fn, dict(request.get("config") or {}), report)

@@ -38,11 +38,13 @@ __all__ = [
 ]
 
 Report = Callable[..., None]
-"""The ``report`` callable handed to evaluation functions: ``report(metrics, step=None)``
-or ``report(p95_ms=12.0, step=1)``."""
+"""The ``report`` callable handed to evaluation functions: ``report(metrics, step=None,
+rung=None)`` or ``report(p95_ms=12.0, step=1)``; ``rung`` names the fidelity rung the
+measurements end (see :class:`Monitor`)."""
 
-AbortCheck = Callable[[Mapping[str, float], "int | None"], "str | None"]
-"""A rule deciding early abort: (partial metrics so far, step) -> reason to abort, or None."""
+AbortCheck = Callable[[Mapping[str, float], "int | None", "str | None"], "str | None"]
+"""A rule deciding early abort: (partial metrics so far, step, rung the report ends or None)
+-> reason to abort, or None."""
 
 
 class AbortTrial(Exception):
@@ -72,14 +74,25 @@ def numeric_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
 class Monitor:
     """Receives one trial's streamed measurements and applies the early-abort rule.
 
+    **Rungs.** An evaluation may pass through named fidelity rungs on its way to the end, each
+    a cheaper, noisier version of the full measurement: ``boot`` (the server started and
+    answered one request: its memory, its KV cache), ``short`` (a few requests), a number of
+    timed windows, ... A report that ends a rung names it (``report(metrics, rung="short")``);
+    the metrics streamed so far are then kept as that rung's (:attr:`rungs`), recorded with the
+    trial, and the tuner decides whether the run goes on (is promoted) or stops there
+    (:mod:`deploytune.promotion`). The end of the evaluation is the top rung.
+
     Args:
-        check: Called after every report with the merged partial metrics and the step; a
-            non-empty string return aborts the trial with that reason. ``None`` never aborts.
+        check: Called after every report with the merged partial metrics, the step and the
+            rung the report ends (or ``None``); a non-empty string return aborts the trial with
+            that reason. ``None`` never aborts.
 
     Attributes:
         partial: The latest value of every numeric metric streamed so far.
         reports: How many reports arrived.
         started: ``time.monotonic()`` when the monitor was created (the trial's start).
+        rungs: Rung name -> the partial metrics when that rung ended, in the order reached.
+        rung: The last rung reached (``None``: none yet).
     """
 
     def __init__(self, check: AbortCheck | None = None):
@@ -88,19 +101,27 @@ class Monitor:
         self.reports = 0
         self.started = time.monotonic()
         self.abort_reason: str | None = None
+        self.rungs: dict[str, dict[str, float]] = {}
+        self.rung: str | None = None
 
     def report(self, metrics: Mapping[str, Any] | None = None, step: int | None = None,
-               **kw: Any) -> None:
+               rung: str | None = None, **kw: Any) -> None:
         """Stream intermediate measurements; raise :class:`AbortTrial` to stop the trial.
 
-        Non-numeric values are ignored. After an abort every further call raises again.
+        Non-numeric values are ignored; so is a ``rung`` that is not a non-empty string. After
+        an abort every further call raises again.
         """
         merged = dict(metrics or {})
         merged.update(kw)
         self.partial.update(numeric_metrics(merged))
         self.reports += 1
+        if not (isinstance(rung, str) and rung.strip()):
+            rung = None
+        if rung is not None and self.abort_reason is None:
+            self.rung = rung = rung.strip()
+            self.rungs[rung] = dict(self.partial)
         if self.abort_reason is None and self._check is not None:
-            self.abort_reason = self._check(dict(self.partial), step) or None
+            self.abort_reason = self._check(dict(self.partial), step, rung) or None
         if self.abort_reason is not None:
             raise AbortTrial(self.abort_reason)
 

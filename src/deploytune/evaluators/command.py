@@ -29,8 +29,10 @@ deleted: the file counts only when the run wrote it, that is when it did not exi
 run or its identity (inode, size, modification time) changed during the run. Lines
 ``DEPLOYTUNE_REPORT {"p95_ms": 12.5, "step": 1}`` stream intermediate measurements to the
 tuner, which may abort the run (its process group is killed); they are never taken for the
-final metrics. ``PYTHONUNBUFFERED=1`` is set unless the environment already sets it, so that
-the reports of a Python script arrive while it runs, and its last words survive a kill.
+final metrics. A report with ``"rung": "short"`` ends that fidelity rung (see
+:class:`~deploytune.evaluators.base.Monitor`): the tuner then decides whether the run goes on.
+``PYTHONUNBUFFERED=1`` is set unless the environment already sets it, so that the reports of a
+Python script arrive while it runs, and its last words survive a kill.
 
 Example:
     >>> evaluator = CommandEvaluator(
@@ -150,10 +152,12 @@ class _Stdout:
             return
         self.reports += 1
         step = obj.pop("step", None)
+        rung = obj.pop("rung", None)
         if isinstance(step, float) and step.is_integer():
             step = int(step)
         self.monitor.report(obj, step=step if isinstance(step, int)
-                            and not isinstance(step, bool) else None)
+                            and not isinstance(step, bool) else None,
+                            rung=rung if isinstance(rung, str) else None)
 
 
 class CommandEvaluator(Evaluator):

@@ -139,9 +139,10 @@ class _Session:
         kind = msg.get("type") if isinstance(msg, dict) else None
         if kind == "report" and self.result is None and self.error is None:
             metrics = msg.get("metrics")
-            step = msg.get("step")
+            step, rung = msg.get("step"), msg.get("rung")
             self.monitor.report(metrics if isinstance(metrics, dict) else {},
-                                step=step if isinstance(step, int) else None)
+                                step=step if isinstance(step, int) else None,
+                                rung=rung if isinstance(rung, str) else None)
             return False
         if kind == "result":
             self.result = msg

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -187,8 +188,8 @@ class Spec:
                                "ignore_case": r.ignore_case} for r in self.rules]
         early: dict[str, Any] | bool = False
         if self.early_abort.enabled:
-            early = {"before_feasible": self.early_abort.before_feasible,
-                     "after_feasible": self.early_abort.after_feasible}
+            early = {f.name: getattr(self.early_abort, f.name)
+                     for f in dataclasses.fields(self.early_abort) if f.name != "enabled"}
         return {
             "study": self.study_name,
             "space": self.space.to_dict(),

@@ -116,7 +116,8 @@ def parse_pruner(raw: Any) -> str | None:
 def parse_early_abort(raw: Any) -> EarlyAbort:
     """The early-abort rule: true / false, or a mapping of its settings (checked by
     :class:`~deploytune.early_abort.EarlyAbort` itself; a null value keeps the default)."""
-    example = "early_abort: {before_feasible: 5, after_feasible: 3} (or true / false)"
+    example = ("early_abort: {before_feasible: 5, after_feasible: 3, promote_below: 0.05} "
+               "(or true / false)")
     if raw is None or isinstance(raw, bool):
         return build_early_abort(raw)
     d = as_mapping(raw, "early_abort", example)
