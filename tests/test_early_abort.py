@@ -34,6 +34,7 @@ def test_parse_forms_and_errors() -> None:
     assert parse_early_abort(None) == EarlyAbort()
     assert parse_early_abort(True) == EarlyAbort()
     assert parse_early_abort({"after_feasible": 2}).after_feasible == 2
+    assert parse_early_abort({"promote_below": 0.2}).promote_below == 0.2
     with pytest.raises(ValueError, match="early_abort: unknown key"):
         parse_early_abort({"k": 2})
     with pytest.raises(ValueError, match="before_feasible"):
@@ -48,6 +49,10 @@ def test_parse_forms_and_errors() -> None:
     ({"after_feasible": 10 ** 400}, ("after_feasible",)),  # no OverflowError
     ({"before_feasible": True}, ("before_feasible",)),
     ({"enabled": "no"}, ("enabled",)),
+    ({"promote_below": 1.0}, ("promote_below",)),
+    ({"promote_below": "often"}, ("promote_below",)),
+    ({"min_pairs": 1}, ("min_pairs",)),
+    ({"min_pairs": 2.5}, ("min_pairs",)),
 ])
 def test_settings_are_checked_by_the_rule_itself(settings: dict[str, object],
                                                  path: tuple[str, ...]) -> None:

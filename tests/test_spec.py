@@ -482,6 +482,7 @@ MISTAKES: list[tuple[str, Any, str, str]] = [
     ("early_abort", "yes", "early_abort", "(or true / false)"),
     ("early_abort.before_feasible", 0.5, "early_abort.before_feasible", "a number >= 1"),
     ("early_abort.after_feasible", True, "early_abort.after_feasible", "a number >= 1"),
+    ("early_abort.promote_below", 1.5, "early_abort.promote_below", "a probability in [0, 1)"),
     ("early_abort.befor_feasible", 5, "early_abort.befor_feasible",
      "did you mean 'before_feasible'?"),
     ("early_abort.enabled", "no", "early_abort.enabled", "expected true or false"),

@@ -147,14 +147,17 @@ def _write_report(settings: dict[str, Any]) -> int:
 
 def fork_run(settings: list[dict[str, Any]]) -> int:
     """Run one worker per settings as ``deploytune tune --workers N`` does: import what they
-    need once here, then fork them (:func:`deploytune.parallel.launch.fork_workers`); the
-    largest exit status (1 for a worker killed by a signal)."""
+    need once here (the storage opened once), then fork them
+    (:func:`deploytune.parallel.launch.fork_workers`); the largest exit status (1 for a worker
+    killed by a signal)."""
     import deploytune.tuner  # noqa: F401
     from deploytune.parallel.launch import fork_workers
+    from deploytune.parallel.storage import warm_storage
     from deploytune.samplers import make_sampler
     from deploytune.samplers._base import SpaceSampler
 
     first = settings[0]
+    warm_storage(first["storage"])
     sampler = make_sampler(first["sampler"], space=resolve_problem(first["problem"]).space,
                            seed=int(first["seed"]), budget=int(first["budget"]))
     if isinstance(sampler, SpaceSampler):

@@ -63,13 +63,15 @@ def run_workers(spec_file: Path, spec: Spec, console: Console, workers: int,
 
 
 def _import_for_workers(spec: Spec) -> None:
-    """Import what every worker needs before they are forked, once: the tuner and what the
-    spec's sampler imports before its first ask."""
+    """Import what every worker needs before they are forked, once: the tuner, what the
+    spec's sampler imports before its first ask, and the storage's driver (its schema made)."""
     import deploytune.progress
     import deploytune.tuner  # noqa: F401
+    from deploytune.parallel.storage import warm_storage
     from deploytune.samplers import make_sampler
     from deploytune.samplers._base import SpaceSampler
 
+    warm_storage(spec.storage)
     sampler = make_sampler(spec.sampler, space=spec.space, seed=spec.seed,
                            budget=spec.budget_trials, **spec.sampler_options)
     if isinstance(sampler, SpaceSampler):

@@ -17,7 +17,7 @@ import optuna
 
 from deploytune.parallel.lock import StudyLock, file_of
 
-__all__ = ["StorageDriverMissing", "open_storage"]
+__all__ = ["StorageDriverMissing", "open_storage", "warm_storage"]
 
 _SCHEMA_LOCK = "__deploytune_schema__"
 
@@ -83,6 +83,19 @@ def open_storage(storage: str | optuna.storages.BaseStorage | None
         raise missing from exc
     finally:
         lock.close()
+
+
+def warm_storage(storage: str) -> None:
+    """Open ``storage`` once in this process and close its connections again: its schema is
+    created and its driver and Optuna's schema-version modules are imported, so worker
+    processes forked afterwards (:func:`deploytune.parallel.launch.fork_workers`) only connect.
+
+    Raises:
+        StorageDriverMissing: The URL's database driver is not installed.
+    """
+    opened = open_storage(storage)
+    if isinstance(opened, optuna.storages.RDBStorage):
+        opened.engine.dispose()
 
 
 def _engine_kwargs(url: str) -> dict[str, Any]:
