@@ -100,10 +100,11 @@ def transient(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def stream(config: dict[str, Any], report: Report) -> dict[str, Any]:
-    """Writes its pid to ``config["pid_file"]``, reports a growing p95 every 0.1 s for 10 s."""
+    """Writes its pid to ``config["pid_file"]``, reports a growing p95 every 0.1 s for 10 s; the
+    report of step 1 ends the rung ``short``."""
     Path(config["pid_file"]).write_text(str(os.getpid()))
     for step in range(100):
-        report(p95_ms=50.0 + 30.0 * step, step=step)
+        report(p95_ms=50.0 + 30.0 * step, step=step, rung="short" if step == 1 else None)
         time.sleep(0.1)
     return {"p95_ms": 1.0}
 

@@ -240,16 +240,19 @@ def p95_above_100(partial: Mapping[str, float], step: int | None,
 def test_streamed_reports_abort_the_trial(tmp_path: Path) -> None:
     pid_file = tmp_path / "pid"
     steps: list[int | None] = []
+    rungs: list[str | None] = []
 
     def check(partial: Mapping[str, float], step: int | None,
               rung: str | None = None) -> str | None:
         steps.append(step)
+        rungs.append(rung)
         return p95_above_100(partial, step)
 
     monitor = Monitor(check)
     ev = run(cmd("stream.py", str(pid_file)), monitor=monitor)
     assert ev.aborted == "p95_ms = 110 > 100" and ev.error is None
     assert ev.metrics == {"p95_ms": 110.0} and steps == [0, 1, 2]
+    assert rungs == [None, "short", None] and monitor.rungs == {"short": {"p95_ms": 80.0}}
     assert ev.cost_s < 3  # the script runs for 10 s
     assert wait_dead(read_pid(pid_file), group=True)
 

@@ -196,6 +196,7 @@ def test_streamed_reports_abort_the_trial(tmp_path: Path) -> None:
     ev = make("stream", tmp_path).evaluate({"pid_file": str(pid_file)}, monitor)
     assert ev.aborted == "p95_ms = 110 > 100"
     assert ev.error is None and ev.metrics == {"p95_ms": 110.0}
+    assert monitor.rungs == {"short": {"p95_ms": 80.0}} and monitor.rung == "short"
     assert ev.cost_s < 3  # the function runs for 10 s
     assert wait_dead(read_pid(pid_file), group=True)
 

@@ -150,13 +150,20 @@ def test_slow_stream_is_aborted_early_by_the_monitor() -> None:
     ev = _evaluator("--mode", "slow-stream", "--token-delay-ms", "150",
                     load=LoadSpec(requests=40, concurrency=1, max_tokens=6, report_every=1))
 
+    rungs: list[str | None] = []
+
     def check(partial: Mapping[str, float], step: int | None,
               rung: str | None = None) -> str | None:
+        rungs.append(rung)
         return "too slow" if partial.get("tpot_p95_ms", 0) > 50 else None
 
     t0 = time.monotonic()
-    evaluation = ev.evaluate({}, Monitor(check))
+    monitor = Monitor(check)
+    evaluation = ev.evaluate({}, monitor)
     assert evaluation.aborted == "too slow"
+    # healthy ends the rung "boot", the first interim report the rung "short"
+    assert rungs[:2] == ["boot", "short"] and set(rungs[2:]) <= {None}
+    assert "startup_s" in monitor.rungs["boot"] and "tpot_p95_ms" in monitor.rungs["short"]
     assert evaluation.error is None
     assert evaluation.metrics["tpot_p95_ms"] > 50
     assert time.monotonic() - t0 < 30  # 40 requests x 6 tokens x 150 ms would take 36 s

@@ -472,8 +472,8 @@ def fidelity_command(
     ] = "llm-sim-8b-24gb,llm-sim-70b-2xh100",
     methods: Annotated[str, typer.Option(
         "--methods", help="Comma-separated methods: cabo (single fidelity, the reference), "
-                          "cabo-rungs, ctpe-hyperband, ctpe-sh, random-asha.")
-    ] = "cabo,cabo-rungs,ctpe-hyperband,ctpe-sh,random-asha",
+                          "cabo-rungs, ctpe-hyperband, ctpe-sh, random-asha, smac3-mf.")
+    ] = "cabo,cabo-rungs,ctpe-hyperband,ctpe-sh,random-asha,smac3-mf",
     seeds: Annotated[int, typer.Option("--seeds", min=2, help="Seeds 0..N-1.")] = 8,
     trials: Annotated[int, typer.Option(
         "--trials", min=1, help="Evaluations of the single-fidelity reference; its simulated "
@@ -485,8 +485,9 @@ def fidelity_command(
     out: Out = Path("results/fidelity"),
 ) -> None:
     """Regret against simulated seconds of single-fidelity cabo, cabo with fidelity rungs,
-    and Optuna's TPE with Hyperband / successive halving and random search with ASHA, on
-    problems whose evaluations pass rungs; writes OUT/fidelity.md, .json and .png."""
+    Optuna's TPE with Hyperband / successive halving, random search with ASHA and SMAC3's
+    multi-fidelity facade, on problems whose evaluations pass rungs; writes OUT/fidelity.md,
+    .json and .png."""
     import shlex
 
     from rich.console import Console

@@ -17,6 +17,8 @@ first in the same invocation). The methods (:data:`METHODS`):
   deploytune's: as an Optuna user runs them.
 * ``random-asha``: uniform random search with ``SuccessiveHalvingPruner`` (Optuna's
   asynchronous successive halving).
+* ``smac3-mf``: the real SMAC3 package's ``MultiFidelityFacade`` (Hyperband), which chooses
+  each configuration and its budget itself (:mod:`deploybench.fidelity_smac`).
 
 Regret at a budget of ``f x cap`` seconds: the normalised regret
 (:meth:`~deploybench.problem.Problem.regret`) of the best measured feasible value among the
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import math
 import multiprocessing
 import time
 import warnings
@@ -69,6 +72,7 @@ METHODS: dict[str, Method] = {
     "ctpe-hyperband": Method("ctpe", rungs=True, pruner="hyperband", early_abort=False),
     "ctpe-sh": Method("ctpe", rungs=True, pruner="sh", early_abort=False),
     "random-asha": Method("random", rungs=True, pruner="sh", early_abort=False),
+    "smac3-mf": Method("smac3-mf", rungs=True, early_abort=False),
 }
 """The compared methods (see the module docstring); the first is the reference."""
 
@@ -127,6 +131,12 @@ def run_method(problem_name: str, method_name: str, seed: int, seconds_cap: floa
 
     problem = resolve_problem(problem_name)
     method = METHODS[method_name]
+    if method.sampler == "smac3-mf":
+        from deploybench.fidelity_smac import timed_run
+
+        smac_rows, wall = timed_run(problem, seed, seconds_cap or math.inf, trials)
+        return {"problem": problem_name, "method": method_name, "seed": seed, "wall_s": wall,
+                "seconds_cap": seconds_cap, "rows": smac_rows}
     rows: list[dict[str, Any]] = []
     spent = 0.0
 

@@ -14,11 +14,14 @@ One trial of :class:`ServerEvaluator`:
 2. **wait until healthy**: the health URL is polled until it answers 200. A server that exits
    first is a crash with its log tail, classified by :data:`SERVER_RULES` (start-up OOM,
    invalid argument, unsupported configuration, port in use = transient); one that never gets
-   healthy within ``startup_timeout_s`` is a ``timeout``;
+   healthy within ``startup_timeout_s`` is a ``timeout``. Healthy is the fidelity rung ``boot``
+   (its report: ``startup_s``, ``memory_mb`` and the pattern metrics, such as the KV cache);
 3. **load**: the built-in load generator (:mod:`deploytune.loadgen`) drives the server and
-   streams interim percentiles to the tuner's monitor, so early abort works; a server that dies
-   during the load is a crash (with the partial metrics), and a load in which every request
-   failed is a ``runtime_error`` rather than a fast score;
+   streams interim percentiles to the tuner's monitor, so early abort works; the first interim
+   report (after ``report_every`` requests) ends the rung ``short``, where the tuner may stop a
+   run that is unlikely to end as the best feasible one (:mod:`deploytune.promotion`); a server
+   that dies during the load is a crash (with the partial metrics), and a load in which every
+   request failed is a ``runtime_error`` rather than a fast score;
 4. **stop**: the process group's one stop policy: ``SIGTERM`` to every process of the server, a
    grace period (``stop_timeout_s``), ``SIGKILL``; then the evaluator waits until no process of
    it is left (its memory is released when the last one exits), the port accepts a new
@@ -209,7 +212,7 @@ class ServerEvaluator(Evaluator):
             metrics["startup_s"] = startup_s
             memory.sample()
             monitor.report({"startup_s": startup_s, "memory_mb": memory.peak_mb,
-                            **log.pattern_metrics()}, step=0)
+                            **log.pattern_metrics()}, step=0, rung="boot")
             metrics.update(self._drive_load(group, base_url, monitor, memory, log, watchdog))
         except AbortTrial as exc:
             return self._finish(group, log, memory, {**metrics, **monitor.partial}, info,
@@ -264,7 +267,8 @@ class ServerEvaluator(Evaluator):
         def on_interim(partial: dict[str, float]) -> None:
             memory.sample()
             monitor.report({**partial, **log.pattern_metrics(), "memory_mb": memory.peak_mb},
-                           step=int(partial.get("completed", 0)))
+                           step=int(partial.get("completed", 0)),
+                           rung=None if "short" in monitor.rungs else "short")
 
         try:
             result = run_load_sync(base_url, self.load, on_interim=on_interim)
