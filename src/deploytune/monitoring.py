@@ -12,6 +12,7 @@ import optuna
 
 from deploytune.early_abort import EarlyAbort
 from deploytune.evaluators.base import AbortCheck
+from deploytune.evaluators.estimated import ESTIMATE_RUNG
 from deploytune.history import TrialRecord
 from deploytune.outcome import Constraint, Objective
 
@@ -41,6 +42,8 @@ def make_check(early: EarlyAbort, objective: Objective, constraints: Sequence[Co
     any_feasible = any(r.feasible for r in history)
 
     def check(partial: Mapping[str, float], step: int | None, rung: str | None) -> str | None:
+        if rung == ESTIMATE_RUNG:  # a prediction, not a measurement: only the rung rule
+            return early.rung_reason(rung, partial, history, objective, constraints)
         reason = early.reason(partial, constraints, any_feasible)
         if reason is None and rung is not None:
             reason = early.rung_reason(rung, partial, history, objective, constraints)

@@ -11,6 +11,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from deploytune.evaluators.estimated import ESTIMATE_RUNG
 from deploytune.feasibility import assess, next_to_validate
 from deploytune.history import (
     ATTR_REPEAT_OF,
@@ -23,7 +24,12 @@ from deploytune.history import (
 from deploytune.outcome import Constraint, Objective, Status
 from deploytune.validation import Validation
 
-__all__ = ["StudySnapshot", "queue_rerun"]
+__all__ = ["FREE_ESTIMATE_STOPS", "StudySnapshot", "queue_rerun"]
+
+FREE_ESTIMATE_STOPS = 4
+"""Trials stopped at their estimate that are free, per trial of the budget: a trial the
+estimator rules out costs no evaluation, so the budget counts the evaluations that ran; the cap
+keeps a study whose estimator rules out everything from running forever."""
 
 
 @dataclass(frozen=True)
@@ -31,7 +37,8 @@ class StudySnapshot:
     """What the loop needs to know about the study before each trial, read in one pass."""
 
     evaluations: int
-    """Finished trials that count against the budget."""
+    """Finished trials that count against the budget, before :attr:`estimate_stops` are
+    taken off."""
     any_ran: bool
     """Whether some evaluation reported every metric the objective and constraints need."""
     seconds_spent: float
@@ -47,6 +54,10 @@ class StudySnapshot:
     running: int = 0
     """Trials of the budget being evaluated now (by other workers: this one's are recorded
     before it reads the study again)."""
+    estimate_stops: int = 0
+    """Trials stopped by the rung rule at their estimate, before any evaluation ran
+    (:mod:`deploytune.evaluators.estimated`): up to :data:`FREE_ESTIMATE_STOPS` per trial of
+    the budget, they do not count against it."""
 
     @classmethod
     def of(cls, study: optuna.Study) -> StudySnapshot:
@@ -66,12 +77,16 @@ class StudySnapshot:
             trials=trials,
             history=obs,
             running=sum(t.state is TrialState.RUNNING
-                        and not t.user_attrs.get(ATTR_VALIDATION, False) for t in trials))
+                        and not t.user_attrs.get(ATTR_VALIDATION, False) for t in trials),
+            estimate_stops=sum(o.status is Status.ABORTED and list(o.rungs) == [ESTIMATE_RUNG]
+                               for o in obs))
 
     def searching(self, budget: int | None, time_budget_s: float | None) -> bool:
         """Whether the search's budget (evaluations, seconds; ``None``: no limit) is not
         spent yet: the evaluations being run count as spent."""
-        return not (budget is not None and self.evaluations + self.running >= budget) and not (
+        free = 0 if budget is None else min(self.estimate_stops, FREE_ESTIMATE_STOPS * budget)
+        return not (budget is not None and self.evaluations - free + self.running >= budget
+                    ) and not (
             time_budget_s is not None and self.seconds_spent >= time_budget_s)
 
 

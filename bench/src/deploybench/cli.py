@@ -472,15 +472,16 @@ def fidelity_command(
     ] = "llm-sim-8b-24gb,llm-sim-70b-2xh100",
     methods: Annotated[str, typer.Option(
         "--methods", help="Comma-separated methods: cabo (single fidelity, the reference), "
-                          "cabo-rungs, ctpe-hyperband, ctpe-sh, random-asha, smac3-mf.")
-    ] = "cabo,cabo-rungs,ctpe-hyperband,ctpe-sh,random-asha,smac3-mf",
+                          "cabo-rungs, cabo-estimate, ctpe-hyperband, ctpe-sh, random-asha, "
+                          "smac3-mf.")
+    ] = "cabo,cabo-rungs,cabo-estimate,ctpe-hyperband,ctpe-sh,random-asha,smac3-mf",
     seeds: Annotated[int, typer.Option("--seeds", min=2, help="Seeds 0..N-1.")] = 8,
     trials: Annotated[int, typer.Option(
         "--trials", min=1, help="Evaluations of the single-fidelity reference; its simulated "
                                 "seconds are every method's cap.")] = 50,
-    promote_below: Annotated[float | None, typer.Option(
-        "--promote-below", min=0.0, max=0.99, help="The rung rule's threshold for the "
-        "deploytune methods (default: EarlyAbort's).", show_default=False)] = None,
+    promote_below: Annotated[str, typer.Option(
+        "--promote-below", help="Comma-separated thresholds of the rung rule: cabo-rungs runs "
+        "once per value (default: once, with EarlyAbort's).", show_default=False)] = "",
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Runs at once.")] = 2,
     out: Out = Path("results/fidelity"),
 ) -> None:
@@ -500,13 +501,20 @@ def fidelity_command(
     if unknown or "cabo" not in names:
         raise typer.BadParameter(f"choose among {', '.join(METHODS)}, cabo included",
                                  param_hint="'--methods'")
+    try:
+        thresholds = tuple(float(v) for v in promote_below.split(",") if v.strip())
+    except ValueError:
+        thresholds = (-1.0,)
+    if any(not 0 <= v < 1 for v in thresholds):
+        raise typer.BadParameter(f"expected comma-separated probabilities in [0, 1), got "
+                                 f"{promote_below!r}", param_hint="'--promote-below'")
     settings = FidelitySettings(
         problems=tuple(p.strip() for p in problems.split(",") if p.strip()), methods=names,
-        seeds=seeds, trials=trials, promote_below=promote_below, jobs=jobs)
+        seeds=seeds, trials=trials, promote_below=thresholds, jobs=jobs)
     command = shlex.join(["deploytune", "bench", "fidelity", "--problems", problems,
                           "--methods", methods, "--seeds", str(seeds), "--trials", str(trials),
-                          *(["--promote-below", f"{promote_below:g}"]
-                            if promote_below is not None else []), "--out", str(out)])
+                          *(["--promote-below", promote_below] if thresholds else []),
+                          "--out", str(out)])
     console = Console()
 
     def on_run(run: dict[str, Any]) -> None:

@@ -11,6 +11,10 @@ first in the same invocation). The methods (:data:`METHODS`):
 * ``cabo-rungs``: the default sampler and the default tuner with rungs: a run stops at a rung
   when the study's own runs make it unlikely to end as the new best feasible configuration
   (:mod:`deploytune.promotion`).
+* ``cabo-estimate``: the same with the problem's cheap estimator in front (on problems that
+  have one)
+  (:class:`~deploytune.evaluators.estimated.EstimatedEvaluator`; ``llm-sim``: its biased
+  ``analytic`` fidelity, 0.05 s), whose errors the rung rule learns from the real runs.
 * ``ctpe-hyperband``, ``ctpe-sh``: Optuna's TPE told about the constraints (deploytune's
   ``ctpe``) with Optuna's ``HyperbandPruner`` or ``SuccessiveHalvingPruner`` on the objective
   reported at the ``short`` rung (step 1; the full load test is step 10), and no early abort of
@@ -58,17 +62,20 @@ class Method:
         rungs: Whether the evaluations pass the problem's rungs.
         pruner: ``"hyperband"``, ``"sh"`` or ``None``.
         early_abort: Whether deploytune's early abort (its hard rule and the rung rule) is on.
+        estimate: Whether the problem's estimator runs first (the rung ``estimate``).
     """
 
     sampler: str
     rungs: bool
     pruner: str | None = None
     early_abort: bool = True
+    estimate: bool = False
 
 
 METHODS: dict[str, Method] = {
     "cabo": Method("cabo", rungs=False),
     "cabo-rungs": Method("cabo", rungs=True),
+    "cabo-estimate": Method("cabo", rungs=True, estimate=True),
     "ctpe-hyperband": Method("ctpe", rungs=True, pruner="hyperband", early_abort=False),
     "ctpe-sh": Method("ctpe", rungs=True, pruner="sh", early_abort=False),
     "random-asha": Method("random", rungs=True, pruner="sh", early_abort=False),
@@ -86,8 +93,9 @@ class FidelitySettings:
         methods: Method names (keys of :data:`METHODS`); ``cabo`` is always run first.
         seeds: Seeds ``0 .. seeds - 1``.
         trials: The single-fidelity reference's evaluations; its seconds are the cap.
-        promote_below: The rung rule's threshold for the deploytune methods (``None``: the
-            default of :class:`~deploytune.early_abort.EarlyAbort`).
+        promote_below: Thresholds of the rung rule to compare: ``cabo-rungs`` runs once per
+            value, labelled ``cabo-rungs[0.05]`` (empty: once, with the default of
+            :class:`~deploytune.early_abort.EarlyAbort`).
         jobs: Runs at once.
         max_trials: A run's trials at most, whatever its seconds.
     """
@@ -96,7 +104,7 @@ class FidelitySettings:
     methods: tuple[str, ...] = tuple(METHODS)
     seeds: int = 8
     trials: int = 50
-    promote_below: float | None = None
+    promote_below: tuple[float, ...] = ()
     jobs: int = 2
     max_trials: int = 300
 
@@ -119,10 +127,12 @@ def _pruner(name: str | None) -> Any:
 def run_method(problem_name: str, method_name: str, seed: int, seconds_cap: float | None,
                trials: int, promote_below: float | None = None) -> dict[str, Any]:
     """One run: ``method_name`` on ``problem_name`` until ``seconds_cap`` simulated seconds
-    (``None``: exactly ``trials`` evaluations).
+    (``None``: exactly ``trials`` evaluations), with the rung rule's ``promote_below`` when
+    given.
 
     Returns:
-        ``problem``, ``method``, ``seed``, ``wall_s`` and ``rows``: per finished trial its
+        ``problem``, ``method`` (with ``[promote_below]`` when given), ``seed``, ``wall_s``
+        and ``rows``: per finished trial its
         ``number``, ``status``, ``value``, ``cost_s``, ``cum_s`` (simulated seconds so far),
         ``rungs`` (the rungs it passed) and ``error``.
     """
@@ -152,7 +162,13 @@ def run_method(problem_name: str, method_name: str, seed: int, seconds_cap: floa
     early: EarlyAbort | bool = method.early_abort
     if method.early_abort and promote_below is not None:
         early = EarlyAbort(promote_below=promote_below)
-    evaluator = problem.sim_evaluator(seed, rungs=method.rungs)
+    evaluator: Any = problem.sim_evaluator(seed, rungs=method.rungs)
+    if method.estimate:
+        from deploytune.evaluators.estimated import EstimatedEvaluator
+
+        if problem.estimate is None:
+            raise ValueError(f"problem {problem_name!r} has no estimator")
+        evaluator = EstimatedEvaluator(evaluator, problem.estimate, problem.estimate_cost_s)
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -163,7 +179,8 @@ def run_method(problem_name: str, method_name: str, seed: int, seconds_cap: floa
                 constraints=[str(c) for c in problem.constraints],
                 budget=trials, sampler=method.sampler, seed=seed, callbacks=[on_trial],
                 early_abort=early, pruner=_pruner(method.pruner))
-    return {"problem": problem_name, "method": method_name, "seed": seed,
+    label = method_name if promote_below is None else f"{method_name}[{promote_below:g}]"
+    return {"problem": problem_name, "method": label, "seed": seed,
             "wall_s": time.perf_counter() - start, "seconds_cap": seconds_cap, "rows": rows}
 
 
@@ -216,8 +233,13 @@ def run_fidelity_bench(settings: FidelitySettings, out_dir: Path, command: str,
     caps = {p: sum(r["rows"][-1]["cum_s"] for r in runs if r["problem"] == p and r["rows"])
             / settings.seeds for p in settings.problems}
     others = [m for m in settings.methods if m != reference]
-    runs += _map([(p, m, s, caps[p], settings.max_trials, settings.promote_below)
-                  for p in settings.problems for m in others for s in seeds],
+    variants = [(m, v) for m in others
+                for v in ((settings.promote_below or (None,)) if METHODS[m].early_abort
+                          and METHODS[m].rungs else (None,))]
+    estimated = {p for p in settings.problems if resolve_problem(p).estimate is not None}
+    runs += _map([(p, m, s, caps[p], settings.max_trials, v)
+                  for p in settings.problems for m, v in variants for s in seeds
+                  if not METHODS[m].estimate or p in estimated],
                  settings.jobs, on_run)
     results: dict[str, Any] = {
         "settings": {**settings.__dict__}, "command": command, "caps": caps, "runs": runs}

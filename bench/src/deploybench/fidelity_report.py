@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from deploybench._markdown import markdown_table
-from deploybench.fidelity_bench import FRACTIONS, METHODS, regret_at
+from deploybench.fidelity_bench import FRACTIONS, regret_at
 from deploybench.runs import resolve_problem
 from deploybench.stats import wilcoxon_p
 
 __all__ = ["fidelity_figure", "fidelity_markdown", "summarise"]
 
 _CURVE_POINTS = 40
+_PANELS = 4
 
 
 def _regret_fn(problem: str) -> tuple[Any, bool]:
@@ -30,8 +31,9 @@ def _mean(values: Sequence[float]) -> float | None:
 
 def summarise(results: Mapping[str, Any]) -> dict[str, Any]:
     """Per problem: per method its mean regret at each budget fraction (and per seed), its
-    trials, the share stopped at a rung; the goal's paired test (``cabo-rungs`` at half the
-    seconds against ``cabo`` at all of them) and the lowest method per budget."""
+    trials, the share stopped at a rung; per ``cabo-rungs`` and ``cabo-estimate`` variant the
+    goal's paired test (at half the seconds against ``cabo`` at all of them); the lowest
+    method per budget."""
     out: dict[str, Any] = {"problems": {}}
     for problem, cap in results["caps"].items():
         regret, maximize = _regret_fn(problem)
@@ -61,16 +63,38 @@ def summarise(results: Mapping[str, Any]) -> dict[str, Any]:
             best = min(means.values()) if means else None
             lowest[str(f)] = [m for m, v in means.items()
                               if best is not None and v <= best + 1e-12]
-        goal = None
-        if "cabo" in methods and "cabo-rungs" in methods:
-            full = methods["cabo"]["per_seed"]["1.0"]
-            half = methods["cabo-rungs"]["per_seed"]["0.5"]
-            goal = {"cabo_full": _mean(full), "rungs_half": _mean(half),
-                    "p": wilcoxon_p(half, full), "pairs": len(full),
-                    "not_worse_in_mean": (_mean(half) or 0) <= (_mean(full) or 0) + 1e-12}
+        goals = {}
+        for m in methods:
+            if m.startswith(("cabo-rungs", "cabo-estimate")) and "cabo" in methods:
+                full = methods["cabo"]["per_seed"]["1.0"]
+                half = methods[m]["per_seed"]["0.5"]
+                goals[m] = {"cabo_full": _mean(full), "rungs_half": _mean(half),
+                            "p": wilcoxon_p(half, full), "pairs": len(full),
+                            "not_worse_in_mean": (_mean(half) or 0) <= (_mean(full) or 0)
+                            + 1e-12}
         out["problems"][problem] = {"cap_s": cap, "methods": methods, "lowest": lowest,
-                                    "goal": goal}
+                                    "goals": goals}
+    out["pooled"] = _pooled(out["problems"])
     return out
+
+
+def _pooled(problems: Mapping[str, Any]) -> dict[str, Any]:
+    """Over every (problem, seed): per method the mean regret at each budget fraction, and per
+    ``cabo-rungs`` or ``cabo-estimate`` variant the goal's paired test."""
+    cells = list(problems.values())
+    names = [m for m in cells[0]["methods"] if all(m in c["methods"] for c in cells)] \
+        if cells else []
+    regret = {m: {str(f): _mean([v for c in cells for v in c["methods"][m]["per_seed"][str(f)]])
+                  for f in FRACTIONS} for m in names}
+    goals = {}
+    for m in names:
+        if m.startswith(("cabo-rungs", "cabo-estimate")) and "cabo" in names:
+            full = [v for c in cells for v in c["methods"]["cabo"]["per_seed"]["1.0"]]
+            half = [v for c in cells for v in c["methods"][m]["per_seed"]["0.5"]]
+            goals[m] = {"cabo_full": _mean(full), "rungs_half": _mean(half),
+                        "p": wilcoxon_p(half, full), "pairs": len(full),
+                        "not_worse_in_mean": (_mean(half) or 0) <= (_mean(full) or 0) + 1e-12}
+    return {"problems": len(cells), "regret": regret, "goals": goals}
 
 
 def _num(v: float | None, digits: int = 3) -> str:
@@ -97,40 +121,63 @@ def fidelity_markdown(results: Mapping[str, Any]) -> str:
                 _num(v["trials"], 1), f"{100 * v['stopped_at_rung']:.0f} %",
                 _num(v["wall_s"], 1)])
         lines += [*markdown_table(head, rows), ""]
-        g = cell["goal"]
-        if g is not None:
+        for m, g in cell["goals"].items():
             verdict = ("met" if g["not_worse_in_mean"] else
                        ("not significantly worse" if (g["p"] or 1) >= 0.05 else "**missed**"))
-            lines += [f"Goal (cabo-rungs at 0.5 x cap against cabo at the cap, {g['pairs']} "
+            lines += [f"Goal ({m} at 0.5 x cap against cabo at the cap, {g['pairs']} "
                       f"paired seeds): {_num(g['rungs_half'])} against {_num(g['cabo_full'])}, "
+                      f"Wilcoxon p = {_num(g['p'])}: {verdict}.", ""]
+    pooled = results["summary"]["pooled"]
+    if pooled["problems"] > 1:
+        lines += [f"**All {pooled['problems']} problems pooled** (mean over every problem and "
+                  f"seed)", ""]
+        best = {str(f): min(v[str(f)] for v in pooled["regret"].values())
+                for f in FRACTIONS} if pooled["regret"] else {}
+        rows = [[f"`{m}`", *[(f"**{_num(v[str(f)])}**" if v[str(f)] <= best[str(f)] + 1e-12
+                              else _num(v[str(f)])) for f in FRACTIONS]]
+                for m, v in pooled["regret"].items()]
+        lines += [*markdown_table(["method", *[f"regret at {f:g} x cap" for f in FRACTIONS]],
+                                  rows), ""]
+        for m, g in pooled["goals"].items():
+            verdict = ("met" if g["not_worse_in_mean"] else
+                       ("not significantly worse" if (g["p"] or 1) >= 0.05 else "**missed**"))
+            lines += [f"Goal pooled ({m} at 0.5 x cap against cabo at the cap, {g['pairs']} "
+                      f"pairs): {_num(g['rungs_half'])} against {_num(g['cabo_full'])}, "
                       f"Wilcoxon p = {_num(g['p'])}: {verdict}.", ""]
     return "\n".join(lines).rstrip()
 
 
 def fidelity_figure(results: Mapping[str, Any], path: Path) -> None:
-    """Mean regret against simulated seconds, one panel per problem, one line per method."""
+    """Mean regret against simulated seconds (as a fraction of the problem's cap): a panel per
+    problem (the first :data:`_PANELS`) and, with several problems, one pooled over all."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     problems = list(results["caps"])
-    fig, axes = plt.subplots(1, len(problems), figsize=(5.5 * len(problems), 4), squeeze=False)
-    for ax, problem in zip(axes[0], problems, strict=True):
-        cap = results["caps"][problem]
-        regret, maximize = _regret_fn(problem)
-        xs = [cap * (i + 1) / _CURVE_POINTS for i in range(_CURVE_POINTS)]
-        for m in METHODS:
-            runs = [r for r in results["runs"] if r["problem"] == problem and r["method"] == m]
-            if runs:
-                ys = [_mean([regret_at(r, x, regret, maximize) for r in runs]) for x in xs]
-                ax.plot(xs, ys, label=m)
-        ax.set_title(problem)
-        ax.set_xlabel("simulated seconds")
+    methods = list(dict.fromkeys(r["method"] for r in results["runs"]))
+    fractions = [(i + 1) / _CURVE_POINTS for i in range(_CURVE_POINTS)]
+
+    def curve(names: Sequence[str], method: str) -> list[float | None]:
+        runs = [(r, *_regret_fn(r["problem"]), results["caps"][r["problem"]])
+                for r in results["runs"] if r["problem"] in names and r["method"] == method]
+        return [_mean([regret_at(r, f * cap, fn, mx) for r, fn, mx, cap in runs])
+                for f in fractions]
+
+    panels: list[tuple[str, list[str]]] = [(p, [p]) for p in problems[:_PANELS]]
+    if len(problems) > 1:
+        panels.append((f"pooled over {len(problems)} problems", problems))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 3.8), squeeze=False)
+    for ax, (title, names) in zip(axes[0], panels, strict=True):
+        for m in methods:
+            ax.plot(fractions, curve(names, m), label=m)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("simulated seconds / cap")
         ax.set_ylabel("mean regret")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)

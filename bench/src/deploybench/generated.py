@@ -92,6 +92,12 @@ Cost model
     [0.1, 1], oom and runtime error log-uniform in [0.1, 3], timeout log-uniform in [1, 10],
     transient 0.1; so crash costs range from 0.1x to 10x a full run.
 
+Fidelity rung (issue 21)
+    With rungs (:attr:`Problem.staged <deploybench.problem.Problem.staged>`), an evaluation
+    that does not crash reports the rung ``short`` before its end: a measurement over a quarter
+    of the timed windows, with twice the noise (drawn from a child generator, so the final
+    metrics are those without rungs). A run stopped there costs ``F / 4``, the aborted cost.
+
 Noisy variant (issue 18)
     Real CPUs are noisier in some regions (dynamic INT8 quantization measures far noisier than
     fp32), so each instance also has a variant whose noise depends on the configuration:

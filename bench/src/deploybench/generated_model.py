@@ -6,7 +6,7 @@ evaluates a configuration and turns into a :class:`~deploybench.problem.Problem`
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -317,6 +317,19 @@ class GeneratedInstance:
                            * float(zi))
                 for (k, v), zi in zip(metrics.items(), z, strict=True)}
 
+    def staged(self, config: Config, rng: np.random.Generator,
+               report: Callable[..., None]) -> dict[str, float]:
+        """:meth:`simulate`, passing the fidelity rung ``short`` on its way: a measurement over
+        a quarter of the timed windows, so twice the noise, drawn from a child of ``rng`` that
+        leaves its stream as it was (the final metrics equal :meth:`simulate`'s). A crash
+        comes before the rung. A run stopped there costs the cost model's ``aborted_s``."""
+        metrics = self.evaluate_noise_free(config)
+        sigma = 2.0 * self.noise_of(config)
+        z = rng.spawn(1)[0].standard_normal(len(metrics))
+        report({k: v * max(0.05, 1.0 + sigma * (0.25 if k == "quality" else 1.0) * float(zi))
+                for (k, v), zi in zip(metrics.items(), z, strict=True)}, step=1, rung="short")
+        return self.simulate(config, rng)
+
     def feasible(self, metrics: Mapping[str, float]) -> bool:
         """Whether noise-free ``metrics`` meet every constraint."""
         return all(c.is_met(metrics[c.metric]) for c in self._constraints)
@@ -375,4 +388,5 @@ class GeneratedInstance:
         return Problem(self.name, self.space, Objective(self.objective, self.direction),
                        parse_constraints(self.constraints), self.simulate, self.optimum,
                        self.reference, cost=self.cost, description=self.description(),
-                       families=self.families, feasible_families=self.feasible_families)
+                       families=self.families, feasible_families=self.feasible_families,
+                       staged=self.staged)

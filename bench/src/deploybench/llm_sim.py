@@ -60,7 +60,8 @@ checks and the memory formula), ``boot`` (exact startup and KV capacity, no SLO 
 ``short`` (100 requests, noisier) and ``full`` (1,000 requests). Problems use ``full``; with
 rungs (:attr:`Problem.staged <deploybench.problem.Problem.staged>`,
 :func:`simulate_llm_rungs`) a full evaluation passes ``boot`` and ``short`` on its way, and one
-stopped there costs that fidelity's seconds.
+stopped there costs that fidelity's seconds. The ``analytic`` fidelity is the problems'
+:attr:`~deploybench.problem.Problem.estimate` (a crash it predicts gives no estimate).
 
 Architecture numbers are those of the published Llama-3.1 configurations, GPU numbers those of
 the data sheets; efficiency, overhead and boot-time coefficients are plausible round numbers,
@@ -81,6 +82,7 @@ import numpy as np
 
 from deploybench.llm_sim_costs import LLMSimCost, fidelity_cost_s
 from deploybench.llm_sim_engine import (
+    ANALYTIC_S,
     FIDELITIES,
     LEAK_PROBABILITY,
     noise_free_stage,
@@ -216,6 +218,13 @@ def _simulator(inst: LLMInstance) -> Any:
     return simulate
 
 
+def _estimator(inst: LLMInstance) -> Any:
+    def estimate(config: Config) -> dict[str, float]:
+        return simulate_llm(inst, config, None, noise=False, fidelity="analytic")
+
+    return estimate
+
+
 def _staged(inst: LLMInstance) -> Any:
     def staged(config: Config, rng: np.random.Generator, report: Any) -> dict[str, float]:
         return simulate_llm_rungs(inst, config, rng, report)
@@ -238,7 +247,8 @@ def llm_sim_problem(name: str) -> Problem:
         name, llm_space(inst), inst.objective, "maximize", inst.constraints, _simulator(inst),
         OPTIMA[name], REFERENCES[name], cost=LLMSimCost(instance=name),
         description=description, families=("tensor_parallel_size", "quantization"),
-        feasible_families=FEASIBLE_FAMILIES.get(name), staged=_staged(inst))
+        feasible_families=FEASIBLE_FAMILIES.get(name), staged=_staged(inst),
+        estimate=_estimator(inst), estimate_cost_s=ANALYTIC_S)
 
 
 def llm_sim_8b_24gb() -> Problem:

@@ -122,6 +122,11 @@ class Problem:
     :class:`~deploytune.evaluators.base.Evaluator` the runner uses instead of ``simulate``."""
     staged: StagedSimulate | None = None
     """``simulate`` passing fidelity rungs (:data:`StagedSimulate`); ``None``: no rungs."""
+    estimate: Callable[[Config], Mapping[str, float]] | None = None
+    """A cheap, biased estimator of the metrics (the rung ``estimate``,
+    :class:`~deploytune.evaluators.estimated.EstimatedEvaluator`); ``None``: none."""
+    estimate_cost_s: float = 0.0
+    """Simulated seconds one call of :attr:`estimate` costs."""
 
     def __post_init__(self) -> None:
         if not self.objective.sign * (self.optimum - self.reference) > 0:

@@ -125,6 +125,20 @@ class Monitor:
         if self.abort_reason is not None:
             raise AbortTrial(self.abort_reason)
 
+    def estimate(self, metrics: Mapping[str, Any], rung: str) -> None:
+        """Hand over an estimator's prediction as ``rung`` (before the evaluation starts; see
+        :mod:`deploytune.evaluators.estimated`): kept in :attr:`rungs` and judged by the check
+        (with ``step`` ``None``), but not merged into :attr:`partial`, and not the rung the
+        evaluation reached (:attr:`rung`). Raises :class:`AbortTrial` when the check stops
+        the trial here.
+        """
+        predicted = numeric_metrics(metrics)
+        self.rungs[rung] = predicted
+        if self.abort_reason is None and self._check is not None:
+            self.abort_reason = self._check(dict(predicted), None, rung) or None
+        if self.abort_reason is not None:
+            raise AbortTrial(self.abort_reason)
+
     @property
     def elapsed_s(self) -> float:
         """Seconds since the trial started."""
