@@ -436,6 +436,9 @@ MISTAKES: list[tuple[str, Any, str, str]] = [
      "check the module path"),
     ("evaluator.python", "tests.toy:nope", "evaluator.python", "check the function's name"),
     ("evaluator.python", "tests.toy:SPACE_DICT", "evaluator.python", "name a function"),
+    ("evaluator.estimate", "tests/toy.py", "evaluator.estimate", "not a file path"),
+    ("evaluator.estimate", "tests.toy:nope", "evaluator.estimate",
+     "check the function's name"),
     ("evaluator.timeout_s", 5, "evaluator.timeout_s", "set isolate: true"),
     ("evaluator.env", {"A": "1"}, "evaluator.env", "set isolate: true"),
     ("evaluator.cwd", "nowhere-at-all", "evaluator.cwd", "create it or fix the path"),
@@ -847,3 +850,17 @@ def test_weird_yaml_values_anywhere_give_spec_errors() -> None:
                 assert "internal error" not in exc.message, str(exc)
             seen += 1
     assert seen > 500
+
+
+def test_an_estimator_wraps_the_evaluator_and_round_trips() -> None:
+    from deploytune.evaluators.estimated import EstimatedEvaluator
+
+    spec = parse(mutated("evaluator.estimate", "tests.toy:toy_evaluate"))
+    assert spec.evaluator.estimate == "tests.toy:toy_evaluate"
+    assert parse(spec.to_dict()) == spec
+    evaluator = spec.build_evaluator()
+    try:
+        assert isinstance(evaluator, EstimatedEvaluator)
+        assert evaluator.estimate.__name__ == "toy_evaluate"
+    finally:
+        evaluator.close()

@@ -28,7 +28,10 @@ if TYPE_CHECKING:
 
 
 def probe_evaluator(spec: EvaluatorSpec, base_dir: Path, space: Space) -> None:
-    """Import the Python target / find the command, and check placeholders, by building it."""
+    """Import the Python target / find the command, and check placeholders, by building it;
+    import the estimator."""
+    if spec.estimate is not None:
+        _import_target(spec.estimate, base_dir, "evaluator.estimate")
     if spec.kind == "python" and not spec.isolate:
         assert spec.target is not None
         _import_target(spec.target, base_dir)
@@ -138,8 +141,10 @@ def _templated_fields(spec: EvaluatorSpec) -> Iterator[tuple[tuple[Any, ...], st
             yield (*section, key), str((spec.server or {})[key])
 
 
-def _import_target(target: str, base_dir: Path) -> Callable[..., Any]:
-    """Import ``module:function`` in this process, the spec's folder first on ``sys.path``."""
+def _import_target(target: str, base_dir: Path,
+                   at: str = "evaluator.python") -> Callable[..., Any]:
+    """Import ``module:function`` in this process, the spec's folder first on ``sys.path``;
+    a failure is an error of the spec's field ``at``."""
     module_name, _, attr = target.partition(":")
     folder = str(base_dir)
     if folder not in sys.path:
@@ -149,20 +154,20 @@ def _import_target(target: str, base_dir: Path) -> Callable[..., Any]:
     try:
         obj: Any = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        raise Invalid("evaluator.python", f"cannot import {show(module_name)} "
+        raise Invalid(at, f"cannot import {show(module_name)} "
                       f"({one_line(str(exc))}); {fix}") \
             from None
     except (Exception, SystemExit) as exc:
-        raise Invalid("evaluator.python", f"importing {show(module_name)} failed "
+        raise Invalid(at, f"importing {show(module_name)} failed "
                       f"({type(exc).__name__}: {one_line(str(exc))}); {fix}") from None
     for part in attr.split("."):
         try:
             obj = getattr(obj, part)
         except Exception:
-            raise Invalid("evaluator.python", f"module {show(module_name)} has no "
+            raise Invalid(at, f"module {show(module_name)} has no "
                           f"attribute {show(attr)}; check the function's name") from None
     if not callable(obj):
-        raise Invalid("evaluator.python", f"{show(target)} is not a function; name a function "
+        raise Invalid(at, f"{show(target)} is not a function; name a function "
                       f"config -> metrics")
     return obj
 
@@ -209,7 +214,19 @@ def _server_evaluator(spec: EvaluatorSpec) -> ServerEvaluator:
 
 
 def build_evaluator(spec: EvaluatorSpec, base_dir: Path) -> Evaluator:
-    """A fresh evaluator as described by ``spec``; see :meth:`Spec.build_evaluator`."""
+    """A fresh evaluator as described by ``spec``; see :meth:`Spec.build_evaluator`. With an
+    ``estimate``, the estimator (imported in this process) comes first
+    (:class:`~deploytune.evaluators.estimated.EstimatedEvaluator`)."""
+    evaluator = _build(spec, base_dir)
+    if spec.estimate is None:
+        return evaluator
+    from deploytune.evaluators.estimated import EstimatedEvaluator
+
+    return EstimatedEvaluator(evaluator, _import_target(spec.estimate, base_dir,
+                                                        "evaluator.estimate"))
+
+
+def _build(spec: EvaluatorSpec, base_dir: Path) -> Evaluator:
     if spec.kind == "command":
         return _command_evaluator(spec)
     if spec.kind == "server":

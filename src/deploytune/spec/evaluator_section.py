@@ -61,6 +61,8 @@ def parse_evaluator(raw: Any, space: Space, base_dir: Path,
     retries = 2 if d.get("retries") is None else int_at_least(
         d["retries"], "evaluator.retries", 0, 1000, 2)
     rules = _rules(d.get("rules"))
+    estimate = None if d.get("estimate") is None else _target(
+        d["estimate"], "evaluator.estimate", "estimate: my_package.model:predict")
     if has_server:
         if d.get("isolate") is not None:
             raise Invalid("evaluator.isolate", "applies to python evaluators only (a server "
@@ -68,7 +70,7 @@ def parse_evaluator(raw: Any, space: Space, base_dir: Path,
         server = parse_server(d["server"], _argument)
         load = parse_load(d.get("load"))
         spec = EvaluatorSpec("server", None, server["argv"], env, cwd, timeout_s, memory_mb,
-                             None, True, server=server, load=load)
+                             None, True, server=server, load=load, estimate=estimate)
         check_placeholders(spec, space)
         if check_evaluator:
             probe_evaluator(spec, base_dir, space)
@@ -80,20 +82,14 @@ def parse_evaluator(raw: Any, space: Space, base_dir: Path,
         if not isinstance(isolate, bool):
             raise Invalid("evaluator.isolate", f"expected true or false, got "
                           f"{kind_of(isolate)}")
-        target = as_string(d["python"], "evaluator.python", "'module:function'",
-                           "python: my_package.bench:evaluate")
-        if not TARGET_RE.match(target):
-            raise Invalid("evaluator.python", f"{target!r} is not of the form "
-                          f"package.module:function; write e.g. python: "
-                          f"my_package.bench:evaluate (a dotted module path relative to "
-                          f"the spec's folder, not a file path)")
+        target = _target(d["python"], "evaluator.python", "python: my_package.bench:evaluate")
         if not isolate:
             for key in ("timeout_s", "memory_mb", "env", "cwd"):
                 if d.get(key) is not None:
                     raise Invalid(f"evaluator.{key}", "an in-process evaluator (isolate: "
                                   "false) cannot apply it; remove it or set isolate: true")
         spec = EvaluatorSpec("python", target, (), env, cwd, timeout_s, memory_mb, None,
-                             isolate)
+                             isolate, estimate=estimate)
     else:
         if d.get("isolate") is not None:
             raise Invalid("evaluator.isolate", "applies to python evaluators only (a "
@@ -103,12 +99,22 @@ def parse_evaluator(raw: Any, space: Space, base_dir: Path,
             raise Invalid("evaluator.command.env", "env is given twice (also as "
                           "evaluator.env); keep one of them")
         spec = EvaluatorSpec("command", None, argv, cmd_env if cmd_env is not None else env,
-                             cwd, timeout_s, memory_mb, metrics_file, True)
+                             cwd, timeout_s, memory_mb, metrics_file, True, estimate=estimate)
     if spec.kind == "command":
         check_placeholders(spec, space)
     if check_evaluator:
         probe_evaluator(spec, base_dir, space)
     return spec, retries, rules
+
+
+def _target(raw: Any, at: str, example: str) -> str:
+    """A ``package.module:function`` target at the field ``at``."""
+    target = as_string(raw, at, "'module:function'", example)
+    if not TARGET_RE.match(target):
+        raise Invalid(at, f"{target!r} is not of the form package.module:function; write "
+                      f"e.g. {example} (a dotted module path relative to the spec's folder, "
+                      f"not a file path)")
+    return target
 
 
 def _cwd(raw: Any, base_dir: Path) -> Path:

@@ -50,6 +50,9 @@ class EvaluatorSpec:
             :class:`~deploytune.evaluators.server.ServerSettings`).
         load: For ``server``: the validated ``evaluator.load`` mapping (the fields of
             :class:`~deploytune.loadgen.LoadSpec`).
+        estimate: A cheap estimator ``"package.module:function"`` (config -> metrics) called
+            before each evaluation, in the tuner's process: the fidelity rung ``estimate``
+            (:class:`~deploytune.evaluators.estimated.EstimatedEvaluator`); ``None``: none.
     """
 
     kind: str
@@ -63,10 +66,11 @@ class EvaluatorSpec:
     isolate: bool
     server: dict[str, Any] | None = None
     load: dict[str, Any] | None = None
+    estimate: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The ``evaluator`` section's dict form (without ``retries`` and ``rules``)."""
-        out: dict[str, Any] = {}
+        out: dict[str, Any] = {} if self.estimate is None else {"estimate": self.estimate}
         if self.kind == "python":
             out["python"] = self.target
             out["isolate"] = self.isolate

@@ -29,7 +29,7 @@ REQUIRED_EXAMPLES = {
     "budget": "e.g. budget: 25 (trials) or budget: {trials: 25, seconds: 3600}",
 }
 EVALUATOR_KEYS = ("python", "command", "server", "load", "isolate", "cwd", "env", "timeout_s",
-                  "memory_mb", "retries", "rules")
+                  "memory_mb", "retries", "rules", "estimate")
 COMMAND_KEYS = ("argv", "env", "metrics_file")
 RULE_KEYS = tuple(f.name for f in fields(Rule))
 BUDGET_KEYS = ("trials", "seconds")
