@@ -24,6 +24,11 @@ first in the same invocation). The methods (:data:`METHODS`):
 * ``smac3-mf``: the real SMAC3 package's ``MultiFidelityFacade`` (Hyperband), which chooses
   each configuration and its budget itself (:mod:`deploybench.fidelity_smac`).
 
+A live problem (``llama-cpu``: a real llama.cpp server per evaluation) runs its real
+evaluator, whose rungs are the server evaluator's (``boot`` when healthy, ``short`` at the
+first interim report), and its seconds are measured: ``cabo`` then has the rung rule off
+(``promote_below: 0``), ``cabo-rungs`` on; run it with ``jobs`` 1.
+
 Regret at a budget of ``f x cap`` seconds: the normalised regret
 (:meth:`~deploybench.problem.Problem.regret`) of the best measured feasible value among the
 trials that finished within it (a trial stopped at a rung is never feasible). Each (problem,
@@ -162,7 +167,12 @@ def run_method(problem_name: str, method_name: str, seed: int, seconds_cap: floa
     early: EarlyAbort | bool = method.early_abort
     if method.early_abort and promote_below is not None:
         early = EarlyAbort(promote_below=promote_below)
-    evaluator: Any = problem.sim_evaluator(seed, rungs=method.rungs)
+    if problem.live is not None:  # real rungs: single fidelity is the rung rule switched off
+        evaluator: Any = problem.live()
+        if method.early_abort and not method.rungs:
+            early = EarlyAbort(promote_below=0.0)
+    else:
+        evaluator = problem.sim_evaluator(seed, rungs=method.rungs)
     if method.estimate:
         from deploytune.evaluators.estimated import EstimatedEvaluator
 
@@ -224,7 +234,8 @@ def run_fidelity_bench(settings: FidelitySettings, out_dir: Path, command: str,
     from deploybench.fidelity_report import fidelity_figure, fidelity_markdown, summarise
 
     for name in settings.problems:
-        if resolve_problem(name).staged is None:
+        problem = resolve_problem(name)
+        if problem.staged is None and problem.live is None:
             raise ValueError(f"problem {name!r} has no fidelity rungs")
     seeds = range(settings.seeds)
     reference = next(iter(METHODS))

@@ -54,6 +54,8 @@ def summarise(results: Mapping[str, Any]) -> dict[str, Any]:
                 "trials": _mean([len(r["rows"]) for r in runs]),
                 "stopped_at_rung": sum(bool(row["rungs"]) and row["status"] == "aborted"
                                        for row in rows) / max(1, len(rows)),
+                "crash_s_max": max((row["cost_s"] for row in rows
+                                    if row["status"] == "crashed"), default=None),
                 "wall_s": _mean([r["wall_s"] for r in runs]),
             }
         lowest = {}
@@ -112,14 +114,14 @@ def fidelity_markdown(results: Mapping[str, Any]) -> str:
     for problem, cell in results["summary"]["problems"].items():
         lines += [f"**{problem}** (cap {cell['cap_s']:.0f} s)", ""]
         head = ["method", *[f"regret at {f:g} x cap" for f in FRACTIONS], "trials",
-                "stopped at a rung", "wall s"]
+                "stopped at a rung", "longest crash s", "wall s"]
         rows = []
         for m, v in cell["methods"].items():
             rows.append([f"`{m}`", *[
                 (f"**{_num(v['regret'][str(f)])}**" if m in cell["lowest"][str(f)]
                  else _num(v["regret"][str(f)])) for f in FRACTIONS],
                 _num(v["trials"], 1), f"{100 * v['stopped_at_rung']:.0f} %",
-                _num(v["wall_s"], 1)])
+                _num(v["crash_s_max"], 1), _num(v["wall_s"], 1)])
         lines += [*markdown_table(head, rows), ""]
         for m, g in cell["goals"].items():
             verdict = ("met" if g["not_worse_in_mean"] else

@@ -71,8 +71,7 @@ def run_smac_mf(problem: Problem, seed: int, seconds_cap: float, max_trials: int
     from smac import MultiFidelityFacade, Scenario
     from smac.runhistory import StatusType, TrialValue
 
-    from deploytune.samplers._configspace import ConfigSpaceEncoding
-    from deploytune.samplers.smac3 import Smac3Settings, told_values
+    from deploytune.samplers.smac3 import ConfigSpaceEncoding, Smac3Settings, told_values
 
     encoding = ConfigSpaceEncoding(problem.space, seed)
     sign = problem.objective.sign

@@ -153,8 +153,7 @@ def fork_run(settings: list[dict[str, Any]]) -> int:
     import deploytune.tuner  # noqa: F401
     from deploytune.parallel.launch import fork_workers
     from deploytune.parallel.storage import warm_storage
-    from deploytune.samplers import make_sampler
-    from deploytune.samplers._base import SpaceSampler
+    from deploytune.samplers import SpaceSampler, make_sampler
 
     first = settings[0]
     warm_storage(first["storage"])

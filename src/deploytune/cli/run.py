@@ -68,8 +68,7 @@ def _import_for_workers(spec: Spec) -> None:
     import deploytune.progress
     import deploytune.tuner  # noqa: F401
     from deploytune.parallel.storage import warm_storage
-    from deploytune.samplers import make_sampler
-    from deploytune.samplers._base import SpaceSampler
+    from deploytune.samplers import SpaceSampler, make_sampler
 
     warm_storage(spec.storage)
     sampler = make_sampler(spec.sampler, space=spec.space, seed=spec.seed,

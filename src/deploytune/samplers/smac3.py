@@ -113,8 +113,8 @@ if TYPE_CHECKING:
     from optuna import Study
     from optuna.trial import FrozenTrial
 
-__all__ = ["SMAC_VERSION", "Smac3Sampler", "Smac3Settings", "make_smac3", "register_all",
-           "require_smac", "told_values"]
+__all__ = ["SMAC_VERSION", "ConfigSpaceEncoding", "Smac3Sampler", "Smac3Settings", "make_smac3",
+           "register_all", "require_smac", "told_values"]
 
 SMAC_VERSION = "2.3.1"
 """The SMAC3 release the ``peers`` extra pins."""
