@@ -3,6 +3,7 @@ end to end through ``optimize`` with an evaluator that passes rungs."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from typing import Any
@@ -139,3 +140,24 @@ def test_the_rungs_are_read_back_from_the_study() -> None:
     assert set(trial.user_attrs[ATTR_RUNGS]) == {"boot", "short"}
     rec = TrialRecord.from_trial(trial)
     assert rec is not None and rec.rungs["boot"]["memory_gib"] > 1.0
+
+
+def test_a_re_run_is_never_stopped_at_a_rung() -> None:
+    """A finalist's re-run is run to be measured again: the rung rule leaves it alone (the hard
+    early-abort rule still applies)."""
+    from types import SimpleNamespace
+
+    from deploytune.evaluators.estimated import ESTIMATE_RUNG
+    from deploytune.history import ATTR_REPEAT_OF
+    from deploytune.monitoring import make_check
+
+    history = [dataclasses.replace(r, rungs={**r.rungs, ESTIMATE_RUNG: r.rungs["short"]})
+               for r in _history(bias=1.5)]
+    hopeless = {"p95_ms": 95.0, "tokens_per_s": 1.0}
+    fresh = make_check(EarlyAbort(), OBJ, CONS, history, SimpleNamespace(user_attrs={}), False)
+    again = make_check(EarlyAbort(), OBJ, CONS, history,
+                       SimpleNamespace(user_attrs={ATTR_REPEAT_OF: 2}), False)
+    assert fresh(hopeless, 1, "short") is not None
+    assert fresh(hopeless, None, ESTIMATE_RUNG) is not None
+    assert again(hopeless, 1, "short") is None and again(hopeless, None, ESTIMATE_RUNG) is None
+    assert again({"p95_ms": 1000.0}, 1, "short") is not None  # 10 x the limit: early abort

@@ -13,7 +13,7 @@ import optuna
 from deploytune.early_abort import EarlyAbort
 from deploytune.evaluators.base import AbortCheck
 from deploytune.evaluators.estimated import ESTIMATE_RUNG
-from deploytune.history import TrialRecord
+from deploytune.history import ATTR_REPEAT_OF, TrialRecord
 from deploytune.outcome import Constraint, Objective
 
 __all__ = ["make_check"]
@@ -38,14 +38,17 @@ def make_check(early: EarlyAbort, objective: Objective, constraints: Sequence[Co
     """The monitor's check of each streamed report: the early-abort rule's reason to stop,
     else, at the end of a rung, the rung rule's (judged from ``history``, the study's finished
     evaluations), else the pruner's (fed the objective when ``use_pruner`` and the step is
-    usable)."""
+    usable). A deliberate re-run of a configuration (a finalist's, an uncertain incumbent's)
+    is never stopped by the rung rule: it is run to be measured again, not to be screened."""
     any_feasible = any(r.feasible for r in history)
+    screened = trial.user_attrs.get(ATTR_REPEAT_OF) is None
 
     def check(partial: Mapping[str, float], step: int | None, rung: str | None) -> str | None:
         if rung == ESTIMATE_RUNG:  # a prediction, not a measurement: only the rung rule
-            return early.rung_reason(rung, partial, history, objective, constraints)
+            return early.rung_reason(rung, partial, history, objective, constraints) \
+                if screened else None
         reason = early.reason(partial, constraints, any_feasible)
-        if reason is None and rung is not None:
+        if reason is None and rung is not None and screened:
             reason = early.rung_reason(rung, partial, history, objective, constraints)
         if reason is not None:
             return reason
