@@ -23,7 +23,8 @@ study's own runs:
   constraint or objective the rung did not measure (``boot`` reports memory, not latency) does
   not count.
 
-A run stopped at a rung is recorded as aborted, with the rung's metrics: the samplers learn
+A run stopped at a rung is recorded as aborted, with the metrics the correction predicts at its
+end (:func:`predicted_end`; the rung's raw metrics stay in the trial's rungs): the samplers learn
 from it (constraint and objective models take aborted runs with their partial measurements),
 and it is never recommended. The hard early-abort rule (:mod:`deploytune.early_abort`) still
 applies to every report.
@@ -38,9 +39,13 @@ from dataclasses import dataclass
 from scipy.stats import norm
 
 from deploytune.history import TrialRecord
-from deploytune.outcome import Constraint, Objective, Status
+from deploytune.outcome import Constraint, Objective, Outcome, Status
 
-__all__ = ["Correction", "correction", "incumbent", "rung_reason"]
+__all__ = ["STOPPED", "Correction", "correction", "incumbent", "predicted_end",
+           "record_predicted_end", "rung_reason"]
+
+STOPPED = "not promoted past rung"
+"""How the reason of every stop by the rung rule begins."""
 
 
 def rung_reason(rung: str, partial: Mapping[str, float], history: Sequence[TrialRecord],
@@ -76,11 +81,51 @@ def rung_reason(rung: str, partial: Mapping[str, float], history: Sequence[Trial
             p_best *= p
             chances.append(f"P(better than {best:g}) = {p:.2g}")
     if chances and p_best < stop_below:
-        return (f"not promoted past rung {rung}: {', '.join(chances)} at the end, from the "
-                f"study's runs that went on from this rung")
+        return (f"{STOPPED} {rung}: {', '.join(chances)} at the end, from the study's runs "
+                f"that went on from this rung")
     return None
 
 
+
+
+def predicted_end(rung: str, metrics: Mapping[str, float], history: Sequence[TrialRecord],
+                  min_pairs: int) -> dict[str, float]:
+    """``metrics`` measured at ``rung``, each metric that at least ``min_pairs`` of the study's
+    runs carried from the rung to the end replaced by its predicted median at the end.
+
+    A run the rung rule stopped is recorded with these: the samplers then learn what the study
+    expects at the end (an estimator's latency corrected by its measured bias), not the rung's
+    raw values; the raw values stay with the trial's rungs.
+    """
+    out = dict(metrics)
+    for metric, value in metrics.items():
+        fix = correction(rung, metric, history)
+        if fix is None or fix.pairs < min_pairs or not math.isfinite(value) or (
+                fix.log and value <= 0):
+            continue
+        centre, _ = fix.predict(value)
+        out[metric] = math.exp(centre) if fix.log else centre
+    return out
+
+
+def record_predicted_end(outcome: Outcome, history: Sequence[TrialRecord],
+                         objective: Objective, constraints: Sequence[Constraint],
+                         min_pairs: int) -> None:
+    """Give a run the rung rule stopped, as its metrics, objective value and violations, what
+    the study predicts at its end (:func:`predicted_end` of the rung it stopped at); any other
+    ``outcome`` is left as it is."""
+    from deploytune.evaluators.base import Evaluation
+    from deploytune.execution import outcome_of
+
+    if outcome.status is not Status.ABORTED or not outcome.rungs or \
+            not (outcome.error or "").startswith(STOPPED):
+        return
+    rung = list(outcome.rungs)[-1]
+    predicted = predicted_end(rung, outcome.rungs[rung], history, min_pairs)
+    judged = outcome_of(Evaluation({**outcome.metrics, **predicted}, aborted=outcome.error),
+                        objective, constraints)
+    outcome.metrics, outcome.value, outcome.violations = \
+        judged.metrics, judged.value, judged.violations
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from deploytune.parallel.heartbeat import DEFAULT_INTERVAL_S as HEARTBEAT_S
 from deploytune.parallel.leases import LeaseImpossible, Resources
 from deploytune.parallel.storage import open_storage
 from deploytune.problem import claimable, difference, setup_of
+from deploytune.promotion import record_predicted_end
 from deploytune.recovery import (
     claim_next_trial,
     interrupt_trial,
@@ -357,6 +358,8 @@ def _run_next_trial(study: optuna.Study, settings: _Settings, evaluator: Evaluat
                        snapshot.history, trial, settings.use_pruner)
     outcome = _evaluate(study, trial, config, evaluator, settings, check,
                         snapshot.full_run_costs, coord)
+    record_predicted_end(outcome, snapshot.history, settings.objective, settings.constraints,
+                         settings.early.min_pairs)
     if outcome.missing and not snapshot.any_ran:
         interrupt_trial(study, trial, "stopped: a metric the spec names was not "
                         "reported", settings.space)

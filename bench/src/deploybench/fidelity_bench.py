@@ -111,7 +111,7 @@ class FidelitySettings:
     trials: int = 50
     promote_below: tuple[float, ...] = ()
     jobs: int = 2
-    max_trials: int = 300
+    max_trials: int = 200
 
 
 class _Spent(Exception):
