@@ -168,4 +168,6 @@ def test_stopping_tune_with_workers_records_their_trials_and_leaves_no_process(
     assert again.returncode == 0, again.stdout + again.stderr
     trials = optuna.load_study(study_name="w", storage=f"sqlite:///{tmp_path / 'spec.db'}"
                                ).get_trials(deepcopy=False)
-    assert sum(t.state == TrialState.COMPLETE and not is_interrupted(t) for t in trials) == 4
+    # every evaluation of the budget, whatever its outcome (the toy crashes in places)
+    assert sum(t.state.is_finished() and not is_interrupted(t) for t in trials) == 4
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
