@@ -173,8 +173,10 @@ def fidelity_figure(results: Mapping[str, Any], path: Path) -> None:
         panels.append((f"pooled over {len(problems)} problems", problems))
     fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 3.8), squeeze=False)
     for ax, (title, names) in zip(axes[0], panels, strict=True):
-        for m in methods:
-            ax.plot(fractions, curve(names, m), label=m)
+        ran = {(r["problem"], r["method"]) for r in results["runs"]}
+        for m in methods:  # a method pooled only where it ran on every problem
+            if all((p, m) in ran for p in names):
+                ax.plot(fractions, curve(names, m), label=m)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("simulated seconds / cap")
         ax.set_ylabel("mean regret")
