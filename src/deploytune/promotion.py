@@ -86,8 +86,6 @@ def rung_reason(rung: str, partial: Mapping[str, float], history: Sequence[Trial
     return None
 
 
-
-
 def predicted_end(rung: str, metrics: Mapping[str, float], history: Sequence[TrialRecord],
                   min_pairs: int) -> dict[str, float]:
     """``metrics`` measured at ``rung``, each metric that at least ``min_pairs`` of the study's
@@ -99,12 +97,10 @@ def predicted_end(rung: str, metrics: Mapping[str, float], history: Sequence[Tri
     """
     out = dict(metrics)
     for metric, value in metrics.items():
-        fix = correction(rung, metric, history)
-        if fix is None or fix.pairs < min_pairs or not math.isfinite(value) or (
-                fix.log and value <= 0):
-            continue
-        centre, _ = fix.predict(value)
-        out[metric] = math.exp(centre) if fix.log else centre
+        found = _prediction(rung, metric, value, history, min_pairs)
+        if found is not None:
+            centre, _, log = found
+            out[metric] = math.exp(centre) if log else centre
     return out
 
 
@@ -177,22 +173,32 @@ def incumbent(history: Sequence[TrialRecord], objective: Objective) -> float | N
     return max(values) if objective.direction == "maximize" else min(values)
 
 
-def _probability(rung: str, metric: str, partial: Mapping[str, float],
-                 history: Sequence[TrialRecord], min_pairs: int, threshold: float,
-                 above: bool) -> float | None:
-    """P(``metric`` at the end is above (or below) ``threshold``) given its value at ``rung``;
-    ``None`` when the rung did not measure it or fewer than ``min_pairs`` runs say how it
-    carries to the end."""
-    value = partial.get(metric)
+def _prediction(rung: str, metric: str, value: float | None, history: Sequence[TrialRecord],
+                min_pairs: int) -> tuple[float, float, bool] | None:
+    """Mean and spread of ``metric`` at the end given ``value`` at ``rung``, and whether they
+    are on the log scale; ``None`` when the rung did not measure it or fewer than
+    ``min_pairs`` runs say how it carries to the end."""
     if value is None or not math.isfinite(value):
         return None
     fix = correction(rung, metric, history)
-    if fix is None or fix.pairs < min_pairs:
-        return None
-    if fix.log and (value <= 0 or threshold <= 0):
+    if fix is None or fix.pairs < min_pairs or (fix.log and value <= 0):
         return None
     centre, sd = fix.predict(value)
-    at = math.log(threshold) if fix.log else threshold
+    return centre, sd, fix.log
+
+
+def _probability(rung: str, metric: str, partial: Mapping[str, float],
+                 history: Sequence[TrialRecord], min_pairs: int, threshold: float,
+                 above: bool) -> float | None:
+    """P(``metric`` at the end is above (or below) ``threshold``) given its value at ``rung``
+    (``None`` as :func:`_prediction`, or for a positive metric against a threshold <= 0)."""
+    found = _prediction(rung, metric, partial.get(metric), history, min_pairs)
+    if found is None:
+        return None
+    centre, sd, log = found
+    if log and threshold <= 0:
+        return None
+    at = math.log(threshold) if log else threshold
     if sd <= 0:
         return 1.0 if (centre > at if above else centre <= at) else 0.0
     z = (at - centre) / sd

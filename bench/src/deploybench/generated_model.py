@@ -310,12 +310,7 @@ class GeneratedInstance:
             RuntimeError: A run-time failure rule fired.
             TimeoutError: A timeout rule fired.
         """
-        metrics = self.evaluate_noise_free(config)
-        sigma = self.noise_of(config)
-        z = rng.standard_normal(len(metrics))
-        return {k: v * max(0.05, 1.0 + sigma * (0.25 if k == "quality" else 1.0)
-                           * float(zi))
-                for (k, v), zi in zip(metrics.items(), z, strict=True)}
+        return _noisy(self.evaluate_noise_free(config), self.noise_of(config), rng)
 
     def staged(self, config: Config, rng: np.random.Generator,
                report: Callable[..., None]) -> dict[str, float]:
@@ -324,11 +319,9 @@ class GeneratedInstance:
         leaves its stream as it was (the final metrics equal :meth:`simulate`'s). A crash
         comes before the rung. A run stopped there costs the cost model's ``aborted_s``."""
         metrics = self.evaluate_noise_free(config)
-        sigma = 2.0 * self.noise_of(config)
-        z = rng.spawn(1)[0].standard_normal(len(metrics))
-        report({k: v * max(0.05, 1.0 + sigma * (0.25 if k == "quality" else 1.0) * float(zi))
-                for (k, v), zi in zip(metrics.items(), z, strict=True)}, step=1, rung="short")
-        return self.simulate(config, rng)
+        sigma = self.noise_of(config)
+        report(_noisy(metrics, 2.0 * sigma, rng.spawn(1)[0]), step=1, rung="short")
+        return _noisy(metrics, sigma, rng)
 
     def feasible(self, metrics: Mapping[str, float]) -> bool:
         """Whether noise-free ``metrics`` meet every constraint."""
@@ -390,3 +383,12 @@ class GeneratedInstance:
                        self.reference, cost=self.cost, description=self.description(),
                        families=self.families, feasible_families=self.feasible_families,
                        staged=self.staged)
+
+
+def _noisy(metrics: Mapping[str, float], sigma: float,
+           rng: np.random.Generator) -> dict[str, float]:
+    """``metrics`` times multiplicative noise ``max(0.05, 1 + sigma z)`` (a quarter of
+    ``sigma`` for quality), one standard normal ``z`` per metric from ``rng``."""
+    z = rng.standard_normal(len(metrics))
+    return {k: v * max(0.05, 1.0 + sigma * (0.25 if k == "quality" else 1.0) * float(zi))
+            for (k, v), zi in zip(metrics.items(), z, strict=True)}
